@@ -1,0 +1,279 @@
+//! Runtime configuration: command-line flags over an optional TOML config file
+//! over XDG defaults.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The port `serve` listens on by default and the one assumed for `--peer HOST` without a port.
+pub const DEFAULT_PORT: u16 = 47474;
+
+/// Flags shared by every subcommand that runs a peer.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PeerArgs {
+    /// Folder holding one sub-folder per game id [default: ~/Games/lanspread]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub game_dir: Option<PathBuf>,
+    /// Folder for lanspread's own state: library index, install journal
+    /// [default: $XDG_STATE_HOME/lanspread or ~/.local/state/lanspread]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Folder for daily-rolling log files [default: <state dir>/logs]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub log_dir: Option<PathBuf>,
+    /// UDP address to listen on for QUIC [default: 0.0.0.0:0, any free port;
+    /// `serve` uses 0.0.0.0:47474 so static peers can find a seed box]
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// A peer to contact directly, besides those found by mDNS; repeatable.
+    /// Without a port, 47474 is assumed.
+    #[arg(long = "peer", value_name = "ADDR:PORT", global = true)]
+    pub peers: Vec<String>,
+    /// A TOML file of extra games ([[game]] tables with id, name, description)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub catalog: Option<PathBuf>,
+    /// Do not advertise or browse with mDNS; only --peer addresses are contacted
+    #[arg(long, global = true)]
+    pub no_mdns: bool,
+    /// Name shown to other peers [default: the host name]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub name: Option<String>,
+    /// Config file [default: $XDG_CONFIG_HOME/lanspread/config.toml, if it exists]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// The optional config file; every key mirrors a flag of the same name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    game_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    peers: Vec<String>,
+    mdns: Option<bool>,
+    catalog: Option<PathBuf>,
+    name: Option<String>,
+    ping_interval_secs: Option<f64>,
+    peer_timeout_secs: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub game_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub static_peers: Vec<SocketAddr>,
+    pub mdns: bool,
+    /// Whether to announce ourselves over mDNS (off for short-lived commands like `list`).
+    pub advertise: bool,
+    pub catalog_file: Option<PathBuf>,
+    pub peer_name: String,
+    pub ping_interval: Duration,
+    /// A peer that has not answered a ping for this long is dropped.
+    pub peer_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("cannot resolve peer address {address:?}: {reason}")]
+    BadPeer { address: String, reason: String },
+    #[error("{0} must be a positive number of seconds")]
+    BadDuration(&'static str),
+    #[error("cannot work out a default for {0}: set $HOME or pass the flag")]
+    NoHome(&'static str),
+}
+
+impl Config {
+    /// Builds the config from flags, the config file, and defaults, in that order of precedence.
+    /// `default_listen` differs per subcommand (`serve` wants a well-known port).
+    pub fn resolve(args: &PeerArgs, default_listen: SocketAddr) -> Result<Self, ConfigError> {
+        let file_path = args.config.clone().or_else(|| {
+            let path = xdg_dir("XDG_CONFIG_HOME", ".config")
+                .ok()?
+                .join("lanspread/config.toml");
+            path.exists().then_some(path)
+        });
+        let file = match &file_path {
+            Some(path) => read_config_file(path)?,
+            None => ConfigFile::default(),
+        };
+
+        let state_dir = match args.state_dir.clone().or(file.state_dir) {
+            Some(dir) => dir,
+            None => xdg_dir("XDG_STATE_HOME", ".local/state")?.join("lanspread"),
+        };
+        let game_dir = match args.game_dir.clone().or(file.game_dir) {
+            Some(dir) => dir,
+            None => home()?.join("Games/lanspread"),
+        };
+        let log_dir = args
+            .log_dir
+            .clone()
+            .or(file.log_dir)
+            .unwrap_or_else(|| state_dir.join("logs"));
+        let peers = if args.peers.is_empty() {
+            file.peers
+        } else {
+            args.peers.clone()
+        };
+        let static_peers = peers
+            .iter()
+            .map(|peer| resolve_peer_address(peer))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Config {
+            game_dir,
+            state_dir,
+            log_dir,
+            listen: args.listen.or(file.listen).unwrap_or(default_listen),
+            static_peers,
+            mdns: !args.no_mdns && file.mdns.unwrap_or(true),
+            advertise: true,
+            catalog_file: args.catalog.clone().or(file.catalog),
+            peer_name: args.name.clone().or(file.name).unwrap_or_else(host_name),
+            ping_interval: seconds(file.ping_interval_secs, 2.0, "ping_interval_secs")?,
+            peer_timeout: seconds(file.peer_timeout_secs, 10.0, "peer_timeout_secs")?,
+        })
+    }
+
+    /// A config for tests and the demo: everything under `root`, no mDNS, fast liveness checks.
+    pub fn for_local_test(root: &Path) -> Self {
+        Config {
+            game_dir: root.join("games"),
+            state_dir: root.join("state"),
+            log_dir: root.join("logs"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            static_peers: Vec::new(),
+            mdns: false,
+            advertise: false,
+            catalog_file: None,
+            peer_name: "test".to_owned(),
+            ping_interval: Duration::from_millis(200),
+            peer_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn seconds(value: Option<f64>, default: f64, name: &'static str) -> Result<Duration, ConfigError> {
+    let value = value.unwrap_or(default);
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::BadDuration(name))
+    }
+}
+
+/// `HOST:PORT`, `IP:PORT`, `[V6]:PORT`, or a bare host/IP meaning port 47474.
+pub fn resolve_peer_address(address: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |reason: String| ConfigError::BadPeer {
+        address: address.to_owned(),
+        reason,
+    };
+    if let Ok(addr) = address.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let with_port = if address.contains(':') {
+        address.to_owned()
+    } else {
+        format!("{address}:{DEFAULT_PORT}")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|err| bad(err.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address found".to_owned()))
+}
+
+fn home() -> Result<PathBuf, ConfigError> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .ok_or(ConfigError::NoHome("the game and state dirs"))
+}
+
+fn xdg_dir(variable: &str, fallback_under_home: &str) -> Result<PathBuf, ConfigError> {
+    match std::env::var_os(variable).filter(|value| !value.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(home()?.join(fallback_under_home)),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "lanspread".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_default_their_port() {
+        assert_eq!(
+            resolve_peer_address("10.0.0.5").unwrap(),
+            "10.0.0.5:47474".parse().unwrap()
+        );
+        assert_eq!(
+            resolve_peer_address("10.0.0.5:9").unwrap(),
+            "10.0.0.5:9".parse().unwrap()
+        );
+        assert_eq!(resolve_peer_address("[::1]:9").unwrap(), "[::1]:9".parse().unwrap());
+        assert_eq!(resolve_peer_address("::1").unwrap(), "[::1]:47474".parse().unwrap());
+        assert_eq!(resolve_peer_address("localhost:9").unwrap().port(), 9);
+        assert!(resolve_peer_address("no such host.invalid").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "game_dir = \"/games\"\nstate_dir = \"/state\"\npeers = [\"10.0.0.1\"]\nmdns = false\nping_interval_secs = 0.5\n",
+        )
+        .unwrap();
+        let args = PeerArgs {
+            game_dir: Some("/flag-games".into()),
+            config: Some(file.clone()),
+            ..PeerArgs::default()
+        };
+        let config = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap();
+        assert_eq!(config.game_dir, PathBuf::from("/flag-games"));
+        assert_eq!(config.state_dir, PathBuf::from("/state"));
+        assert_eq!(config.log_dir, PathBuf::from("/state/logs"));
+        assert_eq!(config.static_peers, ["10.0.0.1:47474".parse().unwrap()]);
+        assert!(!config.mdns);
+        assert_eq!(config.ping_interval, Duration::from_millis(500));
+
+        std::fs::write(&file, "gamedir = \"/typo\"\n").unwrap();
+        let err = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("gamedir"), "{err}");
+    }
+}

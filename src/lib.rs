@@ -1,0 +1,13 @@
+//! lanspread: share PC games across a LAN. See README.md for the architecture map.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod catalog;
+pub mod config;
+pub mod install;
+pub mod library;
+pub mod logging;
+pub mod peer;
+pub mod proto;
+pub mod ui;

@@ -1,0 +1,566 @@
+//! The local library: which catalog games are downloaded or installed under
+//! the game dir, with their versions and served file lists.
+//!
+//! A game is *downloaded* iff `<game_dir>/<id>/version.ini` is a regular file,
+//! and *installed* iff `<game_dir>/<id>/local` is a directory. File lists leave
+//! out `local/`, lanspread's reserved entries and symlinks (never followed, so
+//! nothing outside the game root is ever served).
+//!
+//! A small index in the state dir remembers each game's stat fingerprint, so a
+//! warm rescan of an unchanged game is one `stat` per entry: no directory
+//! listing and no `version.ini` read.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+pub use crate::proto::GameFileDescription;
+use crate::proto::{GameSummary, LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
+
+/// A game version as written in `version.ini`.
+///
+/// The format: the first line that is `version = VALUE` (any case, optionally
+/// inside an INI section), otherwise the first line that is not blank, a
+/// comment (`;`/`#`) or a `[section]` header. So a file holding only
+/// `20240301` works. Versions compare segment by segment: digit runs as
+/// numbers, other runs as text, so `1.10` > `1.9` and `20240301` > `20231224`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Version(String);
+
+impl Version {
+    pub fn new(text: impl Into<String>) -> Self {
+        Version(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses `version.ini` content; `None` when it holds no version at all.
+    pub fn parse_ini(content: &str) -> Option<Self> {
+        let content = content.trim_start_matches('\u{feff}');
+        let mut first_plain_line = None;
+        for line in content.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with(';') || line.starts_with('#') || line.starts_with('[') {
+                continue;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim().eq_ignore_ascii_case("version") {
+                    let value = value.trim().trim_matches('"');
+                    if !value.is_empty() {
+                        return Some(Version::new(value));
+                    }
+                }
+                continue;
+            }
+            first_plain_line.get_or_insert(line);
+        }
+        first_plain_line.map(Version::new)
+    }
+
+    fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
+        let text = self.0.as_str();
+        let mut rest = text;
+        std::iter::from_fn(move || {
+            rest = rest.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+            let first = rest.chars().next()?;
+            let end = if first.is_ascii_digit() {
+                rest.find(|c: char| !c.is_ascii_digit())
+            } else {
+                rest.find(|c: char| !c.is_ascii_alphabetic())
+            }
+            .unwrap_or(rest.len());
+            let (segment, tail) = rest.split_at(end);
+            rest = tail;
+            Some(if first.is_ascii_digit() {
+                Segment::Number(segment.trim_start_matches('0'))
+            } else {
+                Segment::Text(segment)
+            })
+        })
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Segment<'a> {
+    /// Digits without leading zeros, compared by length then lexically (no overflow).
+    Number(&'a str),
+    Text(&'a str),
+}
+
+impl Ord for Segment<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Segment::Number(a), Segment::Number(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            (Segment::Text(a), Segment::Text(b)) => a.cmp(b),
+            // A release number is newer than a text suffix like "beta".
+            (Segment::Number(_), Segment::Text(_)) => Ordering::Greater,
+            (Segment::Text(_), Segment::Number(_)) => Ordering::Less,
+        }
+    }
+}
+
+impl PartialOrd for Segment<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (mut ours, mut theirs) = (self.segments(), other.segments());
+        loop {
+            let ordering = match (ours.next(), theirs.next()) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                (None, None) => return self.0.cmp(&other.0),
+                // `2.0` is newer than `2.0beta` but older than `2.0.1`.
+                (None, Some(Segment::Text(_))) | (Some(Segment::Number(_)), None) => Ordering::Greater,
+                (None, Some(Segment::Number(_))) | (Some(Segment::Text(_)), None) => Ordering::Less,
+            };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One catalog game found under the game dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Game {
+    pub id: String,
+    pub name: String,
+    /// `Some` iff the game is downloaded (a regular root-level `version.ini`).
+    pub version: Option<Version>,
+    pub installed: bool,
+    /// Sum of the served files' sizes.
+    pub size: u64,
+    /// Served files, sorted by path; empty unless downloaded.
+    pub files: Vec<GameFileDescription>,
+}
+
+impl Game {
+    pub fn is_downloaded(&self) -> bool {
+        self.version.is_some()
+    }
+
+    pub fn summary(&self) -> Option<GameSummary> {
+        Some(GameSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            version: self.version.as_ref()?.to_string(),
+            size: self.size,
+        })
+    }
+}
+
+/// The scanned local library, keyed by game id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GameDB {
+    pub games: BTreeMap<String, Game>,
+    /// Folders under the game dir that are not catalog ids (shown, never shared).
+    pub uncatalogued: Vec<String>,
+}
+
+impl GameDB {
+    pub fn get(&self, id: &str) -> Option<&Game> {
+        self.games.get(id)
+    }
+
+    /// What this peer announces: downloaded catalog games only.
+    pub fn summaries(&self) -> Vec<GameSummary> {
+        self.games.values().filter_map(Game::summary).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("cannot read game dir {path}: {source}")]
+    GameDir { path: PathBuf, source: io::Error },
+}
+
+/// Scans every catalog game under `game_dir`, reusing `index` where a game is unchanged.
+pub fn scan_local_library(
+    game_dir: &Path,
+    catalog: &Catalog,
+    index: &mut LibraryIndex,
+) -> Result<GameDB, LibraryError> {
+    let entries = fs::read_dir(game_dir).map_err(|source| LibraryError::GameDir {
+        path: game_dir.to_owned(),
+        source,
+    })?;
+    let mut db = GameDB::default();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if !file_type.is_dir() || name.starts_with('.') {
+            continue;
+        }
+        if catalog.contains(&name) {
+            if let Some(game) = scan_game(game_dir, &name, catalog, index) {
+                db.games.insert(name, game);
+            }
+        } else {
+            db.uncatalogued.push(name);
+        }
+    }
+    db.uncatalogued.sort();
+    index.games.retain(|id, _| db.games.contains_key(id));
+    Ok(db)
+}
+
+/// Scans one game root; `None` if it is neither downloaded nor installed.
+pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut LibraryIndex) -> Option<Game> {
+    validate_game_id(id).ok()?;
+    let root = game_dir.join(id);
+    let installed = fs::symlink_metadata(root.join(LOCAL_DIR)).is_ok_and(|m| m.is_dir());
+    let sentinel_is_file = fs::symlink_metadata(root.join(VERSION_FILE)).is_ok_and(|m| m.is_file());
+
+    let (version, files) = if sentinel_is_file {
+        let cached = index.games.get(id).filter(|cached| cached.is_fresh(&root));
+        match cached {
+            Some(cached) => {
+                index.hits += 1;
+                (cached.version.clone(), cached.files.clone())
+            }
+            None => {
+                index.misses += 1;
+                match IndexedGame::scan(&root) {
+                    Ok(fresh) => {
+                        let result = (fresh.version.clone(), fresh.files.clone());
+                        index.games.insert(id.to_owned(), fresh);
+                        result
+                    }
+                    Err(err) => {
+                        tracing::warn!(game = id, "cannot scan {}: {err}", root.display());
+                        index.games.remove(id);
+                        return None;
+                    }
+                }
+            }
+        }
+    } else {
+        index.games.remove(id);
+        (None, Vec::new())
+    };
+    if version.is_none() && !installed {
+        return None;
+    }
+    Some(Game {
+        id: id.to_owned(),
+        name: catalog.display_name(id).to_owned(),
+        size: files.iter().map(|file| file.size).sum(),
+        version,
+        installed,
+        files,
+    })
+}
+
+/// The persisted scan cache, stored as JSON in the state dir.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LibraryIndex {
+    /// The game dir the entries describe; an index for another dir is discarded.
+    game_dir: PathBuf,
+    games: BTreeMap<String, IndexedGame>,
+    /// Games answered from the cache / rescanned since this index was loaded.
+    #[serde(skip)]
+    pub hits: u64,
+    #[serde(skip)]
+    pub misses: u64,
+}
+
+const INDEX_FILE: &str = "library-index.json";
+
+impl LibraryIndex {
+    /// Loads the index for `game_dir`; a missing, unreadable or foreign one just means a cold scan.
+    pub fn load_for(state_dir: &Path, game_dir: &Path) -> Self {
+        let path = state_dir.join(INDEX_FILE);
+        let loaded = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .inspect_err(|err| tracing::warn!("ignoring unreadable library index {}: {err}", path.display()))
+                .ok(),
+            Err(_) => None,
+        };
+        loaded
+            .filter(|index: &LibraryIndex| index.is_for(game_dir))
+            .unwrap_or_else(|| LibraryIndex {
+                game_dir: game_dir.to_owned(),
+                ..LibraryIndex::default()
+            })
+    }
+
+    pub fn is_for(&self, game_dir: &Path) -> bool {
+        self.game_dir == game_dir
+    }
+
+    /// Writes the index atomically (temp file + rename); it is only a cache, so no fsync.
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(state_dir)?;
+        let tmp = state_dir.join(format!("{INDEX_FILE}.tmp"));
+        fs::write(&tmp, serde_json::to_vec(self)?)?;
+        fs::rename(tmp, state_dir.join(INDEX_FILE))
+    }
+
+    /// Forgets one game so its next scan reads the disk.
+    pub fn invalidate(&mut self, id: &str) {
+        self.games.remove(id);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexedGame {
+    version: Option<Version>,
+    files: Vec<GameFileDescription>,
+    /// Every scanned entry (root "", dirs, files, `version.ini`) with its stat at scan time.
+    stamps: Vec<PathStamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PathStamp {
+    path: String,
+    is_dir: bool,
+    len: u64,
+    mtime_ns: u128,
+}
+
+impl PathStamp {
+    fn of(root: &Path, relative: &str) -> Option<Self> {
+        let full = if relative.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(relative)
+        };
+        let meta = fs::symlink_metadata(full).ok()?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Some(PathStamp {
+            path: relative.to_owned(),
+            is_dir: meta.is_dir(),
+            // Directory sizes are filesystem-specific and carry no information here.
+            len: if meta.is_dir() { 0 } else { meta.len() },
+            mtime_ns,
+        })
+    }
+}
+
+impl IndexedGame {
+    /// A directory's mtime changes when entries are added, removed or renamed in
+    /// it, and a file's when it is written, so equal stamps mean an equal scan.
+    fn is_fresh(&self, root: &Path) -> bool {
+        self.stamps
+            .iter()
+            .all(|stamp| PathStamp::of(root, &stamp.path).as_ref() == Some(stamp))
+    }
+
+    fn scan(root: &Path) -> io::Result<Self> {
+        let content = fs::read(root.join(VERSION_FILE))?;
+        let version = Version::parse_ini(&String::from_utf8_lossy(&content)).unwrap_or_else(|| {
+            tracing::warn!(
+                "{} holds no version; treating it as version \"unknown\"",
+                root.join(VERSION_FILE).display()
+            );
+            Version::new("unknown")
+        });
+        let mut stamps = vec![PathStamp::of(root, "").ok_or_else(|| io::Error::other("game root vanished"))?];
+        let mut files = Vec::new();
+        walk(root, "", &mut files, &mut stamps)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(IndexedGame {
+            version: Some(version),
+            files,
+            stamps,
+        })
+    }
+}
+
+fn walk(
+    root: &Path,
+    relative_dir: &str,
+    files: &mut Vec<GameFileDescription>,
+    stamps: &mut Vec<PathStamp>,
+) -> io::Result<()> {
+    let dir = if relative_dir.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(relative_dir)
+    };
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            tracing::warn!("skipping non-UTF-8 name in {}", root.display());
+            continue;
+        };
+        if is_reserved_name(&name) || (relative_dir.is_empty() && name == LOCAL_DIR) {
+            continue;
+        }
+        let relative = if relative_dir.is_empty() {
+            name
+        } else {
+            format!("{relative_dir}/{name}")
+        };
+        let file_type = entry.file_type()?;
+        let Some(stamp) = PathStamp::of(root, &relative) else {
+            continue;
+        };
+        if file_type.is_dir() {
+            files.push(GameFileDescription {
+                path: relative.clone(),
+                size: 0,
+                is_dir: true,
+            });
+            stamps.push(stamp);
+            walk(root, &relative, files, stamps)?;
+        } else if file_type.is_file() {
+            files.push(GameFileDescription {
+                path: relative,
+                size: stamp.len,
+                is_dir: false,
+            });
+            stamps.push(stamp);
+        }
+        // Symlinks and special files are never served.
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> Version {
+        Version::new(text)
+    }
+
+    #[test]
+    fn version_ini_formats_parse_tolerantly() {
+        assert_eq!(Version::parse_ini("20240301"), Some(v("20240301")));
+        assert_eq!(Version::parse_ini("\u{feff}  20240301 \r\n"), Some(v("20240301")));
+        assert_eq!(
+            Version::parse_ini("[game]\r\nname=x\r\nVersion = \"1.2.3\"\r\n"),
+            Some(v("1.2.3"))
+        );
+        assert_eq!(Version::parse_ini("; comment\n\n2.0 beta\n"), Some(v("2.0 beta")));
+        assert_eq!(Version::parse_ini("  \n; only a comment\n"), None);
+    }
+
+    #[test]
+    fn versions_compare_numerically_by_segment() {
+        assert!(v("1.10") > v("1.9"));
+        assert!(v("20240301") > v("20231224"));
+        assert!(v("2.0") > v("2.0beta"));
+        assert!(v("1.0.1") > v("1.0"));
+        assert_ne!(v("007").cmp(&v("7")), Ordering::Equal, "different texts never compare equal");
+        assert!(v("99999999999999999999999") > v("9"), "no overflow on long numbers");
+    }
+
+    fn write(path: &Path, bytes: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn scan_classifies_games_and_excludes_reserved_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let games = dir.path();
+        let root = games.join("openarena");
+        write(&root.join(VERSION_FILE), b"20240301");
+        write(&root.join("oa.zip"), &[1; 100]);
+        write(&root.join("maps/dm1.pk3"), &[2; 50]);
+        write(&root.join("local/oa.exe"), b"installed");
+        write(&root.join(".local.installing/x"), b"staging");
+        write(&root.join(".version.ini.tmp"), b"tmp");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("escape")).unwrap();
+        write(&games.join("xonotic/local/x.exe"), b"installed only");
+        write(&games.join("teeworlds/partial.zip"), b"no sentinel");
+        fs::create_dir_all(games.join("teeworlds/version.ini")).unwrap();
+        write(&games.join("not-in-catalog/version.ini"), b"1");
+
+        let catalog = Catalog::bundled();
+        let db = scan_local_library(games, &catalog, &mut LibraryIndex::default()).unwrap();
+
+        let oa = db.get("openarena").unwrap();
+        assert_eq!(oa.version, Some(v("20240301")));
+        assert!(oa.installed);
+        let paths: Vec<_> = oa.files.iter().map(|f| (f.path.as_str(), f.size, f.is_dir)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("maps", 0, true),
+                ("maps/dm1.pk3", 50, false),
+                ("oa.zip", 100, false),
+                ("version.ini", 8, false)
+            ]
+        );
+        assert_eq!(oa.size, 158);
+
+        let xonotic = db.get("xonotic").unwrap();
+        assert!(xonotic.installed && !xonotic.is_downloaded());
+        assert!(
+            db.get("teeworlds").is_none(),
+            "a directory named version.ini is not a sentinel"
+        );
+        assert_eq!(db.uncatalogued, ["not-in-catalog"]);
+        assert_eq!(db.summaries().len(), 1, "only downloaded games are announced");
+    }
+
+    #[test]
+    fn warm_rescan_uses_the_index_and_sees_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        write(&root.join(VERSION_FILE), b"1");
+        write(&root.join("data/a.pk3"), &[0; 10]);
+        let catalog = Catalog::bundled();
+
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let cold = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!((index.hits, index.misses), (0, 1));
+        index.save(state.path()).unwrap();
+
+        let other_dir = LibraryIndex::load_for(state.path(), Path::new("/elsewhere"));
+        assert!(
+            other_dir.games.is_empty(),
+            "an index for another game dir is not reused"
+        );
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let warm = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(
+            (index.hits, index.misses),
+            (1, 0),
+            "unchanged game comes from the index"
+        );
+        assert_eq!(warm, cold);
+
+        // Growing a file in a subdirectory changes its stamp even though no directory changed.
+        write(&root.join("data/a.pk3"), &[0; 20]);
+        let changed = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(index.misses, 1);
+        assert_eq!(changed.get("openarena").unwrap().size, 21);
+    }
+}

@@ -1,0 +1,31 @@
+//! Logging: a daily-rolling file in the log dir (always, via tracing-appender)
+//! and optionally stderr. `RUST_LOG` overrides the default `info` filter.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+pub const LOG_FILE_PREFIX: &str = "lanspread.log";
+
+/// Installs the global subscriber. Keep the guard alive: dropping it flushes the file.
+pub fn init(log_dir: &Path, also_stderr: bool) -> std::io::Result<WorkerGuard> {
+    std::fs::create_dir_all(log_dir)?;
+    let appender = tracing_appender::rolling::daily(log_dir, LOG_FILE_PREFIX);
+    let (file_writer, guard) = tracing_appender::non_blocking(appender);
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn,mdns_sd=warn"));
+    let file_layer = fmt::layer()
+        .with_writer(file_writer)
+        .with_ansi(false)
+        .with_filter(filter());
+    let stderr_layer = also_stderr.then(|| fmt::layer().with_writer(std::io::stderr).with_filter(filter()));
+    tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init()
+        .map_err(std::io::Error::other)?;
+    Ok(guard)
+}

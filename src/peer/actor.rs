@@ -1,0 +1,556 @@
+//! The actor: one task that owns `PeerGameDB`, the local library and the
+//! candidate peer list. Network and disk work runs in tasks it owns (a
+//! `JoinSet`), which report back through the internal channel; the actor
+//! itself never awaits the network or the disk, except to hand out events.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{ClientError, PeerClient};
+use super::db::PeerGameDB;
+use super::discovery::{DiscoveredPeer, Discovery};
+use super::ping::{self, PingResult, PongOutcome, classify_pong};
+use super::server::{ServedLibrary, ServerContext, run_server_component};
+use super::transport::make_endpoint;
+use super::{PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::library::{GameDB, LibraryError, LibraryIndex, scan_local_library};
+use crate::proto::{GameDetails, GameSummary, Hello, PROTOCOL_VERSION};
+
+const COMMAND_QUEUE: usize = 64;
+const EVENT_QUEUE: usize = 1024;
+const INTERNAL_QUEUE: usize = 256;
+
+/// Results of the actor's own tasks.
+enum Internal {
+    Ping(PingResult),
+    RemoteGames {
+        addr: SocketAddr,
+        peer_id: String,
+        revision: u64,
+        result: Result<Vec<GameSummary>, ClientError>,
+    },
+    GameDetails {
+        id: String,
+        results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>,
+    },
+    LocalScanned {
+        generation: u64,
+        index: LibraryIndex,
+        result: Result<GameDB, LibraryError>,
+    },
+}
+
+struct Candidate {
+    is_static: bool,
+    added: Instant,
+}
+
+struct PeerActor {
+    config: Config,
+    catalog: Arc<Catalog>,
+    peer_id: String,
+    client: PeerClient,
+    events: mpsc::Sender<PeerEvent>,
+    internal: mpsc::Sender<Internal>,
+    db: PeerGameDB,
+    local: GameDB,
+    served: watch::Sender<Arc<ServedLibrary>>,
+    candidates: HashMap<SocketAddr, Candidate>,
+    pings_in_flight: HashSet<SocketAddr>,
+    fetches_in_flight: HashSet<SocketAddr>,
+    /// Bumped per requested scan, so a scan of an old game dir is ignored.
+    scan_generation: u64,
+    /// `None` while a scan task holds it.
+    index: Option<LibraryIndex>,
+    /// A scan was requested while one ran.
+    rescan_pending: bool,
+    tasks: JoinSet<()>,
+}
+
+pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
+    for dir in [&config.game_dir, &config.state_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| PeerError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let endpoint = make_endpoint(config.listen)?;
+    let local_addr = endpoint.local_addr().map_err(|source| PeerError::CreateDir {
+        path: PathBuf::from("<udp socket>"),
+        source,
+    })?;
+    let peer_id = uuid::Uuid::new_v4().simple().to_string();
+    let catalog = Arc::new(catalog);
+    let (served, served_rx) = watch::channel(Arc::new(ServedLibrary {
+        game_dir: config.game_dir.clone(),
+        ..ServedLibrary::default()
+    }));
+
+    let (discovered_tx, discovered_rx) = mpsc::channel(INTERNAL_QUEUE);
+    let mut tasks = JoinSet::new();
+    let discovery = if config.mdns {
+        let (discovery, browse) = Discovery::start(&peer_id, local_addr, config.advertise, discovered_tx)?;
+        tasks.spawn(async move {
+            let _ = browse.await;
+        });
+        Some(discovery)
+    } else {
+        None
+    };
+
+    let server_context = Arc::new(ServerContext {
+        catalog: catalog.clone(),
+        library: served_rx,
+        peer_id: peer_id.clone(),
+        name: config.peer_name.clone(),
+    });
+    tasks.spawn(run_server_component(endpoint.clone(), server_context));
+
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE);
+    let candidates = config
+        .static_peers
+        .iter()
+        .map(|addr| {
+            (
+                *addr,
+                Candidate {
+                    is_static: true,
+                    added: Instant::now(),
+                },
+            )
+        })
+        .collect();
+    let actor = PeerActor {
+        client: PeerClient::new(endpoint.clone()),
+        index: Some(LibraryIndex::default()),
+        config,
+        catalog,
+        peer_id: peer_id.clone(),
+        events: events_tx,
+        internal: internal_tx,
+        db: PeerGameDB::default(),
+        local: GameDB::default(),
+        served,
+        candidates,
+        pings_in_flight: HashSet::new(),
+        fetches_in_flight: HashSet::new(),
+        scan_generation: 0,
+        rescan_pending: false,
+        tasks,
+    };
+    let shutdown = CancellationToken::new();
+    let actor_task = tokio::spawn(actor.run(
+        commands_rx,
+        internal_rx,
+        discovered_rx,
+        shutdown.clone(),
+        endpoint,
+        discovery,
+    ));
+    tracing::info!(%local_addr, peer_id, "peer runtime started");
+    Ok(PeerRuntimeHandle {
+        commands: commands_tx,
+        events: Some(events_rx),
+        local_addr,
+        peer_id,
+        shutdown,
+        actor: actor_task,
+    })
+}
+
+impl PeerActor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<PeerCommand>,
+        mut internal: mpsc::Receiver<Internal>,
+        mut discovered: mpsc::Receiver<DiscoveredPeer>,
+        shutdown: CancellationToken,
+        endpoint: quinn::Endpoint,
+        discovery: Option<Discovery>,
+    ) {
+        self.start_scan(true);
+        let mut ping_tick = tokio::time::interval(self.config.ping_interval);
+        ping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                command = commands.recv() => match command {
+                    Some(command) => self.handle_command(command).await,
+                    None => break,
+                },
+                Some(message) = internal.recv() => self.handle_internal(message).await,
+                Some(found) = discovered.recv() => self.add_discovered(found),
+                _ = ping_tick.tick() => self.ping_round().await,
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(err) = joined {
+                        if err.is_panic() {
+                            self.emit(PeerEvent::RuntimeFailed { component: "task", error: format!("a runtime task panicked: {err}") }).await;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(discovery) = discovery {
+            discovery.stop();
+        }
+        endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
+        self.tasks.shutdown().await;
+        // Give the close frames a moment to reach the peers, so they drop us at once.
+        let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+        tracing::info!("peer runtime stopped");
+    }
+
+    async fn emit(&self, event: PeerEvent) {
+        // A caller that dropped its receiver simply stops hearing from us.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn emit_snapshot(&self) {
+        let snapshot = self.db.snapshot(&self.local, &self.catalog, &self.config.game_dir);
+        self.emit(PeerEvent::LibraryUpdated(snapshot)).await;
+    }
+
+    async fn handle_command(&mut self, command: PeerCommand) {
+        match command {
+            PeerCommand::ListGames => {
+                self.start_scan(false);
+                self.emit_snapshot().await;
+            }
+            PeerCommand::GetGame { id } | PeerCommand::FetchLatestFromPeers { id } => self.fetch_game_files(id).await,
+            PeerCommand::SetGameDir { path } => {
+                if let Err(err) = std::fs::create_dir_all(&path) {
+                    let error = format!("cannot use {} as the game dir: {err}", path.display());
+                    self.emit(PeerEvent::RuntimeFailed {
+                        component: "library",
+                        error,
+                    })
+                    .await;
+                    return;
+                }
+                tracing::info!("game dir is now {}", path.display());
+                self.config.game_dir = path;
+                self.start_scan(true);
+            }
+            PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
+        }
+    }
+
+    async fn handle_internal(&mut self, message: Internal) {
+        match message {
+            Internal::Ping(result) => self.handle_ping(result).await,
+            Internal::RemoteGames {
+                addr,
+                peer_id,
+                revision,
+                result,
+            } => {
+                self.fetches_in_flight.remove(&addr);
+                let same_peer = self.db.get(&addr).is_some_and(|peer| peer.peer_id == peer_id);
+                match result {
+                    Ok(games) if same_peer => {
+                        self.db.set_games(addr, revision, games, &self.catalog);
+                        self.emit_snapshot().await;
+                    }
+                    Ok(_) => {}
+                    // The next pong retries, since the fetched revision did not advance.
+                    Err(err) => tracing::warn!(%addr, "cannot fetch the game list: {err}"),
+                }
+            }
+            Internal::GameDetails { id, results } => self.handle_game_details(id, results).await,
+            Internal::LocalScanned {
+                generation,
+                index,
+                result,
+            } => self.handle_scan(generation, index, result).await,
+        }
+    }
+
+    /// Starts a library scan on a blocking thread; `new_dir` invalidates any scan in flight.
+    fn start_scan(&mut self, new_dir: bool) {
+        if new_dir {
+            self.scan_generation += 1;
+        }
+        let Some(mut index) = self.index.take() else {
+            self.rescan_pending = true;
+            return;
+        };
+        let generation = self.scan_generation;
+        let game_dir = self.config.game_dir.clone();
+        let state_dir = self.config.state_dir.clone();
+        let catalog = self.catalog.clone();
+        let internal = self.internal.clone();
+        self.tasks.spawn(async move {
+            let scanned = tokio::task::spawn_blocking(move || {
+                if !index.is_for(&game_dir) {
+                    index = LibraryIndex::load_for(&state_dir, &game_dir);
+                }
+                let result = scan_local_library(&game_dir, &catalog, &mut index);
+                if let Err(err) = index.save(&state_dir) {
+                    tracing::warn!("cannot save the library index in {}: {err}", state_dir.display());
+                }
+                (index, result)
+            })
+            .await;
+            if let Ok((index, result)) = scanned {
+                let _ = internal
+                    .send(Internal::LocalScanned {
+                        generation,
+                        index,
+                        result,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    async fn handle_scan(&mut self, generation: u64, index: LibraryIndex, result: Result<GameDB, LibraryError>) {
+        self.index = Some(index);
+        if generation == self.scan_generation {
+            match result {
+                Ok(local) => {
+                    let previous = self.served.borrow().clone();
+                    let changed =
+                        previous.games.summaries() != local.summaries() || previous.game_dir != self.config.game_dir;
+                    self.served.send_replace(Arc::new(ServedLibrary {
+                        game_dir: self.config.game_dir.clone(),
+                        games: local.clone(),
+                        revision: previous.revision + u64::from(changed),
+                    }));
+                    self.local = local;
+                    self.emit_snapshot().await;
+                }
+                Err(err) => {
+                    self.emit(PeerEvent::RuntimeFailed {
+                        component: "library",
+                        error: err.to_string(),
+                    })
+                    .await;
+                }
+            }
+        }
+        if std::mem::take(&mut self.rescan_pending) || generation != self.scan_generation {
+            self.start_scan(false);
+        }
+    }
+
+    fn add_discovered(&mut self, found: DiscoveredPeer) {
+        if self.db.get(&found.addr).is_some() || self.db.find_by_peer_id(&found.peer_id).is_some() {
+            return;
+        }
+        self.candidates.entry(found.addr).or_insert_with(|| Candidate {
+            is_static: false,
+            added: Instant::now(),
+        });
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            protocol_version: PROTOCOL_VERSION,
+            peer_id: self.peer_id.clone(),
+            name: self.config.peer_name.clone(),
+            library_revision: self.served.borrow().revision,
+        }
+    }
+
+    /// Pings every candidate without a ping in flight, then prunes silent peers.
+    async fn ping_round(&mut self) {
+        let hello = self.hello();
+        let targets: Vec<SocketAddr> = self.candidates.keys().copied().chain(self.db.addrs()).collect();
+        for addr in targets {
+            if self.pings_in_flight.insert(addr) {
+                let (client, internal, hello) = (self.client.clone(), self.internal.clone(), hello.clone());
+                self.tasks.spawn(async move {
+                    let _ = internal
+                        .send(Internal::Ping(ping::ping(client, addr, hello).await))
+                        .await;
+                });
+            }
+        }
+
+        let now = Instant::now();
+        for addr in self.db.stale_peers(now, self.config.peer_timeout) {
+            self.drop_peer(addr, "stopped answering pings").await;
+        }
+        let timeout = self.config.peer_timeout;
+        let db = &self.db;
+        self.candidates.retain(|addr, candidate| {
+            candidate.is_static || db.get(addr).is_some() || now.duration_since(candidate.added) < timeout
+        });
+    }
+
+    async fn handle_ping(&mut self, PingResult { addr, result }: PingResult) {
+        self.pings_in_flight.remove(&addr);
+        let (theirs, latency) = match result {
+            Ok(pong) => pong,
+            Err(err) => {
+                tracing::debug!(%addr, "ping failed: {err}");
+                if let ClientError::ProtocolMismatch { .. } = err {
+                    self.emit(PeerEvent::RuntimeFailed {
+                        component: "ping",
+                        error: err.to_string(),
+                    })
+                    .await;
+                }
+                return;
+            }
+        };
+        match classify_pong(&mut self.db, &self.peer_id, addr, &theirs, Instant::now(), latency) {
+            PongOutcome::OurOwnAddress | PongOutcome::KnownElsewhere(_) => {
+                if !self.candidates.get(&addr).is_some_and(|c| c.is_static) {
+                    self.candidates.remove(&addr);
+                }
+            }
+            PongOutcome::Restarted => {
+                self.drop_peer(addr, "restarted").await;
+                self.join_peer(addr, &theirs, latency).await;
+            }
+            PongOutcome::Joined => self.join_peer(addr, &theirs, latency).await,
+            PongOutcome::Alive { refetch } => {
+                if refetch {
+                    self.fetch_remote_games(addr, &theirs);
+                }
+            }
+        }
+    }
+
+    async fn join_peer(&mut self, addr: SocketAddr, hello: &Hello, latency: Duration) {
+        self.db.insert_peer(addr, hello, latency, Instant::now());
+        tracing::info!(%addr, name = hello.name, "peer joined");
+        self.emit(PeerEvent::PeerJoined {
+            addr,
+            peer_id: hello.peer_id.clone(),
+            name: hello.name.clone(),
+        })
+        .await;
+        self.emit(PeerEvent::PeerCount(self.db.len())).await;
+        self.fetch_remote_games(addr, hello);
+    }
+
+    async fn drop_peer(&mut self, addr: SocketAddr, why: &str) {
+        let Some(peer) = self.db.remove_peer(&addr) else {
+            return;
+        };
+        tracing::info!(%addr, name = peer.name, "peer left: {why}");
+        self.client.forget(addr);
+        if !self.candidates.get(&addr).is_some_and(|c| c.is_static) {
+            self.candidates.remove(&addr);
+        }
+        self.emit(PeerEvent::PeerLeft {
+            addr,
+            peer_id: peer.peer_id,
+            name: peer.name,
+        })
+        .await;
+        self.emit(PeerEvent::PeerCount(self.db.len())).await;
+        self.emit_snapshot().await;
+    }
+
+    fn fetch_remote_games(&mut self, addr: SocketAddr, hello: &Hello) {
+        if !self.fetches_in_flight.insert(addr) {
+            return;
+        }
+        let (client, internal) = (self.client.clone(), self.internal.clone());
+        let (peer_id, revision) = (hello.peer_id.clone(), hello.library_revision);
+        self.tasks.spawn(async move {
+            let result = client.list_games(addr).await;
+            let _ = internal
+                .send(Internal::RemoteGames {
+                    addr,
+                    peer_id,
+                    revision,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    async fn fetch_game_files(&mut self, id: String) {
+        if !self.catalog.contains(&id) {
+            let reason = format!("{id:?} is not in the catalog");
+            self.emit(PeerEvent::GameFilesUnavailable { id, reason }).await;
+            return;
+        }
+        let peers = self.db.peers_with_latest(&id);
+        if peers.is_empty() {
+            let reason = format!("no peer currently shares {}", self.catalog.display_name(&id));
+            self.emit(PeerEvent::GameFilesUnavailable { id, reason }).await;
+            return;
+        }
+        let (client, internal) = (self.client.clone(), self.internal.clone());
+        self.tasks.spawn(async move {
+            let requests = peers.into_iter().map(|addr| {
+                let (client, id) = (client.clone(), id.clone());
+                async move { (addr, client.get_game(addr, &id).await) }
+            });
+            let results = join_all(requests).await;
+            let _ = internal.send(Internal::GameDetails { id, results }).await;
+        });
+    }
+
+    async fn handle_game_details(&mut self, id: String, results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>) {
+        let Some(latest) = self.db.latest_version(&id) else {
+            let reason = "every peer sharing it has left".to_owned();
+            self.emit(PeerEvent::GameFilesUnavailable { id, reason }).await;
+            return;
+        };
+        let mut peers = Vec::new();
+        let mut failures = Vec::new();
+        for (addr, result) in results {
+            match result {
+                Ok(details) if details.version == latest.as_str() => {
+                    self.db.set_game_files(addr, details);
+                    peers.push(addr);
+                }
+                Ok(details) => failures.push(format!("{addr} now has version {}", details.version)),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        if peers.is_empty() {
+            let reason = format!("no peer sent the file list: {}", failures.join("; "));
+            self.emit(PeerEvent::GameFilesUnavailable { id, reason }).await;
+            return;
+        }
+        for failure in &failures {
+            tracing::warn!(game = id, "file list request failed: {failure}");
+        }
+        let files = self.db.merged_files(&id, &peers);
+        self.emit(PeerEvent::GotGameFiles {
+            id,
+            version: latest.to_string(),
+            files,
+            peers,
+        })
+        .await;
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for (index, future) in futures.into_iter().enumerate() {
+        set.spawn(async move { (index, future.await) });
+    }
+    let mut outputs = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(output) = joined {
+            outputs.push(output);
+        }
+    }
+    outputs.sort_by_key(|(index, _)| *index);
+    outputs.into_iter().map(|(_, output)| output).collect()
+}

@@ -1,0 +1,291 @@
+//! Requests to remote peers. One cached QUIC connection per peer address;
+//! one bidirectional stream per request.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::{Connection, Endpoint, RecvStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::transport::SERVER_NAME;
+use crate::proto::{
+    ErrorKind, FrameError, GameDetails, GameSummary, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response,
+    read_frame, validate_relative_path, write_frame,
+};
+
+/// How long connecting plus one request's header exchange may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Buffer for copying file bytes from the stream into a sink.
+const COPY_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("{addr} did not answer within {REQUEST_TIMEOUT:?}")]
+    Timeout { addr: SocketAddr },
+    #[error("connection to {addr} failed: {reason}")]
+    Stream { addr: SocketAddr, reason: String },
+    #[error("bad frame from {addr}: {source}")]
+    Frame { addr: SocketAddr, source: FrameError },
+    #[error("{addr} refused the request ({kind:?}): {message}")]
+    Remote {
+        addr: SocketAddr,
+        kind: ErrorKind,
+        message: String,
+    },
+    #[error("{addr} speaks protocol version {theirs}, we speak {PROTOCOL_VERSION}; update the older lanspread")]
+    ProtocolMismatch { addr: SocketAddr, theirs: u32 },
+    #[error("{addr} sent an invalid answer: {reason}")]
+    InvalidResponse { addr: SocketAddr, reason: String },
+    #[error("writing received bytes failed: {0}")]
+    Sink(std::io::Error),
+}
+
+/// A cheap, cloneable client sharing one connection per peer.
+#[derive(Clone)]
+pub struct PeerClient {
+    endpoint: Endpoint,
+    connections: Arc<Mutex<HashMap<SocketAddr, Connection>>>,
+}
+
+impl PeerClient {
+    pub fn new(endpoint: Endpoint) -> Self {
+        PeerClient {
+            endpoint,
+            connections: Arc::default(),
+        }
+    }
+
+    async fn connection(&self, addr: SocketAddr) -> Result<Connection, ClientError> {
+        let cached = self.lock_connections().get(&addr).cloned();
+        if let Some(connection) = cached {
+            if connection.close_reason().is_none() {
+                return Ok(connection);
+            }
+        }
+        let connect_error = |reason: String| ClientError::Connect { addr, reason };
+        let connecting = self
+            .endpoint
+            .connect(addr, SERVER_NAME)
+            .map_err(|err| connect_error(err.to_string()))?;
+        let connection = tokio::time::timeout(REQUEST_TIMEOUT, connecting)
+            .await
+            .map_err(|_| ClientError::Timeout { addr })?
+            .map_err(|err| connect_error(describe_connection_error(&err)))?;
+        self.lock_connections().insert(addr, connection.clone());
+        Ok(connection)
+    }
+
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Connection>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops the cached connection to a peer that left.
+    pub fn forget(&self, addr: SocketAddr) {
+        if let Some(connection) = self.lock_connections().remove(&addr) {
+            connection.close(quinn::VarInt::from_u32(0), b"peer left");
+        }
+    }
+
+    /// Sends `request` on a new stream and reads the response header.
+    async fn request(&self, addr: SocketAddr, request: &Request) -> Result<(Response, RecvStream), ClientError> {
+        let exchange = async {
+            let connection = self.connection(addr).await?;
+            let stream_error = |err: &dyn std::fmt::Display| ClientError::Stream {
+                addr,
+                reason: err.to_string(),
+            };
+            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| stream_error(&e))?;
+            write_frame(&mut send, request)
+                .await
+                .map_err(|source| ClientError::Frame { addr, source })?;
+            send.finish().map_err(|e| stream_error(&e))?;
+            let response: Response = read_frame(&mut recv)
+                .await
+                .map_err(|source| ClientError::Frame { addr, source })?;
+            Ok((response, recv))
+        };
+        let (response, recv) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout { addr })??;
+        match response {
+            Response::Error { kind, message } => Err(ClientError::Remote { addr, kind, message }),
+            response => Ok((response, recv)),
+        }
+    }
+
+    pub async fn ping(&self, addr: SocketAddr, hello: &Hello) -> Result<Hello, ClientError> {
+        match self.request(addr, &Request::Ping(hello.clone())).await? {
+            (Response::Pong(theirs), _) if theirs.protocol_version != PROTOCOL_VERSION => {
+                Err(ClientError::ProtocolMismatch {
+                    addr,
+                    theirs: theirs.protocol_version,
+                })
+            }
+            (Response::Pong(theirs), _) => Ok(theirs),
+            (other, _) => Err(unexpected(addr, &other)),
+        }
+    }
+
+    pub async fn list_games(&self, addr: SocketAddr) -> Result<Vec<GameSummary>, ClientError> {
+        match self.request(addr, &Request::ListGames).await? {
+            (Response::Games { games }, _) => Ok(games),
+            (other, _) => Err(unexpected(addr, &other)),
+        }
+    }
+
+    /// The file list and version of one game; every path is validated before it is returned.
+    pub async fn get_game(&self, addr: SocketAddr, id: &str) -> Result<GameDetails, ClientError> {
+        let details = match self.request(addr, &Request::GetGame { id: id.to_owned() }).await? {
+            (Response::GameDetails(details), _) => details,
+            (other, _) => return Err(unexpected(addr, &other)),
+        };
+        if details.id != id {
+            return Err(ClientError::InvalidResponse {
+                addr,
+                reason: format!("asked for {id}, got {}", details.id),
+            });
+        }
+        for file in &details.files {
+            validate_relative_path(&file.path).map_err(|err| ClientError::InvalidResponse {
+                addr,
+                reason: err.to_string(),
+            })?;
+        }
+        Ok(details)
+    }
+
+    /// Copies bytes `offset..offset+len` of a served file into `sink`; returns the count,
+    /// which is always `len` on success (a short stream is an error).
+    pub async fn get_file_chunk<W>(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut W,
+    ) -> Result<u64, ClientError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
+            addr,
+            reason: err.to_string(),
+        })?;
+        if len > MAX_CHUNK_LEN {
+            return Err(ClientError::InvalidResponse {
+                addr,
+                reason: format!("chunk of {len} bytes is over the {MAX_CHUNK_LEN}-byte limit"),
+            });
+        }
+        let request = Request::GetGameFileChunk {
+            id: id.to_owned(),
+            path: path.to_owned(),
+            offset,
+            len,
+        };
+        let mut recv = match self.request(addr, &request).await? {
+            (Response::FileChunk { offset: o, len: l }, recv) if o == offset && l == len => recv,
+            (other, _) => return Err(unexpected(addr, &other)),
+        };
+        copy_exact(addr, &mut recv, len, sink).await
+    }
+
+    /// Copies a whole served file into `sink`; returns its size as announced in the header.
+    pub async fn get_file_data<W>(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        path: &str,
+        sink: &mut W,
+    ) -> Result<u64, ClientError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
+            addr,
+            reason: err.to_string(),
+        })?;
+        let request = Request::GetGameFileData {
+            id: id.to_owned(),
+            path: path.to_owned(),
+        };
+        let (size, mut recv) = match self.request(addr, &request).await? {
+            (Response::FileData { size }, recv) => (size, recv),
+            (other, _) => return Err(unexpected(addr, &other)),
+        };
+        copy_exact(addr, &mut recv, size, sink).await
+    }
+}
+
+/// Copies exactly `len` bytes, failing on a short or over-long stream (a lying peer).
+async fn copy_exact<W>(addr: SocketAddr, recv: &mut RecvStream, len: u64, sink: &mut W) -> Result<u64, ClientError>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0u8; COPY_BUFFER.min(usize::try_from(len).unwrap_or(COPY_BUFFER)).max(1)];
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let read = recv
+            .read(&mut buffer[..want])
+            .await
+            .map_err(|err| ClientError::Stream {
+                addr,
+                reason: err.to_string(),
+            })?;
+        match read {
+            Some(0) => continue,
+            Some(n) => {
+                sink.write_all(&buffer[..n]).await.map_err(ClientError::Sink)?;
+                remaining -= n as u64;
+            }
+            None => {
+                return Err(ClientError::InvalidResponse {
+                    addr,
+                    reason: format!("stream ended {remaining} bytes short of the announced {len}"),
+                });
+            }
+        }
+    }
+    sink.flush().await.map_err(ClientError::Sink)?;
+    let mut extra = [0u8; 1];
+    match recv.read(&mut extra).await {
+        Ok(None) | Ok(Some(0)) => Ok(len),
+        Ok(Some(_)) => Err(ClientError::InvalidResponse {
+            addr,
+            reason: format!("sent more than the announced {len} bytes"),
+        }),
+        Err(err) => Err(ClientError::Stream {
+            addr,
+            reason: err.to_string(),
+        }),
+    }
+}
+
+fn unexpected(addr: SocketAddr, response: &Response) -> ClientError {
+    let kind = serde_json::to_value(response)
+        .ok()
+        .and_then(|value| value.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    ClientError::InvalidResponse {
+        addr,
+        reason: format!("unexpected {kind} response"),
+    }
+}
+
+fn describe_connection_error(err: &quinn::ConnectionError) -> String {
+    let text = err.to_string();
+    if text.contains("no application protocol") || text.contains("120") {
+        format!("{text} (the peer runs an incompatible lanspread version)")
+    } else if text.contains("certificate") {
+        format!("{text} (the peer uses different certificates; see certs/README.md)")
+    } else {
+        text
+    }
+}

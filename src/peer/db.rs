@@ -1,0 +1,385 @@
+//! `PeerGameDB`: what the remote peers announce — per peer its identity, its
+//! game summaries and the last file list it sent for each game — plus the
+//! merge of that with the local library into the snapshot the UI shows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::library::{GameDB, Version};
+use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello};
+
+use super::{GameState, LibraryEntry, LibrarySnapshot, PeerGameVersion, PeerSummary};
+
+#[derive(Debug, Clone)]
+pub struct RemotePeer {
+    pub peer_id: String,
+    pub name: String,
+    pub last_seen: Instant,
+    pub latency: Duration,
+    /// The revision the peer reported in its last pong.
+    pub library_revision: u64,
+    /// The revision `games` was fetched at; `None` until the first fetch succeeds.
+    pub fetched_revision: Option<u64>,
+    pub games: BTreeMap<String, GameSummary>,
+    /// Last file list this peer sent per game, with the version it was for.
+    pub files: HashMap<String, GameDetails>,
+}
+
+#[derive(Debug, Default)]
+pub struct PeerGameDB {
+    peers: BTreeMap<SocketAddr, RemotePeer>,
+}
+
+impl PeerGameDB {
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    pub fn get(&self, addr: &SocketAddr) -> Option<&RemotePeer> {
+        self.peers.get(addr)
+    }
+
+    pub fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.keys().copied()
+    }
+
+    pub fn find_by_peer_id(&self, peer_id: &str) -> Option<SocketAddr> {
+        self.peers
+            .iter()
+            .find(|(_, peer)| peer.peer_id == peer_id)
+            .map(|(addr, _)| *addr)
+    }
+
+    /// Records a fresh pong from a known or new peer.
+    pub fn insert_peer(&mut self, addr: SocketAddr, hello: &Hello, latency: Duration, now: Instant) {
+        self.peers.insert(
+            addr,
+            RemotePeer {
+                peer_id: hello.peer_id.clone(),
+                name: hello.name.clone(),
+                last_seen: now,
+                latency,
+                library_revision: hello.library_revision,
+                fetched_revision: None,
+                games: BTreeMap::new(),
+                files: HashMap::new(),
+            },
+        );
+    }
+
+    /// Refreshes liveness of a known peer; returns whether its library must be (re)fetched.
+    pub fn touch_peer(&mut self, addr: SocketAddr, hello: &Hello, latency: Duration, now: Instant) -> bool {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return false;
+        };
+        peer.last_seen = now;
+        peer.latency = latency;
+        peer.name.clone_from(&hello.name);
+        peer.library_revision = hello.library_revision;
+        peer.fetched_revision != Some(hello.library_revision)
+    }
+
+    pub fn remove_peer(&mut self, addr: &SocketAddr) -> Option<RemotePeer> {
+        self.peers.remove(addr)
+    }
+
+    /// Peers whose last pong is older than `timeout`.
+    pub fn stale_peers(&self, now: Instant, timeout: Duration) -> Vec<SocketAddr> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| now.saturating_duration_since(peer.last_seen) > timeout)
+            .map(|(addr, _)| *addr)
+            .collect()
+    }
+
+    /// Stores a fetched library, keeping only catalog ids. Returns false for an unknown peer.
+    pub fn set_games(&mut self, addr: SocketAddr, revision: u64, games: Vec<GameSummary>, catalog: &Catalog) -> bool {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return false;
+        };
+        peer.games = games
+            .into_iter()
+            .filter(|game| catalog.contains(&game.id))
+            .map(|game| (game.id.clone(), game))
+            .collect();
+        peer.files
+            .retain(|id, details| peer.games.get(id).is_some_and(|g| g.version == details.version));
+        peer.fetched_revision = Some(revision);
+        true
+    }
+
+    pub fn latest_version(&self, id: &str) -> Option<Version> {
+        self.peers
+            .values()
+            .filter_map(|peer| peer.games.get(id))
+            .map(|game| Version::new(game.version.clone()))
+            .max()
+    }
+
+    /// The peers that announce the latest version of `id`.
+    pub fn peers_with_latest(&self, id: &str) -> Vec<SocketAddr> {
+        let Some(latest) = self.latest_version(id) else {
+            return Vec::new();
+        };
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.games.get(id).is_some_and(|game| game.version == latest.as_str()))
+            .map(|(addr, _)| *addr)
+            .collect()
+    }
+
+    pub fn set_game_files(&mut self, addr: SocketAddr, details: GameDetails) {
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.files.insert(details.id.clone(), details);
+        }
+    }
+
+    pub fn game_files(&self, addr: &SocketAddr, id: &str) -> Option<&GameDetails> {
+        self.peers.get(addr)?.files.get(id)
+    }
+
+    /// The union of the given peers' file lists for `id`, sorted by path. Where
+    /// peers disagree on a file's size, the size most of them report wins.
+    pub fn merged_files(&self, id: &str, peers: &[SocketAddr]) -> Vec<GameFileDescription> {
+        let mut votes: BTreeMap<&str, HashMap<(u64, bool), usize>> = BTreeMap::new();
+        for details in peers.iter().filter_map(|addr| self.game_files(addr, id)) {
+            for file in &details.files {
+                *votes
+                    .entry(&file.path)
+                    .or_default()
+                    .entry((file.size, file.is_dir))
+                    .or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .map(|(path, counts)| {
+                let ((size, is_dir), _) = counts
+                    .into_iter()
+                    .max_by_key(|&((size, _), count)| (count, std::cmp::Reverse(size)))
+                    .expect("every path has at least one vote");
+                GameFileDescription {
+                    path: path.to_owned(),
+                    size,
+                    is_dir,
+                }
+            })
+            .collect()
+    }
+
+    /// Merges remote announcements with the local library: one entry per game
+    /// that is local or announced by any peer, sorted by display name.
+    pub fn snapshot(&self, local: &GameDB, catalog: &Catalog, game_dir: &std::path::Path) -> LibrarySnapshot {
+        let mut entries: BTreeMap<&str, LibraryEntry> = BTreeMap::new();
+        for (addr, peer) in &self.peers {
+            for game in peer.games.values() {
+                let entry = entries
+                    .entry(&game.id)
+                    .or_insert_with(|| LibraryEntry::new(&game.id, catalog));
+                entry.peers.push(PeerGameVersion {
+                    addr: *addr,
+                    peer_name: peer.name.clone(),
+                    version: game.version.clone(),
+                    size: game.size,
+                });
+            }
+        }
+        for game in local.games.values() {
+            entries
+                .entry(&game.id)
+                .or_insert_with(|| LibraryEntry::new(&game.id, catalog));
+        }
+        let mut games: Vec<LibraryEntry> = entries
+            .into_values()
+            .map(|mut entry| {
+                let local_game = local.get(&entry.id);
+                let latest = entry.peers.iter().map(|p| Version::new(p.version.clone())).max();
+                entry.local_version = local_game.and_then(|g| g.version.as_ref()).map(ToString::to_string);
+                entry.installed = local_game.is_some_and(|g| g.installed);
+                entry.size = match (local_game.filter(|g| g.is_downloaded()), &latest) {
+                    (Some(game), _) => game.size,
+                    (None, Some(latest)) => entry
+                        .peers
+                        .iter()
+                        .find(|p| p.version == latest.as_str())
+                        .map_or(0, |p| p.size),
+                    (None, None) => 0,
+                };
+                entry.state = match (local_game, &latest) {
+                    (None, _) => GameState::RemoteOnly,
+                    (Some(game), Some(latest)) if game.version.as_ref().is_some_and(|v| v < latest) => {
+                        GameState::UpdateAvailable
+                    }
+                    (Some(game), _) if game.installed => GameState::Installed,
+                    (Some(_), _) => GameState::Downloaded,
+                };
+                entry.latest_version = latest.map(|v| v.to_string());
+                entry
+            })
+            .collect();
+        games.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)));
+
+        let peers = self
+            .peers
+            .iter()
+            .map(|(addr, peer)| PeerSummary {
+                addr: *addr,
+                peer_id: peer.peer_id.clone(),
+                name: peer.name.clone(),
+                game_count: peer.games.len(),
+                latency: peer.latency,
+                library_loaded: peer.fetched_revision.is_some(),
+            })
+            .collect();
+        LibrarySnapshot {
+            game_dir: game_dir.to_owned(),
+            games,
+            peers,
+            uncatalogued: local.uncatalogued.clone(),
+        }
+    }
+}
+
+impl LibraryEntry {
+    fn new(id: &str, catalog: &Catalog) -> Self {
+        LibraryEntry {
+            id: id.to_owned(),
+            name: catalog.display_name(id).to_owned(),
+            state: GameState::RemoteOnly,
+            local_version: None,
+            latest_version: None,
+            installed: false,
+            size: 0,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::Game;
+
+    fn hello(peer_id: &str, revision: u64) -> Hello {
+        Hello {
+            protocol_version: crate::proto::PROTOCOL_VERSION,
+            peer_id: peer_id.into(),
+            name: peer_id.into(),
+            library_revision: revision,
+        }
+    }
+
+    fn summary(id: &str, version: &str) -> GameSummary {
+        GameSummary {
+            id: id.into(),
+            name: id.into(),
+            version: version.into(),
+            size: 10,
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn latest_version_and_states_merge_local_and_remote() {
+        let catalog = Catalog::bundled();
+        let now = Instant::now();
+        let mut db = PeerGameDB::default();
+        for (port, games) in [
+            (1, vec![summary("openarena", "2"), summary("xonotic", "5")]),
+            (2, vec![summary("openarena", "10"), summary("not-in-catalog", "1")]),
+        ] {
+            db.insert_peer(addr(port), &hello(&format!("p{port}"), 1), Duration::ZERO, now);
+            assert!(db.set_games(addr(port), 1, games, &catalog));
+        }
+        assert_eq!(db.latest_version("openarena"), Some(Version::new("10")));
+        assert_eq!(db.peers_with_latest("openarena"), [addr(2)]);
+        assert_eq!(
+            db.peers_with_latest("not-in-catalog"),
+            [],
+            "non-catalog ids are dropped"
+        );
+
+        let mut local = GameDB::default();
+        let game = |id: &str, version: Option<&str>, installed| Game {
+            id: id.into(),
+            name: id.into(),
+            version: version.map(Version::new),
+            installed,
+            size: 1,
+            files: vec![],
+        };
+        local
+            .games
+            .insert("openarena".into(), game("openarena", Some("2"), true));
+        local
+            .games
+            .insert("teeworlds".into(), game("teeworlds", Some("1"), false));
+        local.games.insert("xonotic".into(), game("xonotic", Some("5"), true));
+        let snapshot = db.snapshot(&local, &catalog, std::path::Path::new("/g"));
+        let states: Vec<_> = snapshot.games.iter().map(|g| (g.id.as_str(), g.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("openarena", GameState::UpdateAvailable),
+                ("teeworlds", GameState::Downloaded),
+                ("xonotic", GameState::Installed)
+            ]
+        );
+        assert_eq!(snapshot.games[0].latest_version.as_deref(), Some("10"));
+        assert_eq!(snapshot.peers.len(), 2);
+    }
+
+    #[test]
+    fn touch_requests_a_refetch_only_when_the_revision_changes() {
+        let catalog = Catalog::bundled();
+        let now = Instant::now();
+        let mut db = PeerGameDB::default();
+        db.insert_peer(addr(1), &hello("p", 3), Duration::ZERO, now);
+        assert!(
+            db.touch_peer(addr(1), &hello("p", 3), Duration::ZERO, now),
+            "never fetched"
+        );
+        db.set_games(addr(1), 3, vec![], &catalog);
+        assert!(!db.touch_peer(addr(1), &hello("p", 3), Duration::ZERO, now));
+        assert!(db.touch_peer(addr(1), &hello("p", 4), Duration::ZERO, now));
+        assert_eq!(
+            db.stale_peers(now + Duration::from_secs(5), Duration::from_secs(2)),
+            [addr(1)]
+        );
+    }
+
+    #[test]
+    fn merged_files_take_the_majority_size() {
+        let catalog = Catalog::bundled();
+        let now = Instant::now();
+        let mut db = PeerGameDB::default();
+        let file = |path: &str, size| GameFileDescription {
+            path: path.into(),
+            size,
+            is_dir: false,
+        };
+        for (port, size) in [(1, 100), (2, 100), (3, 7)] {
+            db.insert_peer(addr(port), &hello(&port.to_string(), 1), Duration::ZERO, now);
+            db.set_games(addr(port), 1, vec![summary("openarena", "1")], &catalog);
+            db.set_game_files(
+                addr(port),
+                GameDetails {
+                    id: "openarena".into(),
+                    version: "1".into(),
+                    files: vec![file("a.zip", size), file("version.ini", 1)],
+                },
+            );
+        }
+        let merged = db.merged_files("openarena", &[addr(1), addr(2), addr(3)]);
+        assert_eq!(merged, [file("a.zip", 100), file("version.ini", 1)]);
+    }
+}

@@ -1,0 +1,221 @@
+//! The peer runtime. [`start_peer`] binds the QUIC endpoint, starts the
+//! long-lived tasks (server component, mDNS discovery, ping service, library
+//! loader) and one actor task that owns all peer state. Callers drive it with
+//! [`PeerCommand`]s and observe it through [`PeerEvent`]s; nothing outside the
+//! actor touches its state.
+
+mod actor;
+pub mod client;
+pub mod db;
+pub mod discovery;
+mod ping;
+pub mod server;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::proto::GameFileDescription;
+
+pub use db::PeerGameDB;
+
+/// What callers ask the runtime to do. Answers arrive as [`PeerEvent`]s.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PeerCommand {
+    /// Rescan the local library and emit a fresh [`PeerEvent::LibraryUpdated`].
+    ListGames,
+    /// Fetch the file list of the latest version of `id` from the peers that
+    /// have it, for a new download; answered by [`PeerEvent::GotGameFiles`].
+    GetGame { id: String },
+    /// Like `GetGame` but for an update: always asks the peers, whatever is on disk.
+    FetchLatestFromPeers { id: String },
+    /// Switch to another game dir (created if missing) and rescan it.
+    SetGameDir { path: PathBuf },
+    /// Answered by [`PeerEvent::PeerCount`].
+    GetPeerCount,
+}
+
+/// Everything the runtime reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// The merged local + remote library; sent after every change.
+    LibraryUpdated(LibrarySnapshot),
+    PeerJoined {
+        addr: SocketAddr,
+        peer_id: String,
+        name: String,
+    },
+    PeerLeft {
+        addr: SocketAddr,
+        peer_id: String,
+        name: String,
+    },
+    PeerCount(usize),
+    /// The merged file list of the latest version of a game, and the peers that have it.
+    GotGameFiles {
+        id: String,
+        version: String,
+        files: Vec<GameFileDescription>,
+        peers: Vec<SocketAddr>,
+    },
+    /// `GetGame` / `FetchLatestFromPeers` could not get a file list.
+    GameFilesUnavailable {
+        id: String,
+        reason: String,
+    },
+    /// A part of the runtime failed; the runtime keeps going without it where it can.
+    RuntimeFailed {
+        component: &'static str,
+        error: String,
+    },
+}
+
+/// The library as the UI shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibrarySnapshot {
+    pub game_dir: PathBuf,
+    /// Local and remote catalog games, sorted by name.
+    pub games: Vec<LibraryEntry>,
+    pub peers: Vec<PeerSummary>,
+    /// Folders in the game dir that are not catalog ids: never shared.
+    pub uncatalogued: Vec<String>,
+}
+
+impl LibrarySnapshot {
+    pub fn game(&self, id: &str) -> Option<&LibraryEntry> {
+        self.games.iter().find(|game| game.id == id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryEntry {
+    pub id: String,
+    pub name: String,
+    pub state: GameState,
+    /// Version of the local download, if any.
+    pub local_version: Option<String>,
+    /// Newest version any peer announces.
+    pub latest_version: Option<String>,
+    pub installed: bool,
+    /// Bytes of the local download, or of the latest remote version.
+    pub size: u64,
+    /// Which peer has which version.
+    pub peers: Vec<PeerGameVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GameState {
+    /// Only other peers have it.
+    RemoteOnly,
+    /// Downloaded here (archives present), not installed.
+    Downloaded,
+    /// Installed here (and downloaded at the latest version, or nothing newer is around).
+    Installed,
+    /// Here, but a peer announces a newer version.
+    UpdateAvailable,
+}
+
+impl GameState {
+    pub fn label(self) -> &'static str {
+        match self {
+            GameState::RemoteOnly => "remote",
+            GameState::Downloaded => "downloaded",
+            GameState::Installed => "installed",
+            GameState::UpdateAvailable => "update available",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerGameVersion {
+    pub addr: SocketAddr,
+    pub peer_name: String,
+    pub version: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub addr: SocketAddr,
+    pub peer_id: String,
+    pub name: String,
+    pub game_count: usize,
+    pub latency: Duration,
+    /// Whether this peer's game list has arrived yet.
+    pub library_loaded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    #[error("cannot create {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot start mDNS discovery: {0} (use --no-mdns and --peer to connect without it)")]
+    Discovery(#[from] mdns_sd::Error),
+    #[error("the peer runtime has stopped")]
+    Stopped,
+}
+
+/// The caller's side of a running peer.
+pub struct PeerRuntimeHandle {
+    commands: mpsc::Sender<PeerCommand>,
+    /// Events from the runtime; take it with [`PeerRuntimeHandle::take_events`] to consume elsewhere.
+    events: Option<mpsc::Receiver<PeerEvent>>,
+    local_addr: SocketAddr,
+    peer_id: String,
+    shutdown: CancellationToken,
+    actor: tokio::task::JoinHandle<()>,
+}
+
+impl PeerRuntimeHandle {
+    /// The address the QUIC endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// A sender for commands that can be moved to another task.
+    pub fn commands(&self) -> mpsc::Sender<PeerCommand> {
+        self.commands.clone()
+    }
+
+    pub async fn send(&self, command: PeerCommand) -> Result<(), PeerError> {
+        self.commands.send(command).await.map_err(|_| PeerError::Stopped)
+    }
+
+    /// The event receiver; `None` once taken.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<PeerEvent>> {
+        self.events.take()
+    }
+
+    /// Receives the next event (while the receiver has not been taken).
+    pub async fn next_event(&mut self) -> Option<PeerEvent> {
+        self.events.as_mut()?.recv().await
+    }
+
+    /// Stops advertising, closes the endpoint, and waits for the actor to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        if let Err(err) = self.actor.await {
+            tracing::warn!("peer actor ended abnormally: {err}");
+        }
+    }
+}
+
+/// Starts a peer. Must be called inside a tokio runtime.
+pub fn start_peer(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
+    actor::start(config, catalog)
+}

@@ -1,0 +1,235 @@
+//! The server component: accepts QUIC connections and answers requests from
+//! the local game dir. It reads the library the actor last published and never
+//! serves anything that library does not list (so never `local/`, reserved
+//! entries, symlinks, non-catalog games, or anything outside the game root).
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use quinn::{Endpoint, RecvStream, SendStream};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::catalog::Catalog;
+use crate::library::{Game, GameDB};
+use crate::proto::{
+    ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response, read_frame,
+    resolve_in_root, validate_game_id, write_frame,
+};
+
+/// What the server serves: the actor publishes a new one after every scan.
+#[derive(Debug, Clone, Default)]
+pub struct ServedLibrary {
+    pub game_dir: PathBuf,
+    pub games: GameDB,
+    /// Bumped whenever the announced summaries change; sent in every `Pong`.
+    pub revision: u64,
+}
+
+pub struct ServerContext {
+    pub catalog: Arc<Catalog>,
+    pub library: watch::Receiver<Arc<ServedLibrary>>,
+    pub peer_id: String,
+    pub name: String,
+}
+
+/// Bytes read from disk per write to the QUIC stream.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Accepts connections until the endpoint closes; each connection and stream gets its own task.
+pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                connections.spawn(serve_connection(incoming, context.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>) {
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(err) => {
+            tracing::debug!("incoming connection failed: {err}");
+            return;
+        }
+    };
+    let remote = connection.remote_address();
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            stream = connection.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    streams.spawn(serve_stream(send, recv, context.clone()));
+                }
+                Err(err) => {
+                    tracing::debug!(%remote, "connection closed: {err}");
+                    break;
+                }
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_stream(mut send: SendStream, mut recv: RecvStream, context: Arc<ServerContext>) {
+    let request: Request = match read_frame(&mut recv).await {
+        Ok(request) => request,
+        Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
+            tracing::debug!("rejecting bad request: {err}");
+            let _ = recv.stop(quinn::VarInt::from_u32(1));
+            let _ = write_frame(&mut send, &Response::error(ErrorKind::BadRequest, err.to_string())).await;
+            let _ = send.finish();
+            return;
+        }
+        Err(err) => {
+            tracing::debug!("stream ended before a request: {err}");
+            return;
+        }
+    };
+    if let Err(err) = handle_request(request, &mut send, &context).await {
+        tracing::debug!("request failed mid-transfer: {err}");
+        let _ = send.reset(quinn::VarInt::from_u32(2));
+        return;
+    }
+    let _ = send.finish();
+}
+
+/// Answers one request. An `Err` means the stream broke after the header went out.
+async fn handle_request(request: Request, send: &mut SendStream, context: &ServerContext) -> std::io::Result<()> {
+    let library = context.library.borrow().clone();
+    let response = match request {
+        Request::Ping(hello) if hello.protocol_version != PROTOCOL_VERSION => Response::error(
+            ErrorKind::ProtocolMismatch,
+            format!(
+                "this peer speaks protocol version {PROTOCOL_VERSION}, you sent {}; update the older lanspread",
+                hello.protocol_version
+            ),
+        ),
+        Request::Ping(_) => Response::Pong(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            peer_id: context.peer_id.clone(),
+            name: context.name.clone(),
+            library_revision: library.revision,
+        }),
+        Request::ListGames => Response::Games {
+            games: library.games.summaries(),
+        },
+        Request::GetGame { id } => match served_game(context, &library, &id) {
+            Ok(game) => Response::GameDetails(GameDetails {
+                id: game.id.clone(),
+                version: game.version.as_ref().map(ToString::to_string).unwrap_or_default(),
+                files: game.files.clone(),
+            }),
+            Err(response) => response,
+        },
+        Request::GetGameFileData { id, path } => {
+            return send_file_range(send, context, &library, &id, &path, None).await;
+        }
+        Request::GetGameFileChunk { id, path, offset, len } => {
+            return send_file_range(send, context, &library, &id, &path, Some((offset, len))).await;
+        }
+    };
+    write_response(send, &response).await
+}
+
+async fn write_response(send: &mut SendStream, response: &Response) -> std::io::Result<()> {
+    write_frame(send, response).await.map_err(std::io::Error::other)
+}
+
+/// The game if it is a catalog id this peer has downloaded; otherwise the error to send.
+fn served_game<'a>(context: &ServerContext, library: &'a ServedLibrary, id: &str) -> Result<&'a Game, Response> {
+    let unknown = || {
+        Response::error(
+            ErrorKind::UnknownGame,
+            format!("this peer does not share a game {id:?}"),
+        )
+    };
+    if validate_game_id(id).is_err() || !context.catalog.contains(id) {
+        return Err(unknown());
+    }
+    library
+        .games
+        .get(id)
+        .filter(|game| game.is_downloaded())
+        .ok_or_else(unknown)
+}
+
+/// Sends a header then the raw bytes of a whole file (`range` = None) or of a range.
+async fn send_file_range(
+    send: &mut SendStream,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    path: &str,
+    range: Option<(u64, u64)>,
+) -> std::io::Result<()> {
+    let opened = open_served_file(context, library, id, path).await;
+    let (mut file, size) = match opened {
+        Ok(opened) => opened,
+        Err(response) => return write_response(send, &response).await,
+    };
+    let (offset, len, header) = match range {
+        None => (0, size, Response::FileData { size }),
+        Some((offset, len)) => {
+            let in_bounds = offset.checked_add(len).is_some_and(|end| end <= size);
+            if !in_bounds || len > MAX_CHUNK_LEN {
+                let message =
+                    format!("range {offset}+{len} is outside {path} ({size} bytes) or over {MAX_CHUNK_LEN} bytes");
+                return write_response(send, &Response::error(ErrorKind::InvalidRange, message)).await;
+            }
+            (offset, len, Response::FileChunk { offset, len })
+        }
+    };
+    write_response(send, &header).await?;
+    file.seek(SeekFrom::Start(offset)).await?;
+    let mut remaining = len;
+    let mut buffer = vec![0u8; READ_BUFFER.min(usize::try_from(len).unwrap_or(READ_BUFFER)).max(1)];
+    while remaining > 0 {
+        let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let read = file.read(&mut buffer[..want]).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{path} shrank while being sent"),
+            ));
+        }
+        send.write_all(&buffer[..read]).await?;
+        remaining -= read as u64;
+    }
+    Ok(())
+}
+
+/// Opens a file only if the served library lists it and it resolves inside the game root.
+async fn open_served_file(
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    path: &str,
+) -> Result<(tokio::fs::File, u64), Response> {
+    let game = served_game(context, library, id)?;
+    let root = library.game_dir.join(id);
+    let full = resolve_in_root(&root, path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
+    let not_found = || Response::error(ErrorKind::NotFound, format!("{id} has no file {path:?}"));
+    if !game.files.iter().any(|file| file.path == path && !file.is_dir) {
+        return Err(not_found());
+    }
+    // The listing never contains symlinks, but one could have replaced a file since the scan.
+    let (canonical_root, canonical_file) = tokio::join!(tokio::fs::canonicalize(&root), tokio::fs::canonicalize(&full));
+    match (canonical_root, canonical_file) {
+        (Ok(root), Ok(file)) if file.starts_with(&root) => {}
+        _ => return Err(not_found()),
+    }
+    let file = tokio::fs::File::open(&full).await.map_err(|_| not_found())?;
+    let metadata = file.metadata().await.map_err(|_| not_found())?;
+    if !metadata.is_file() {
+        return Err(not_found());
+    }
+    Ok((file, metadata.len()))
+}

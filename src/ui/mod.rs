@@ -1,0 +1,4 @@
+//! Presentation of the runtime's state to people and scripts. It reads
+//! `peer` types and never drives the runtime itself.
+
+pub mod table;
