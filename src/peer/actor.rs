@@ -98,7 +98,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
     let (discovered_tx, discovered_rx) = mpsc::channel(INTERNAL_QUEUE);
     let mut tasks = JoinSet::new();
     let discovery = if config.mdns {
-        let (discovery, browse) = Discovery::start(&peer_id, local_addr, config.advertise, discovered_tx)?;
+        let (discovery, browse) = Discovery::start(&peer_id, local_addr, config.advertise, discovered_tx.clone())?;
         tasks.spawn(async move {
             let _ = browse.await;
         });
@@ -112,6 +112,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         library: served_rx,
         peer_id: peer_id.clone(),
         name: config.peer_name.clone(),
+        inbound_peers: discovered_tx,
     });
     tasks.spawn(run_server_component(endpoint.clone(), server_context));
 
@@ -344,8 +345,12 @@ impl PeerActor {
         }
     }
 
+    /// A peer seen via mDNS or by its ping becomes a candidate; a pong makes it a peer.
     fn add_discovered(&mut self, found: DiscoveredPeer) {
-        if self.db.get(&found.addr).is_some() || self.db.find_by_peer_id(&found.peer_id).is_some() {
+        if found.peer_id == self.peer_id
+            || self.db.get(&found.addr).is_some()
+            || self.db.find_by_peer_id(&found.peer_id).is_some()
+        {
             return;
         }
         self.candidates.entry(found.addr).or_insert_with(|| Candidate {

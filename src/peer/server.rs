@@ -4,14 +4,16 @@
 //! entries, symlinks, non-catalog games, or anything outside the game root).
 
 use std::io::SeekFrom;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use quinn::{Endpoint, RecvStream, SendStream};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::discovery::DiscoveredPeer;
 use crate::catalog::Catalog;
 use crate::library::{Game, GameDB};
 use crate::proto::{
@@ -33,6 +35,9 @@ pub struct ServerContext {
     pub library: watch::Receiver<Arc<ServedLibrary>>,
     pub peer_id: String,
     pub name: String,
+    /// Peers that ping us. Every peer sends from the socket it listens on, so
+    /// the source address is where it can be reached: one `--peer` suffices.
+    pub inbound_peers: mpsc::Sender<DiscoveredPeer>,
 }
 
 /// Bytes read from disk per write to the QUIC stream.
@@ -66,7 +71,7 @@ async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>
         tokio::select! {
             stream = connection.accept_bi() => match stream {
                 Ok((send, recv)) => {
-                    streams.spawn(serve_stream(send, recv, context.clone()));
+                    streams.spawn(serve_stream(send, recv, remote, context.clone()));
                 }
                 Err(err) => {
                     tracing::debug!(%remote, "connection closed: {err}");
@@ -78,7 +83,7 @@ async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>
     }
 }
 
-async fn serve_stream(mut send: SendStream, mut recv: RecvStream, context: Arc<ServerContext>) {
+async fn serve_stream(mut send: SendStream, mut recv: RecvStream, remote: SocketAddr, context: Arc<ServerContext>) {
     let request: Request = match read_frame(&mut recv).await {
         Ok(request) => request,
         Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
@@ -93,6 +98,13 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, context: Arc<S
             return;
         }
     };
+    if let Request::Ping(hello) = &request {
+        // Best effort: a full queue only delays learning about this peer to its next ping.
+        let _ = context.inbound_peers.try_send(DiscoveredPeer {
+            addr: remote,
+            peer_id: hello.peer_id.clone(),
+        });
+    }
     if let Err(err) = handle_request(request, &mut send, &context).await {
         tracing::debug!("request failed mid-transfer: {err}");
         let _ = send.reset(quinn::VarInt::from_u32(2));
