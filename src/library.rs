@@ -475,7 +475,11 @@ mod tests {
         assert!(v("20240301") > v("20231224"));
         assert!(v("2.0") > v("2.0beta"));
         assert!(v("1.0.1") > v("1.0"));
-        assert_ne!(v("007").cmp(&v("7")), Ordering::Equal, "different texts never compare equal");
+        assert_ne!(
+            v("007").cmp(&v("7")),
+            Ordering::Equal,
+            "different texts never compare equal"
+        );
         assert!(v("99999999999999999999999") > v("9"), "no overflow on long numbers");
     }
 

@@ -194,10 +194,10 @@ impl PeerActor {
                 Some(found) = discovered.recv() => self.add_discovered(found),
                 _ = ping_tick.tick() => self.ping_round().await,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Err(err) = joined {
-                        if err.is_panic() {
-                            self.emit(PeerEvent::RuntimeFailed { component: "task", error: format!("a runtime task panicked: {err}") }).await;
-                        }
+                    if let Err(err) = joined
+                        && err.is_panic()
+                    {
+                        self.emit(PeerEvent::RuntimeFailed { component: "task", error: format!("a runtime task panicked: {err}") }).await;
                     }
                 }
             }
@@ -541,10 +541,10 @@ impl PeerActor {
 }
 
 /// Runs futures concurrently and returns their outputs in order.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
-    F: Send + 'static,
 {
     let mut set = JoinSet::new();
     for (index, future) in futures.into_iter().enumerate() {

@@ -61,10 +61,10 @@ impl PeerClient {
 
     async fn connection(&self, addr: SocketAddr) -> Result<Connection, ClientError> {
         let cached = self.lock_connections().get(&addr).cloned();
-        if let Some(connection) = cached {
-            if connection.close_reason().is_none() {
-                return Ok(connection);
-            }
+        if let Some(connection) = cached
+            && connection.close_reason().is_none()
+        {
+            return Ok(connection);
         }
         let connect_error = |reason: String| ClientError::Connect { addr, reason };
         let connecting = self

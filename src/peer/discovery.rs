@@ -55,10 +55,10 @@ impl Discovery {
 
     /// Withdraws our announcement and stops the daemon (which ends the browse task).
     pub fn stop(self) {
-        if let Some(fullname) = &self.advertised {
-            if let Err(err) = self.daemon.unregister(fullname) {
-                tracing::debug!("mDNS unregister failed: {err}");
-            }
+        if let Some(fullname) = &self.advertised
+            && let Err(err) = self.daemon.unregister(fullname)
+        {
+            tracing::debug!("mDNS unregister failed: {err}");
         }
         if let Err(err) = self.daemon.shutdown() {
             tracing::debug!("mDNS shutdown failed: {err}");

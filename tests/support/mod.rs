@@ -76,7 +76,11 @@ impl TestPeer {
     }
 
     /// Waits for a library snapshot that satisfies `accept`.
-    pub async fn wait_for_snapshot(&mut self, what: &str, accept: impl Fn(&LibrarySnapshot) -> bool) -> LibrarySnapshot {
+    pub async fn wait_for_snapshot(
+        &mut self,
+        what: &str,
+        accept: impl Fn(&LibrarySnapshot) -> bool,
+    ) -> LibrarySnapshot {
         if accept(&self.snapshot) {
             return self.snapshot.clone();
         }

@@ -1,0 +1,194 @@
+//! Two real `lanspread serve` processes on loopback, each other's static peer,
+//! see each other's games; `lanspread list` prints them; SIGTERM stops cleanly.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use support::{WAIT, write_game};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
+
+/// A free UDP port on loopback (released again; the race with other tests is harmless in practice).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop, with its stderr lines forwarded to a channel.
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Serve {
+    fn start(root: &Path, listen: SocketAddr, peer: SocketAddr) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args([
+                "--no-mdns",
+                "--listen",
+                &listen.to_string(),
+                "--peer",
+                &peer.to_string(),
+            ])
+            .arg("--game-dir")
+            .arg(root.join("games"))
+            .arg("--state-dir")
+            .arg(root.join("state"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lanspread serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Serve {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing every one of `needles`.
+    fn wait_for_line(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if needles.iter().all(|needle| line.contains(needle)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needles:?} within {WAIT:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_serve_processes_see_each_others_games() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root_a, root_b) = (dir.path().join("a"), dir.path().join("b"));
+    write_game(
+        &root_a.join("games"),
+        "openarena",
+        "20240301",
+        &[("oa.zip", vec![1; 1000])],
+    );
+    write_game(&root_b.join("games"), "teeworlds", "0.7.5", &[("tw.zip", vec![2; 500])]);
+    let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+
+    let mut a = Serve::start(&root_a, addr_a, addr_b);
+    let mut b = Serve::start(&root_b, addr_b, addr_a);
+    a.wait_for_line(&["library: teeworlds", "remote", "latest 0.7.5 on 1 peer(s)"]);
+    b.wait_for_line(&["library: openarena", "remote", "latest 20240301 on 1 peer(s)"]);
+
+    // `list` sees both, as JSON for scripts.
+    let output = Command::new(BIN)
+        .args(["list", "--json", "--no-mdns", "--wait", "15"])
+        .args(["--peer", &addr_a.to_string(), "--peer", &addr_b.to_string()])
+        .arg("--game-dir")
+        .arg(dir.path().join("lister/games"))
+        .arg("--state-dir")
+        .arg(dir.path().join("lister/state"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "list failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let row = |id: &str| rows.iter().find(|row| row["id"] == id).unwrap().clone();
+    assert_eq!(row("openarena")["version"], "20240301");
+    assert_eq!(row("openarena")["name"], "OpenArena");
+    assert_eq!(row("openarena")["peers"], serde_json::json!([addr_a.to_string()]));
+    assert_eq!(row("teeworlds")["version"], "0.7.5");
+    assert_eq!(row("teeworlds")["peers"], serde_json::json!([addr_b.to_string()]));
+
+    // SIGTERM: a clean shutdown with exit status 0, and the log file was written.
+    let status = Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    a.wait_for_line(&["peer runtime stopped"]);
+    let exit = a.child.wait().unwrap();
+    assert!(exit.success(), "serve exited with {exit}");
+    let logs: Vec<_> = std::fs::read_dir(root_a.join("state/logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("lanspread.log")),
+        "no log file in {:?}",
+        logs
+    );
+
+    // b notices that a is gone.
+    b.wait_for_line(&["peer left", &addr_a.to_string()]);
+}
+
+#[test]
+fn list_without_any_peer_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let output = Command::new(BIN)
+        .args(["list", "--no-mdns", "--wait", "1", "--peer", &silent.to_string()])
+        .arg("--game-dir")
+        .arg(dir.path().join("games"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no peer answered"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn help_explains_every_peer_flag() {
+    let output = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--game-dir",
+        "--state-dir",
+        "--listen",
+        "--peer",
+        "--catalog",
+        "--no-mdns",
+        "--log-dir",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}:\n{help}");
+    }
+}
