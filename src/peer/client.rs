@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use quinn::{Connection, Endpoint, RecvStream};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -17,7 +18,7 @@ use crate::proto::{
 
 /// How long connecting plus one request's header exchange may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Buffer for copying file bytes from the stream into a sink.
+/// Largest piece read from a stream at once.
 const COPY_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -159,20 +160,15 @@ impl PeerClient {
         Ok(details)
     }
 
-    /// Copies bytes `offset..offset+len` of a served file into `sink`; returns the count,
-    /// which is always `len` on success (a short stream is an error).
-    pub async fn get_file_chunk<W>(
+    /// Requests bytes `offset..offset+len` of a served file; the reader yields exactly `len` bytes.
+    pub async fn open_file_chunk(
         &self,
         addr: SocketAddr,
         id: &str,
         path: &str,
         offset: u64,
         len: u64,
-        sink: &mut W,
-    ) -> Result<u64, ClientError>
-    where
-        W: AsyncWrite + Unpin,
-    {
+    ) -> Result<ChunkReader, ClientError> {
         validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
             addr,
             reason: err.to_string(),
@@ -189,24 +185,16 @@ impl PeerClient {
             offset,
             len,
         };
-        let mut recv = match self.request(addr, &request).await? {
-            (Response::FileChunk { offset: o, len: l }, recv) if o == offset && l == len => recv,
-            (other, _) => return Err(unexpected(addr, &other)),
-        };
-        copy_exact(addr, &mut recv, len, sink).await
+        match self.request(addr, &request).await? {
+            (Response::FileChunk { offset: o, len: l }, recv) if o == offset && l == len => {
+                Ok(ChunkReader::new(addr, recv, len))
+            }
+            (other, _) => Err(unexpected(addr, &other)),
+        }
     }
 
-    /// Copies a whole served file into `sink`; returns its size as announced in the header.
-    pub async fn get_file_data<W>(
-        &self,
-        addr: SocketAddr,
-        id: &str,
-        path: &str,
-        sink: &mut W,
-    ) -> Result<u64, ClientError>
-    where
-        W: AsyncWrite + Unpin,
-    {
+    /// Requests a whole served file; the reader yields exactly the size its header announced.
+    pub async fn open_file_data(&self, addr: SocketAddr, id: &str, path: &str) -> Result<ChunkReader, ClientError> {
         validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
             addr,
             reason: err.to_string(),
@@ -215,56 +203,104 @@ impl PeerClient {
             id: id.to_owned(),
             path: path.to_owned(),
         };
-        let (size, mut recv) = match self.request(addr, &request).await? {
-            (Response::FileData { size }, recv) => (size, recv),
-            (other, _) => return Err(unexpected(addr, &other)),
-        };
-        copy_exact(addr, &mut recv, size, sink).await
+        match self.request(addr, &request).await? {
+            (Response::FileData { size }, recv) => Ok(ChunkReader::new(addr, recv, size)),
+            (other, _) => Err(unexpected(addr, &other)),
+        }
+    }
+
+    /// Copies bytes `offset..offset+len` of a served file into `sink`; returns `len`.
+    pub async fn get_file_chunk<W>(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut W,
+    ) -> Result<u64, ClientError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        self.open_file_chunk(addr, id, path, offset, len).await?.copy_to(sink).await
+    }
+
+    /// Copies a whole served file into `sink`; returns its size.
+    pub async fn get_file_data<W>(&self, addr: SocketAddr, id: &str, path: &str, sink: &mut W) -> Result<u64, ClientError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        self.open_file_data(addr, id, path).await?.copy_to(sink).await
     }
 }
 
-/// Copies exactly `len` bytes, failing on a short or over-long stream (a lying peer).
-async fn copy_exact<W>(addr: SocketAddr, recv: &mut RecvStream, len: u64, sink: &mut W) -> Result<u64, ClientError>
-where
-    W: AsyncWrite + Unpin,
-{
-    let mut buffer = vec![0u8; COPY_BUFFER.min(usize::try_from(len).unwrap_or(COPY_BUFFER)).max(1)];
-    let mut remaining = len;
-    while remaining > 0 {
-        let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        let read = recv
-            .read(&mut buffer[..want])
-            .await
-            .map_err(|err| ClientError::Stream {
-                addr,
-                reason: err.to_string(),
-            })?;
-        match read {
-            Some(0) => continue,
-            Some(n) => {
-                sink.write_all(&buffer[..n]).await.map_err(ClientError::Sink)?;
-                remaining -= n as u64;
-            }
-            None => {
-                return Err(ClientError::InvalidResponse {
-                    addr,
-                    reason: format!("stream ended {remaining} bytes short of the announced {len}"),
-                });
-            }
+/// The raw bytes after a `FileChunk`/`FileData` header. A peer that sends fewer
+/// or more bytes than it announced is an error, never a short or long file.
+pub struct ChunkReader {
+    addr: SocketAddr,
+    recv: RecvStream,
+    len: u64,
+    remaining: u64,
+}
+
+impl ChunkReader {
+    fn new(addr: SocketAddr, recv: RecvStream, len: u64) -> Self {
+        ChunkReader {
+            addr,
+            recv,
+            len,
+            remaining: len,
         }
     }
-    sink.flush().await.map_err(ClientError::Sink)?;
-    let mut extra = [0u8; 1];
-    match recv.read(&mut extra).await {
-        Ok(None) | Ok(Some(0)) => Ok(len),
-        Ok(Some(_)) => Err(ClientError::InvalidResponse {
-            addr,
-            reason: format!("sent more than the announced {len} bytes"),
-        }),
-        Err(err) => Err(ClientError::Stream {
+
+    /// The number of bytes this reader yields in total.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The next piece of at most `max` bytes; `None` once all bytes arrived and the stream ended.
+    pub async fn next_piece(&mut self, max: usize) -> Result<Option<Bytes>, ClientError> {
+        let addr = self.addr;
+        let stream_error = |err: quinn::ReadError| ClientError::Stream {
             addr,
             reason: err.to_string(),
-        }),
+        };
+        if self.remaining == 0 {
+            return match self.recv.read_chunk(1, true).await.map_err(stream_error)? {
+                None => Ok(None),
+                Some(_) => Err(ClientError::InvalidResponse {
+                    addr,
+                    reason: format!("sent more than the announced {} bytes", self.len),
+                }),
+            };
+        }
+        let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(max.max(1));
+        match self.recv.read_chunk(want, true).await.map_err(stream_error)? {
+            Some(chunk) => {
+                self.remaining -= chunk.bytes.len() as u64;
+                Ok(Some(chunk.bytes))
+            }
+            None => Err(ClientError::InvalidResponse {
+                addr,
+                reason: format!("stream ended {} bytes short of the announced {}", self.remaining, self.len),
+            }),
+        }
+    }
+
+    /// Copies everything into `sink`; returns the byte count.
+    pub async fn copy_to<W>(mut self, sink: &mut W) -> Result<u64, ClientError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        while let Some(piece) = self.next_piece(COPY_BUFFER).await? {
+            sink.write_all(&piece).await.map_err(ClientError::Sink)?;
+        }
+        sink.flush().await.map_err(ClientError::Sink)?;
+        Ok(self.len)
     }
 }
 

@@ -86,7 +86,7 @@ async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>
 async fn serve_stream(mut send: SendStream, mut recv: RecvStream, remote: SocketAddr, context: Arc<ServerContext>) {
     let request: Request = match read_frame(&mut recv).await {
         Ok(request) => request,
-        Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
+        Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_) | FrameError::Truncated)) => {
             tracing::debug!("rejecting bad request: {err}");
             let _ = recv.stop(quinn::VarInt::from_u32(1));
             let _ = write_frame(&mut send, &Response::error(ErrorKind::BadRequest, err.to_string())).await;
@@ -98,7 +98,9 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, remote: Socket
             return;
         }
     };
-    if let Request::Ping(hello) = &request {
+    if let Request::Ping(hello) = &request
+        && hello.protocol_version == PROTOCOL_VERSION
+    {
         // Best effort: a full queue only delays learning about this peer to its next ping.
         let _ = context.inbound_peers.try_send(DiscoveredPeer {
             addr: remote,

@@ -1,0 +1,644 @@
+//! Malformed and hostile requests against a serving peer, sent over raw QUIC
+//! streams: each gets the precise typed error (or, for a cut-off request, no
+//! answer at all), the connection keeps serving, nothing outside a game's
+//! served file list is ever returned, and nothing on disk changes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail, ensure};
+use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
+use lanspread::proto::{
+    ErrorKind, FrameError, GameDetails, GameFileDescription, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION, Request, Response,
+    read_frame, write_frame,
+};
+use quinn::{Connection, Endpoint};
+use serde::Serialize;
+use support::{TestPeer, WAIT, pseudo_random_bytes, start_test_peer, write_game};
+use tokio::time::timeout;
+
+const GAME: &str = "openarena";
+const GAME_VERSION: &str = "0.8.8";
+const UNCATALOGUED: &str = "not-in-catalog";
+/// Content of every file outside the served set; it must never show up in a response.
+const SECRET: &[u8] = b"lanspread-test-secret 5f1d0c7e-b2a4: this must never be served\n";
+const DATA_LEN: usize = 200_000;
+const MAP_LEN: usize = 5_000;
+/// Raw bytes allowed after an error frame when draining a stream (there must be none).
+const ERROR_TAIL_LIMIT: usize = 1024;
+
+/// A serving peer with one catalog game, plus bait it must never serve.
+struct Fixture {
+    peer: TestPeer,
+    data: Vec<u8>,
+    map: Vec<u8>,
+    readme: Vec<u8>,
+}
+
+impl Fixture {
+    /// The per-test temp dir holding `games/`, `state/` and the secret.
+    fn root(&self) -> PathBuf {
+        self.peer.dir.path().to_path_buf()
+    }
+
+    /// What `GetGame` must list: the payload and `version.ini`, never `local/` or symlinks.
+    fn expected_details(&self) -> GameDetails {
+        let file = |path: &str, size: usize| GameFileDescription {
+            path: path.to_owned(),
+            size: size as u64,
+            is_dir: false,
+        };
+        GameDetails {
+            id: GAME.to_owned(),
+            version: GAME_VERSION.to_owned(),
+            files: vec![
+                file("data.pk3", self.data.len()),
+                GameFileDescription {
+                    path: "maps".to_owned(),
+                    size: 0,
+                    is_dir: true,
+                },
+                file("maps/dm1.bsp", self.map.len()),
+                file("readme.txt", self.readme.len()),
+                file("version.ini", GAME_VERSION.len()),
+            ],
+        }
+    }
+}
+
+/// Starts the serving peer and waits until it has scanned (and so serves) its game dir.
+///
+/// Layout of the peer's temp dir:
+/// - `secret.txt`, `outside/notes.txt`: outside the game dir, holding [`SECRET`]
+/// - `games/openarena/`: `data.pk3`, `maps/dm1.bsp`, `readme.txt`, `version.ini`,
+///   `local/game.exe` (installed game, never served), `secret-link` -> `../../secret.txt`,
+///   `maps/outside-link` -> `../../../outside` (symlinks, never served)
+/// - `games/not-in-catalog/`: `version.ini`, `payload.bin` (not a catalog id, never served)
+async fn serving_peer() -> Fixture {
+    let data = pseudo_random_bytes(11, DATA_LEN);
+    let map = pseudo_random_bytes(12, MAP_LEN);
+    let readme = b"OpenArena test payload\n".to_vec();
+    let mut peer = start_test_peer(&[], |games| {
+        let root = games.parent().expect("game dir has a parent");
+        std::fs::write(root.join("secret.txt"), SECRET).unwrap();
+        std::fs::create_dir_all(root.join("outside")).unwrap();
+        std::fs::write(root.join("outside/notes.txt"), SECRET).unwrap();
+
+        let game_root = write_game(
+            games,
+            GAME,
+            GAME_VERSION,
+            &[
+                ("data.pk3", data.clone()),
+                ("maps/dm1.bsp", map.clone()),
+                ("readme.txt", readme.clone()),
+                ("local/game.exe", SECRET.to_vec()),
+            ],
+        );
+        std::os::unix::fs::symlink(root.join("secret.txt"), game_root.join("secret-link")).unwrap();
+        std::os::unix::fs::symlink(root.join("outside"), game_root.join("maps/outside-link")).unwrap();
+
+        write_game(games, UNCATALOGUED, "1.0", &[("payload.bin", SECRET.to_vec())]);
+    });
+    peer.wait_for_snapshot(
+        "the serving peer to scan openarena and the uncatalogued folder",
+        |snapshot| {
+            snapshot
+                .game(GAME)
+                .is_some_and(|game| game.local_version.as_deref() == Some(GAME_VERSION))
+                && snapshot.uncatalogued.iter().any(|name| name == UNCATALOGUED)
+        },
+    )
+    .await;
+    Fixture {
+        peer,
+        data,
+        map,
+        readme,
+    }
+}
+
+/// What came back on one stream.
+struct Reply {
+    /// The first frame, or why none could be read.
+    frame: Result<Response, FrameError>,
+    /// The raw bytes after it if the stream then finished, or why reading them failed (e.g. a reset).
+    tail: Result<Vec<u8>, String>,
+}
+
+/// One raw client connection that records everything the server sends back.
+struct Probe {
+    connection: Connection,
+    /// Every decoded frame (re-encoded as JSON) and every raw byte received, in order.
+    transcript: Vec<u8>,
+}
+
+impl Probe {
+    async fn connect(endpoint: &Endpoint, server: SocketAddr) -> Result<Self> {
+        let connecting = endpoint.connect(server, SERVER_NAME)?;
+        let connection = timeout(WAIT, connecting)
+            .await
+            .with_context(|| format!("connecting to {server} timed out"))??;
+        Ok(Probe {
+            connection,
+            transcript: Vec::new(),
+        })
+    }
+
+    /// Sends `bytes` on a new bidirectional stream, finishes it, and reads one frame and then the rest.
+    async fn send_raw(&mut self, bytes: &[u8], tail_limit: usize) -> Result<Reply> {
+        let connection = &self.connection;
+        let exchange = async {
+            let (mut send, mut recv) = connection.open_bi().await?;
+            send.write_all(bytes).await?;
+            send.finish()?;
+            let frame = read_frame::<_, Response>(&mut recv).await;
+            let tail = recv.read_to_end(tail_limit).await.map_err(|err| err.to_string());
+            anyhow::Ok((frame, tail))
+        };
+        let (frame, tail) = timeout(WAIT, exchange)
+            .await
+            .context("no answer on the stream within the wait bound")??;
+        if let Ok(response) = &frame {
+            self.transcript.extend(serde_json::to_vec(response)?);
+        }
+        if let Ok(bytes) = &tail {
+            self.transcript.extend_from_slice(bytes);
+        }
+        Ok(Reply { frame, tail })
+    }
+
+    async fn send<T: Serialize>(&mut self, message: &T, tail_limit: usize) -> Result<Reply> {
+        self.send_raw(&encode(message).await?, tail_limit).await
+    }
+
+    /// Expects exactly one `Error` frame of `kind`, then a stream with nothing more; returns the message.
+    async fn expect_error_raw(&mut self, what: &str, bytes: &[u8], kind: ErrorKind) -> Result<String> {
+        let reply = self.send_raw(bytes, ERROR_TAIL_LIMIT).await?;
+        let message = match reply.frame {
+            Ok(Response::Error { kind: got, message }) => {
+                ensure!(got == kind, "{what}: expected {kind:?}, got {got:?} ({message})");
+                message
+            }
+            Ok(other) => bail!("{what}: expected a {kind:?} error, got {other:?}"),
+            Err(err) => bail!(
+                "{what}: expected a {kind:?} error frame, the stream gave {err} (then {:?})",
+                reply.tail
+            ),
+        };
+        // A reset after the error frame (`Err`) would carry no data either.
+        if let Ok(rest) = &reply.tail {
+            ensure!(
+                rest.is_empty(),
+                "{what}: {} raw bytes followed the error frame",
+                rest.len()
+            );
+        }
+        Ok(message)
+    }
+
+    async fn expect_error(&mut self, what: &str, request: &Request, kind: ErrorKind) -> Result<String> {
+        self.expect_error_raw(what, &encode(request).await?, kind).await
+    }
+
+    async fn get_game(&mut self) -> Result<GameDetails> {
+        let reply = self
+            .send(&Request::GetGame { id: GAME.to_owned() }, ERROR_TAIL_LIMIT)
+            .await?;
+        match (reply.frame, reply.tail) {
+            (Ok(Response::GameDetails(details)), Ok(rest)) if rest.is_empty() => Ok(details),
+            (frame, tail) => bail!("GetGame {GAME}: expected GameDetails and a clean end, got {frame:?} then {tail:?}"),
+        }
+    }
+
+    async fn get_chunk(&mut self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let request = Request::GetGameFileChunk {
+            id: GAME.to_owned(),
+            path: path.to_owned(),
+            offset,
+            len,
+        };
+        let reply = self.send(&request, len as usize + 1).await?;
+        match (reply.frame, reply.tail) {
+            (Ok(Response::FileChunk { offset: o, len: l }), Ok(bytes)) if o == offset && l == len => Ok(bytes),
+            (frame, tail) => bail!(
+                "chunk {path} {offset}+{len}: expected a matching FileChunk and its bytes, got {frame:?} then {:?}",
+                tail.map(|bytes| bytes.len())
+            ),
+        }
+    }
+
+    async fn get_file(&mut self, path: &str, expected_len: usize) -> Result<Vec<u8>> {
+        let request = Request::GetGameFileData {
+            id: GAME.to_owned(),
+            path: path.to_owned(),
+        };
+        let reply = self.send(&request, expected_len + 1).await?;
+        match (reply.frame, reply.tail) {
+            (Ok(Response::FileData { size }), Ok(bytes)) if size == bytes.len() as u64 => Ok(bytes),
+            (frame, tail) => bail!(
+                "file {path}: expected FileData and exactly its bytes, got {frame:?} then {:?}",
+                tail.map(|bytes| bytes.len())
+            ),
+        }
+    }
+}
+
+async fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_frame(&mut bytes, message).await?;
+    Ok(bytes)
+}
+
+/// A frame whose body is `body` as is (not necessarily JSON).
+fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn file_data(path: &str) -> Request {
+    Request::GetGameFileData {
+        id: GAME.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+fn file_chunk(path: &str, offset: u64, len: u64) -> Request {
+    Request::GetGameFileChunk {
+        id: GAME.to_owned(),
+        path: path.to_owned(),
+        offset,
+        len,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File {
+        bytes: Vec<u8>,
+        modified: Option<SystemTime>,
+    },
+    Symlink(PathBuf),
+    Other,
+}
+
+/// Every entry under `root` (symlinks not followed), except the `skip`ped top-level names.
+fn tree(root: &Path, skip: &[&str]) -> BTreeMap<PathBuf, Entry> {
+    fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut BTreeMap<PathBuf, Entry>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            if dir == root && skip.iter().any(|name| relative == Path::new(name)) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let kind = if meta.is_symlink() {
+                Entry::Symlink(std::fs::read_link(&path).unwrap())
+            } else if meta.is_dir() {
+                walk(root, &path, skip, out);
+                Entry::Dir
+            } else if meta.is_file() {
+                Entry::File {
+                    bytes: std::fs::read(&path).unwrap(),
+                    modified: meta.modified().ok(),
+                }
+            } else {
+                Entry::Other
+            };
+            out.insert(relative, kind);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, skip, &mut out);
+    out
+}
+
+/// The peer itself writes its state (and possibly logs); everything else must stay as the test left it.
+const PEER_OWNED: &[&str] = &["state", "logs"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
+    let fixture = serving_peer().await;
+    let server = fixture.peer.addr();
+    let before = tree(&fixture.root(), PEER_OWNED);
+    assert!(
+        before.contains_key(Path::new("secret.txt")) && before.contains_key(Path::new("games/openarena/secret-link")),
+        "fixture layout: {:?}",
+        before.keys().collect::<Vec<_>>()
+    );
+
+    let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+    let mut probe = Probe::connect(&endpoint, server).await?;
+
+    // The peer announces only its catalog game, never the uncatalogued folder.
+    let reply = probe.send(&Request::ListGames, ERROR_TAIL_LIMIT).await?;
+    match reply.frame {
+        Ok(Response::Games { games }) => {
+            let ids: Vec<_> = games.iter().map(|game| game.id.as_str()).collect();
+            assert_eq!(ids, [GAME], "ListGames");
+        }
+        other => panic!("ListGames: expected Games, got {other:?}"),
+    }
+
+    // 1. Garbage. Its first four bytes read as a length far over the limit, so the frame is rejected
+    //    as too large; a valid length around garbage is rejected as malformed. Both: BadRequest.
+    probe
+        .expect_error_raw(
+            "garbage bytes",
+            b"GARBAGE!!! \x00\xff\xfe not a frame",
+            ErrorKind::BadRequest,
+        )
+        .await?;
+    probe
+        .expect_error_raw(
+            "a frame of non-JSON bytes",
+            &raw_frame(b"GARBAGE!!!\x00\xff"),
+            ErrorKind::BadRequest,
+        )
+        .await?;
+    probe
+        .expect_error_raw("an empty frame", &raw_frame(b""), ErrorKind::BadRequest)
+        .await?;
+    // A request cut off mid-frame (the client finished its side early) is a bad request too.
+    let mut truncated = 100u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(b"{\"type\":");
+    probe
+        .expect_error_raw("a request cut off mid-frame", &truncated, ErrorKind::BadRequest)
+        .await?;
+
+    // 2. A length prefix over the limit is rejected before any body is read or allocated.
+    let mut oversized = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+    oversized.extend_from_slice(b"{\"type\":\"list_games\"}");
+    let message = probe
+        .expect_error_raw("a frame over MAX_FRAME_LEN", &oversized, ErrorKind::BadRequest)
+        .await?;
+    assert!(message.contains(&(MAX_FRAME_LEN + 1).to_string()), "{message}");
+    probe
+        .expect_error_raw(
+            "a u32::MAX length prefix",
+            &u32::MAX.to_be_bytes(),
+            ErrorKind::BadRequest,
+        )
+        .await?;
+
+    // 3. Valid frames holding JSON of the wrong shape.
+    for json in [
+        serde_json::json!({"type": "get_game", "idd": 3}),
+        serde_json::json!({"type": "nope"}),
+        serde_json::json!({"id": "openarena"}),
+        serde_json::json!([1, 2, 3]),
+        serde_json::json!({"type": "get_game_file_chunk", "id": "openarena", "path": "data.pk3", "offset": -1, "len": 1}),
+        serde_json::json!({"type": "ping", "protocol_version": "one"}),
+    ] {
+        probe
+            .expect_error_raw(
+                &format!("wrong shape {json}"),
+                &encode(&json).await?,
+                ErrorKind::BadRequest,
+            )
+            .await?;
+    }
+
+    // 4. Traversal out of the game root (`../../secret.txt` is the real secret), whole file and chunk.
+    for path in [
+        "../../etc/passwd",
+        "../secret.txt",
+        "../../secret.txt",
+        "maps/../../../secret.txt",
+    ] {
+        probe
+            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
+            .await?;
+        probe
+            .expect_error(
+                &format!("file chunk {path}"),
+                &file_chunk(path, 0, 8),
+                ErrorKind::InvalidPath,
+            )
+            .await?;
+    }
+    // 5. Absolute paths, including the secret's own absolute path.
+    let absolute_secret = fixture.root().join("secret.txt");
+    for path in [
+        "/etc/passwd",
+        absolute_secret.to_str().expect("UTF-8 temp path"),
+        "C:/windows/win.ini",
+    ] {
+        probe
+            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
+            .await?;
+        probe
+            .expect_error(
+                &format!("file chunk {path}"),
+                &file_chunk(path, 0, 8),
+                ErrorKind::InvalidPath,
+            )
+            .await?;
+    }
+    probe
+        .expect_error(
+            "backslash traversal",
+            &file_data("..\\..\\secret.txt"),
+            ErrorKind::InvalidPath,
+        )
+        .await?;
+
+    // 6. Ids that are not served: not in the catalog, in the catalog but absent, or not an id at all.
+    //    (`..` + `secret.txt` would name the real secret if the id were joined unchecked.)
+    for id in [UNCATALOGUED, "xonotic", "../x", "..", "", "OpenArena", "openarena/maps"] {
+        probe
+            .expect_error(
+                &format!("GetGame {id:?}"),
+                &Request::GetGame { id: id.to_owned() },
+                ErrorKind::UnknownGame,
+            )
+            .await?;
+    }
+    for (id, path) in [
+        (UNCATALOGUED, "payload.bin"),
+        (UNCATALOGUED, "version.ini"),
+        ("../x", "secret.txt"),
+        ("..", "secret.txt"),
+        ("xonotic", "version.ini"),
+    ] {
+        let data = Request::GetGameFileData {
+            id: id.to_owned(),
+            path: path.to_owned(),
+        };
+        probe
+            .expect_error(&format!("file data {id:?}/{path}"), &data, ErrorKind::UnknownGame)
+            .await?;
+        let chunk = Request::GetGameFileChunk {
+            id: id.to_owned(),
+            path: path.to_owned(),
+            offset: 0,
+            len: 4,
+        };
+        probe
+            .expect_error(&format!("file chunk {id:?}/{path}"), &chunk, ErrorKind::UnknownGame)
+            .await?;
+    }
+
+    // 7. Valid paths that are not served files; the installed game and reserved names never are.
+    for path in ["missing.pk3", "maps/missing.bsp", "maps"] {
+        probe
+            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::NotFound)
+            .await?;
+    }
+    for path in [
+        "local/game.exe",
+        "local",
+        ".local.installing/x",
+        ".version.ini.tmp",
+        "maps/.lanspread_owned",
+    ] {
+        probe
+            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
+            .await?;
+        probe
+            .expect_error(
+                &format!("file chunk {path}"),
+                &file_chunk(path, 0, 4),
+                ErrorKind::InvalidPath,
+            )
+            .await?;
+    }
+
+    // 8. Ranges outside the file, too long, or overflowing u64.
+    let size = DATA_LEN as u64;
+    for (offset, len) in [
+        (size - 10, 11),
+        (size, 1),
+        (size + 1, 0),
+        (0, size + 1),
+        (u64::MAX, 2),
+        (2, u64::MAX),
+        (u64::MAX, u64::MAX),
+    ] {
+        probe
+            .expect_error(
+                &format!("chunk data.pk3 {offset}+{len}"),
+                &file_chunk("data.pk3", offset, len),
+                ErrorKind::InvalidRange,
+            )
+            .await?;
+    }
+
+    // 9. Symlinks inside the game root (to the secret file and to an outside dir) are never served.
+    for path in ["secret-link", "maps/outside-link", "maps/outside-link/notes.txt"] {
+        probe
+            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::NotFound)
+            .await?;
+        probe
+            .expect_error(
+                &format!("file chunk {path}"),
+                &file_chunk(path, 0, 8),
+                ErrorKind::NotFound,
+            )
+            .await?;
+    }
+
+    // 10. A ping with another protocol version.
+    let hello = Hello {
+        protocol_version: 999,
+        peer_id: "bad-input-test".to_owned(),
+        name: "bad input".to_owned(),
+        library_revision: 0,
+    };
+    let message = probe
+        .expect_error(
+            "ping with protocol 999",
+            &Request::Ping(hello),
+            ErrorKind::ProtocolMismatch,
+        )
+        .await?;
+    let numbers: Vec<u32> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert!(
+        numbers.contains(&999) && numbers.contains(&PROTOCOL_VERSION),
+        "the mismatch message should name both versions: {message}"
+    );
+
+    // The same connection still serves valid requests, with exactly the served file list.
+    assert!(
+        probe.connection.close_reason().is_none(),
+        "the server closed the connection"
+    );
+    assert_eq!(probe.get_game().await?, fixture.expected_details());
+    assert_eq!(probe.get_chunk("maps/dm1.bsp", 100, 50).await?, fixture.map[100..150]);
+
+    // So does a new connection from a new endpoint.
+    let other_endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+    let mut fresh = Probe::connect(&other_endpoint, server).await?;
+    assert_eq!(fresh.get_game().await?, fixture.expected_details());
+    assert!(
+        fresh.get_file("data.pk3", DATA_LEN).await? == fixture.data,
+        "data.pk3 differs"
+    );
+    assert_eq!(
+        fresh.get_file("readme.txt", fixture.readme.len()).await?,
+        fixture.readme
+    );
+
+    // Nothing bait-like was ever sent back, and nothing on disk changed.
+    for (name, transcript) in [
+        ("hostile connection", &probe.transcript),
+        ("fresh connection", &fresh.transcript),
+    ] {
+        assert!(!contains(transcript, SECRET), "the secret leaked on the {name}");
+    }
+    if let Ok(passwd) = std::fs::read("/etc/passwd") {
+        let first_line = passwd.split(|&b| b == b'\n').next().unwrap_or_default();
+        assert!(!contains(&probe.transcript, first_line), "/etc/passwd leaked");
+    }
+    let after = tree(&fixture.root(), PEER_OWNED);
+    assert!(before == after, "files changed:\nbefore {before:#?}\nafter {after:#?}");
+
+    probe.connection.close(0u32.into(), b"done");
+    fresh.connection.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    other_endpoint.close(0u32.into(), b"done");
+    Ok(())
+}
+
+/// The positive control: valid requests return exactly the generated bytes, and the
+/// transcript check used above does see served bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_chunks_return_exactly_the_requested_bytes() -> Result<()> {
+    let fixture = serving_peer().await;
+    let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+    let mut probe = Probe::connect(&endpoint, fixture.peer.addr()).await?;
+
+    let chunk = probe.get_chunk("data.pk3", 12_345, 54_321).await?;
+    assert!(
+        chunk == fixture.data[12_345..12_345 + 54_321],
+        "chunk differs from the generated data"
+    );
+    let tail = probe.get_chunk("data.pk3", DATA_LEN as u64 - 10, 10).await?;
+    assert_eq!(tail, fixture.data[DATA_LEN - 10..]);
+    let map = probe.get_file("maps/dm1.bsp", MAP_LEN).await?;
+    assert!(map == fixture.map, "dm1.bsp differs from the generated data");
+    assert_eq!(
+        probe.get_file("version.ini", GAME_VERSION.len()).await?,
+        GAME_VERSION.as_bytes()
+    );
+
+    assert!(contains(&probe.transcript, &fixture.data[12_345..12_345 + 64]));
+    assert!(!contains(&probe.transcript, SECRET));
+
+    probe.connection.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    Ok(())
+}
