@@ -222,11 +222,20 @@ impl PeerClient {
     where
         W: AsyncWrite + Unpin,
     {
-        self.open_file_chunk(addr, id, path, offset, len).await?.copy_to(sink).await
+        self.open_file_chunk(addr, id, path, offset, len)
+            .await?
+            .copy_to(sink)
+            .await
     }
 
     /// Copies a whole served file into `sink`; returns its size.
-    pub async fn get_file_data<W>(&self, addr: SocketAddr, id: &str, path: &str, sink: &mut W) -> Result<u64, ClientError>
+    pub async fn get_file_data<W>(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        path: &str,
+        sink: &mut W,
+    ) -> Result<u64, ClientError>
     where
         W: AsyncWrite + Unpin,
     {
@@ -286,7 +295,10 @@ impl ChunkReader {
             }
             None => Err(ClientError::InvalidResponse {
                 addr,
-                reason: format!("stream ended {} bytes short of the announced {}", self.remaining, self.len),
+                reason: format!(
+                    "stream ended {} bytes short of the announced {}",
+                    self.remaining, self.len
+                ),
             }),
         }
     }
