@@ -125,6 +125,9 @@ fn log_event(event: PeerEvent, previous: &mut LibrarySnapshot) {
                     );
                 }
             }
+            for gone in previous.games.iter().filter(|old| snapshot.game(&old.id).is_none()) {
+                tracing::info!("library: {} ({}) is no longer available", gone.id, gone.name);
+            }
             *previous = snapshot;
         }
         PeerEvent::RuntimeFailed { component, error } => tracing::error!("{component}: {error}"),

@@ -28,8 +28,13 @@ struct Serve {
 
 impl Serve {
     fn start(root: &Path, listen: SocketAddr, peer: SocketAddr) -> Self {
+        Self::start_with(root, listen, peer, &[])
+    }
+
+    fn start_with(root: &Path, listen: SocketAddr, peer: SocketAddr, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
+            .args(extra)
             .args([
                 "--no-mdns",
                 "--listen",
@@ -156,6 +161,27 @@ fn two_serve_processes_see_each_others_games() {
 
     // b notices that a is gone.
     b.wait_for_line(&["peer left", &addr_a.to_string()]);
+}
+
+#[test]
+fn a_killed_serve_process_is_pruned_after_the_ping_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "ping_interval_secs = 0.3\npeer_timeout_secs = 1.5\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (root_a, root_b) = (dir.path().join("a"), dir.path().join("b"));
+    write_game(&root_b.join("games"), "teeworlds", "0.7.5", &[("tw.zip", vec![2; 500])]);
+    let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut a = Serve::start_with(&root_a, addr_a, addr_b, &["--config", config]);
+    let mut b = Serve::start_with(&root_b, addr_b, addr_a, &["--config", config]);
+    a.wait_for_line(&["library: teeworlds", "on 1 peer(s)"]);
+
+    // SIGKILL: no goodbye, so a only notices through missed pings.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    a.wait_for_line(&["peer left: stopped answering pings", &addr_b.to_string()]);
+    a.wait_for_line(&["library: teeworlds", "no longer available"]);
 }
 
 #[test]

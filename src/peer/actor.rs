@@ -400,12 +400,13 @@ impl PeerActor {
             Ok(pong) => pong,
             Err(err) => {
                 tracing::debug!(%addr, "ping failed: {err}");
-                if let ClientError::ProtocolMismatch { .. } = err {
-                    self.emit(PeerEvent::RuntimeFailed {
-                        component: "ping",
-                        error: err.to_string(),
-                    })
-                    .await;
+                match err {
+                    ClientError::Closed { .. } => self.drop_peer(addr, "it shut down").await,
+                    ClientError::ProtocolMismatch { .. } => {
+                        let error = err.to_string();
+                        self.emit(PeerEvent::RuntimeFailed { component: "ping", error }).await;
+                    }
+                    _ => {}
                 }
                 return;
             }

@@ -25,6 +25,8 @@ const COPY_BUFFER: usize = 1 << 20;
 pub enum ClientError {
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: SocketAddr, reason: String },
+    #[error("{addr} closed the connection (it shut down)")]
+    Closed { addr: SocketAddr },
     #[error("{addr} did not answer within {REQUEST_TIMEOUT:?}")]
     Timeout { addr: SocketAddr },
     #[error("connection to {addr} failed: {reason}")]
@@ -62,10 +64,16 @@ impl PeerClient {
 
     async fn connection(&self, addr: SocketAddr) -> Result<Connection, ClientError> {
         let cached = self.lock_connections().get(&addr).cloned();
-        if let Some(connection) = cached
-            && connection.close_reason().is_none()
-        {
-            return Ok(connection);
+        if let Some(connection) = cached {
+            match connection.close_reason() {
+                None => return Ok(connection),
+                Some(quinn::ConnectionError::ApplicationClosed(_)) => {
+                    // The peer said goodbye: report it once, reconnect on the next request.
+                    self.lock_connections().remove(&addr);
+                    return Err(ClientError::Closed { addr });
+                }
+                Some(_) => {}
+            }
         }
         let connect_error = |reason: String| ClientError::Connect { addr, reason };
         let connecting = self
@@ -100,7 +108,10 @@ impl PeerClient {
                 addr,
                 reason: err.to_string(),
             };
-            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| stream_error(&e))?;
+            let (mut send, mut recv) = connection.open_bi().await.map_err(|err| match err {
+                quinn::ConnectionError::ApplicationClosed(_) => ClientError::Closed { addr },
+                err => stream_error(&err),
+            })?;
             write_frame(&mut send, request)
                 .await
                 .map_err(|source| ClientError::Frame { addr, source })?;
