@@ -404,7 +404,11 @@ impl PeerActor {
                     ClientError::Closed { .. } => self.drop_peer(addr, "it shut down").await,
                     ClientError::ProtocolMismatch { .. } => {
                         let error = err.to_string();
-                        self.emit(PeerEvent::RuntimeFailed { component: "ping", error }).await;
+                        self.emit(PeerEvent::RuntimeFailed {
+                            component: "ping",
+                            error,
+                        })
+                        .await;
                     }
                     _ => {}
                 }
