@@ -37,6 +37,9 @@ pub struct PeerArgs {
     /// Do not advertise or browse with mDNS; only --peer addresses are contacted
     #[arg(long, global = true)]
     pub no_mdns: bool,
+    /// Cap this peer's total upload rate at MBPS megabytes (10^6 bytes) per second [default: no cap]
+    #[arg(long, value_name = "MBPS", global = true)]
+    pub upload_limit: Option<f64>,
     /// Name shown to other peers [default: the host name]
     #[arg(long, value_name = "NAME", global = true)]
     pub name: Option<String>,
@@ -60,6 +63,7 @@ struct ConfigFile {
     name: Option<String>,
     ping_interval_secs: Option<f64>,
     peer_timeout_secs: Option<f64>,
+    upload_limit_mbps: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +81,10 @@ pub struct Config {
     pub ping_interval: Duration,
     /// A peer that has not answered a ping for this long is dropped.
     pub peer_timeout: Duration,
+    /// Install a game as soon as its download finishes.
+    pub auto_install: bool,
+    /// Cap on the bytes per second this peer uploads, over all transfers.
+    pub upload_limit: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,8 @@ pub enum ConfigError {
     BadPeer { address: String, reason: String },
     #[error("{0} must be a positive number of seconds")]
     BadDuration(&'static str),
+    #[error("an upload limit must be a positive number of MB/s")]
+    BadRate,
     #[error("cannot work out a default for {0}: set $HOME or pass the flag")]
     NoHome(&'static str),
 }
@@ -143,6 +153,12 @@ impl Config {
             peer_name: args.name.clone().or(file.name).unwrap_or_else(host_name),
             ping_interval: seconds(file.ping_interval_secs, 2.0, "ping_interval_secs")?,
             peer_timeout: seconds(file.peer_timeout_secs, 10.0, "peer_timeout_secs")?,
+            auto_install: true,
+            upload_limit: args
+                .upload_limit
+                .or(file.upload_limit_mbps)
+                .map(megabytes_per_second)
+                .transpose()?,
         })
     }
 
@@ -160,6 +176,8 @@ impl Config {
             peer_name: "test".to_owned(),
             ping_interval: Duration::from_millis(200),
             peer_timeout: Duration::from_secs(2),
+            auto_install: false,
+            upload_limit: None,
         }
     }
 }
@@ -181,6 +199,15 @@ fn seconds(value: Option<f64>, default: f64, name: &'static str) -> Result<Durat
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(ConfigError::BadDuration(name))
+    }
+}
+
+/// Megabytes (10^6 bytes) per second, as users think of link speeds, to bytes per second.
+pub fn megabytes_per_second(value: f64) -> Result<u64, ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok((value * 1e6) as u64)
+    } else {
+        Err(ConfigError::BadRate)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod durable;
 pub mod install;
 pub mod library;
 pub mod logging;

@@ -3,7 +3,7 @@
 //! `JoinSet`), which report back through the internal channel; the actor
 //! itself never awaits the network or the disk, except to hand out events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,14 +16,16 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ClientError, PeerClient};
 use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
+use super::download::{DownloadJob, DownloadOutcome, download_game_files, validate_majority};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
+use super::ratelimit::RateLimiter;
 use super::server::{ServedLibrary, ServerContext, run_server_component};
 use super::transport::make_endpoint;
-use super::{PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
+use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::library::{GameDB, LibraryError, LibraryIndex, scan_local_library};
-use crate::proto::{GameDetails, GameSummary, Hello, PROTOCOL_VERSION};
+use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
 
 const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 1024;
@@ -47,6 +49,17 @@ enum Internal {
         index: LibraryIndex,
         result: Result<GameDB, LibraryError>,
     },
+    DownloadEnded {
+        id: String,
+        version: String,
+        outcome: DownloadOutcome,
+    },
+}
+
+/// An operation running on one game; at most one per game.
+struct RunningOperation {
+    kind: OperationKind,
+    cancel: CancellationToken,
 }
 
 struct Candidate {
@@ -73,6 +86,7 @@ struct PeerActor {
     index: Option<LibraryIndex>,
     /// A scan was requested while one ran.
     rescan_pending: bool,
+    operations: BTreeMap<String, RunningOperation>,
     tasks: JoinSet<()>,
 }
 
@@ -113,6 +127,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         peer_id: peer_id.clone(),
         name: config.peer_name.clone(),
         inbound_peers: discovered_tx,
+        upload_limit: config.upload_limit.map(RateLimiter::new),
     });
     tasks.spawn(run_server_component(endpoint.clone(), server_context));
 
@@ -148,6 +163,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         fetches_in_flight: HashSet::new(),
         scan_generation: 0,
         rescan_pending: false,
+        operations: BTreeMap::new(),
         tasks,
     };
     let shutdown = CancellationToken::new();
@@ -202,6 +218,7 @@ impl PeerActor {
                 }
             }
         }
+        self.settle_operations(&mut internal).await;
         if let Some(discovery) = discovery {
             discovery.stop();
         }
@@ -210,6 +227,26 @@ impl PeerActor {
         // Give the close frames a moment to reach the peers, so they drop us at once.
         let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
         tracing::info!("peer runtime stopped");
+    }
+
+    /// Cancels running operations and lets them clean up (bounded), so a shutdown
+    /// never leaves a half-written download behind.
+    async fn settle_operations(&mut self, internal: &mut mpsc::Receiver<Internal>) {
+        for operation in self.operations.values() {
+            operation.cancel.cancel();
+        }
+        let settle = async {
+            while !self.operations.is_empty() {
+                match internal.recv().await {
+                    Some(message @ Internal::DownloadEnded { .. }) => self.handle_internal(message).await,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), settle).await.is_err() {
+            tracing::warn!("operations still running at shutdown; startup recovery will finish them");
+        }
     }
 
     async fn emit(&self, event: PeerEvent) {
@@ -244,6 +281,122 @@ impl PeerActor {
                 self.start_scan(true);
             }
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
+            PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
+            PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
+                Some(operation) if operation.kind == OperationKind::Download => operation.cancel.cancel(),
+                _ => {
+                    let reason = format!("no download of {id} is running");
+                    self.emit(PeerEvent::OperationRefused { id, reason }).await;
+                }
+            },
+        }
+    }
+
+    async fn emit_active_operations(&self) {
+        let active = self
+            .operations
+            .iter()
+            .map(|(id, operation)| ActiveOperation {
+                id: id.clone(),
+                kind: operation.kind,
+            })
+            .collect();
+        self.emit(PeerEvent::ActiveOperations(active)).await;
+    }
+
+    /// Validates the peers' file lists by majority and spawns the download task.
+    async fn start_download(&mut self, id: String, files: Vec<GameFileDescription>) {
+        if let Some(running) = self.operations.get(&id) {
+            let reason = format!("{id} is busy: a {:?} is already running", running.kind).to_lowercase();
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
+        let failed = |reason: String| PeerEvent::DownloadGameFilesFailed { id: id.clone(), reason };
+        let Some(version) = self.db.latest_version(&id) else {
+            let name = self.catalog.display_name(&id).to_owned();
+            self.emit(failed(format!("no peer currently shares {name}"))).await;
+            return;
+        };
+        let peers = self.db.peers_with_latest(&id);
+        let manifests: Vec<(SocketAddr, &GameDetails)> = peers
+            .iter()
+            .filter_map(|addr| self.db.game_files(addr, &id).map(|details| (*addr, details)))
+            .filter(|(_, details)| details.version == version.as_str())
+            .collect();
+        let plan = match validate_majority(&id, version.as_str(), &files, &manifests) {
+            Ok(plan) => plan,
+            Err(reason) => {
+                self.emit(failed(reason)).await;
+                return;
+            }
+        };
+        if !plan.excluded.is_empty() {
+            for (addr, why) in &plan.excluded {
+                tracing::warn!(%addr, game = id, "left out of the download: {why}");
+            }
+            let peers = plan.excluded.clone();
+            self.emit(PeerEvent::DownloadPeersExcluded { id: id.clone(), peers })
+                .await;
+        }
+        tracing::info!(game = id, version = %version, peers = plan.peers.len(), "download starting");
+        let cancel = CancellationToken::new();
+        self.operations.insert(
+            id.clone(),
+            RunningOperation {
+                kind: OperationKind::Download,
+                cancel: cancel.clone(),
+            },
+        );
+        self.emit_active_operations().await;
+        let job = DownloadJob {
+            plan,
+            game_dir: self.config.game_dir.clone(),
+            client: self.client.clone(),
+            cancel,
+            events: self.events.clone(),
+        };
+        let internal = self.internal.clone();
+        let version = version.to_string();
+        self.tasks.spawn(async move {
+            let outcome = download_game_files(job).await;
+            let _ = internal.send(Internal::DownloadEnded { id, version, outcome }).await;
+        });
+    }
+
+    async fn handle_download_ended(&mut self, id: String, version: String, outcome: DownloadOutcome) {
+        self.operations.remove(&id);
+        match outcome {
+            DownloadOutcome::Finished(summary) => {
+                tracing::info!(game = id, bytes = summary.bytes, "download finished");
+                self.emit(PeerEvent::DownloadGameFilesFinished {
+                    id: id.clone(),
+                    version,
+                    summary,
+                })
+                .await;
+                self.after_download_finished(&id);
+            }
+            DownloadOutcome::Failed(reason) => {
+                tracing::warn!(game = id, "download failed: {reason}");
+                self.emit(PeerEvent::DownloadGameFilesFailed { id, reason }).await;
+            }
+            DownloadOutcome::Cancelled => {
+                tracing::info!(game = id, "download cancelled");
+                self.emit(PeerEvent::DownloadGameFilesCancelled { id }).await;
+            }
+        }
+        self.emit_active_operations().await;
+        self.start_scan(false);
+    }
+
+    /// The auto-install seam: a finished download is handed to the install
+    /// layer (as `PeerCommand::InstallGame` once install transactions exist).
+    fn after_download_finished(&mut self, id: &str) {
+        if self.config.auto_install {
+            tracing::info!(
+                game = id,
+                "auto-install is not available yet; the game stays downloaded"
+            );
         }
     }
 
@@ -274,6 +427,7 @@ impl PeerActor {
                 index,
                 result,
             } => self.handle_scan(generation, index, result).await,
+            Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
         }
     }
 

@@ -8,7 +8,9 @@ mod actor;
 pub mod client;
 pub mod db;
 pub mod discovery;
+pub mod download;
 mod ping;
+pub mod ratelimit;
 pub mod server;
 pub mod transport;
 
@@ -24,6 +26,8 @@ use crate::config::Config;
 use crate::proto::GameFileDescription;
 
 pub use db::PeerGameDB;
+pub use download::DownloadSummary;
+pub use download::progress::{DownloadProgress, PeerProgress};
 
 /// What callers ask the runtime to do. Answers arrive as [`PeerEvent`]s.
 #[derive(Debug, Clone)]
@@ -36,6 +40,15 @@ pub enum PeerCommand {
     GetGame { id: String },
     /// Like `GetGame` but for an update: always asks the peers, whatever is on disk.
     FetchLatestFromPeers { id: String },
+    /// Download the latest version of `id` from every peer that has it, using
+    /// the file list from [`PeerEvent::GotGameFiles`]. Answered by the
+    /// `DownloadGameFiles*` events; refused while another operation runs on `id`.
+    DownloadGameFiles {
+        id: String,
+        files: Vec<GameFileDescription>,
+    },
+    /// Cancel the running download of `id`.
+    CancelDownload { id: String },
     /// Switch to another game dir (created if missing) and rescan it.
     SetGameDir { path: PathBuf },
     /// Answered by [`PeerEvent::PeerCount`].
@@ -71,11 +84,57 @@ pub enum PeerEvent {
         id: String,
         reason: String,
     },
+    DownloadGameFilesBegin {
+        id: String,
+        version: String,
+        total_bytes: u64,
+        peers: Vec<SocketAddr>,
+    },
+    /// A few times a second while a download runs.
+    DownloadProgress(DownloadProgress),
+    /// The game is complete on disk, `version.ini` written last.
+    DownloadGameFilesFinished {
+        id: String,
+        version: String,
+        summary: DownloadSummary,
+    },
+    /// The download stopped; its partial files are gone. `reason` is for people.
+    DownloadGameFilesFailed {
+        id: String,
+        reason: String,
+    },
+    DownloadGameFilesCancelled {
+        id: String,
+    },
+    /// Peers left out of a download because their file list disagrees with the majority.
+    DownloadPeersExcluded {
+        id: String,
+        peers: Vec<(SocketAddr, String)>,
+    },
+    /// What runs right now; the single source of truth for "is an operation active".
+    ActiveOperations(Vec<ActiveOperation>),
+    /// A command was not carried out (e.g. a second download of the same game).
+    OperationRefused {
+        id: String,
+        reason: String,
+    },
     /// A part of the runtime failed; the runtime keeps going without it where it can.
     RuntimeFailed {
         component: &'static str,
         error: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveOperation {
+    pub id: String,
+    pub kind: OperationKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperationKind {
+    Download,
 }
 
 /// The library as the UI shows it.

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::discovery::DiscoveredPeer;
+use super::ratelimit::RateLimiter;
 use crate::catalog::Catalog;
 use crate::library::{Game, GameDB};
 use crate::proto::{
@@ -38,6 +39,8 @@ pub struct ServerContext {
     /// Peers that ping us. Every peer sends from the socket it listens on, so
     /// the source address is where it can be reached: one `--peer` suffices.
     pub inbound_peers: mpsc::Sender<DiscoveredPeer>,
+    /// Shared by every upload (`--upload-limit`).
+    pub upload_limit: Option<RateLimiter>,
 }
 
 /// Bytes read from disk per write to the QUIC stream.
@@ -213,6 +216,9 @@ async fn send_file_range(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("{path} shrank while being sent"),
             ));
+        }
+        if let Some(limiter) = &context.upload_limit {
+            limiter.acquire(read).await;
         }
         send.write_all(&buffer[..read]).await?;
         remaining -= read as u64;

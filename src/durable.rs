@@ -1,0 +1,55 @@
+//! Crash-safe small-file writes: data to a temp file, fsync, rename over the
+//! destination, fsync the directory. After a crash the destination holds
+//! either the old content or the new, never a mix.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Writes `bytes` to `destination` through `temp` (same directory).
+pub fn replace_file(temp: &Path, destination: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = fs::File::create(temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(temp, destination)?;
+    sync_parent(destination)
+}
+
+/// Makes a rename, creation or removal inside `path`'s directory durable.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes a file if it exists; a missing file is not an error.
+pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_file_swaps_content_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (temp, destination) = (dir.path().join(".x.tmp"), dir.path().join("x"));
+        fs::write(&destination, b"old").unwrap();
+        replace_file(&temp, &destination, b"new").unwrap();
+        assert_eq!(fs::read(&destination).unwrap(), b"new");
+        assert!(!temp.exists());
+        remove_file_if_exists(&temp).unwrap();
+        remove_file_if_exists(&destination).unwrap();
+        assert!(!destination.exists());
+    }
+}

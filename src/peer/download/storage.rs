@@ -1,0 +1,295 @@
+//! The disk side of a download: the version-sentinel transaction.
+//!
+//! `begin` parks an existing `version.ini` as `.version.ini.discarded` (so a
+//! half-finished download never looks finished), creates the directories and
+//! pre-creates every payload file at its final size. Chunks are written with
+//! positional writes into those files, never truncating, so several peers can
+//! fill one file. `commit` syncs the payload, then writes `version.ini` last
+//! through `.version.ini.tmp` and an atomic rename. `abort` sweeps the temp and
+//! parked sentinels (the old one is *not* restored: its archives were being
+//! overwritten) and removes the payload files this download was writing.
+//!
+//! `local/` and lanspread's reserved entries can never be touched: every path
+//! passed the protocol's validator, which rejects them. Every call here blocks;
+//! run it on a blocking thread.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::durable::{remove_file_if_exists, replace_file, sync_dir};
+use crate::proto::{GameFileDescription, VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, resolve_in_root};
+
+pub struct DownloadStorage {
+    root: PathBuf,
+    /// The game root did not exist before this download.
+    created_root: bool,
+    /// Payload files by relative path, open for positional writes.
+    files: BTreeMap<String, Arc<File>>,
+    /// Directories this download created, parents first.
+    created_dirs: Vec<PathBuf>,
+}
+
+impl DownloadStorage {
+    /// Starts the transaction for `files` (which may include `version.ini`; it is written at commit).
+    pub fn begin(game_dir: &Path, id: &str, files: &[GameFileDescription]) -> io::Result<Self> {
+        let root = game_dir.join(id);
+        let created_root = !root.exists();
+        let mut storage = DownloadStorage {
+            root: root.clone(),
+            created_root,
+            files: BTreeMap::new(),
+            created_dirs: Vec::new(),
+        };
+        match storage.prepare(files) {
+            Ok(()) => Ok(storage),
+            Err(err) => {
+                storage.abort();
+                Err(err)
+            }
+        }
+    }
+
+    fn prepare(&mut self, files: &[GameFileDescription]) -> io::Result<()> {
+        if self.created_root {
+            fs::create_dir(&self.root)?;
+        } else {
+            ensure_real_dir(&self.root)?;
+        }
+        let sentinel = self.root.join(VERSION_FILE);
+        if fs::symlink_metadata(&sentinel).is_ok_and(|meta| meta.is_file()) {
+            fs::rename(&sentinel, self.root.join(VERSION_DISCARDED_FILE))?;
+            sync_dir(&self.root)?;
+        }
+        remove_file_if_exists(&self.root.join(VERSION_TMP_FILE))?;
+
+        let mut dirs: Vec<&str> = files.iter().filter(|f| f.is_dir).map(|f| f.path.as_str()).collect();
+        dirs.extend(
+            files
+                .iter()
+                .filter(|f| !f.is_dir)
+                .filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d)),
+        );
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            self.create_dirs(dir)?;
+        }
+        for file in files.iter().filter(|f| !f.is_dir && f.path != VERSION_FILE) {
+            let path = self.path_of(&file.path)?;
+            if fs::symlink_metadata(&path).is_ok_and(|meta| !meta.is_file()) {
+                return Err(io::Error::other(format!(
+                    "{} exists and is not a regular file; move it away and retry",
+                    path.display()
+                )));
+            }
+            let handle = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)?;
+            // The final size up front: chunks land anywhere, and a bigger old file is cut to size once.
+            handle.set_len(file.size)?;
+            self.files.insert(file.path.clone(), Arc::new(handle));
+        }
+        Ok(())
+    }
+
+    /// Creates `relative` and its missing parents, refusing to pass through symlinks.
+    fn create_dirs(&mut self, relative: &str) -> io::Result<()> {
+        let mut current = self.root.clone();
+        for component in relative.split('/') {
+            current.push(component);
+            match fs::symlink_metadata(&current) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "{} exists and is not a directory; move it away and retry",
+                        current.display()
+                    )));
+                }
+                Err(_) => {
+                    fs::create_dir(&current)?;
+                    self.created_dirs.push(current.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, relative: &str) -> io::Result<PathBuf> {
+        resolve_in_root(&self.root, relative).map_err(io::Error::other)
+    }
+
+    /// The open payload file at `relative`, for positional writes from any thread.
+    pub fn file(&self, relative: &str) -> Option<Arc<File>> {
+        self.files.get(relative).cloned()
+    }
+
+    /// Syncs the payload, then makes the download visible by writing `version.ini` last.
+    /// If that fails, the transaction is aborted.
+    pub fn commit(self, version_ini: &[u8]) -> io::Result<()> {
+        let committed = self.try_commit(version_ini);
+        if committed.is_err() {
+            self.abort();
+        }
+        committed
+    }
+
+    fn try_commit(&self, version_ini: &[u8]) -> io::Result<()> {
+        for file in self.files.values() {
+            file.sync_data()?;
+        }
+        replace_file(
+            &self.root.join(VERSION_TMP_FILE),
+            &self.root.join(VERSION_FILE),
+            version_ini,
+        )?;
+        remove_file_if_exists(&self.root.join(VERSION_DISCARDED_FILE))?;
+        sync_dir(&self.root)
+    }
+
+    /// Undoes the download: sentinels swept, payload removed, created directories removed if empty.
+    /// Best effort: what cannot be removed is logged and left.
+    pub fn abort(self) {
+        for name in [VERSION_TMP_FILE, VERSION_DISCARDED_FILE] {
+            if let Err(err) = remove_file_if_exists(&self.root.join(name)) {
+                tracing::warn!("cannot remove {}: {err}", self.root.join(name).display());
+            }
+        }
+        for relative in self.files.keys() {
+            if let Ok(path) = self.path_of(relative)
+                && let Err(err) = remove_file_if_exists(&path)
+            {
+                tracing::warn!("cannot remove partial file {}: {err}", path.display());
+            }
+        }
+        for dir in self.created_dirs.iter().rev() {
+            // Only empty ones: anything else in them is not ours to delete.
+            let _ = fs::remove_dir(dir);
+        }
+        if self.created_root {
+            let _ = fs::remove_dir(&self.root);
+        }
+        let _ = sync_dir(self.root.parent().unwrap_or(&self.root));
+    }
+}
+
+fn ensure_real_dir(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{} is not a directory", path.display())))
+    }
+}
+
+/// Writes `bytes` at `offset` of `file`, all of it.
+pub fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(bytes, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64) -> GameFileDescription {
+        GameFileDescription {
+            path: path.into(),
+            size,
+            is_dir: false,
+        }
+    }
+
+    fn dir(path: &str) -> GameFileDescription {
+        GameFileDescription {
+            path: path.into(),
+            size: 0,
+            is_dir: true,
+        }
+    }
+
+    #[test]
+    fn commit_writes_the_sentinel_last_and_sweeps_the_parked_one() {
+        let games = tempfile::tempdir().unwrap();
+        let root = games.path().join("openarena");
+        fs::create_dir_all(root.join("local")).unwrap();
+        fs::write(root.join("local/keep.exe"), b"installed").unwrap();
+        fs::write(root.join(VERSION_FILE), b"1").unwrap();
+        fs::write(root.join("a.zip"), vec![9; 100]).unwrap();
+
+        let files = [
+            file("a.zip", 4),
+            dir("maps"),
+            file("maps/m.pk3", 3),
+            file("version.ini", 1),
+        ];
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files).unwrap();
+        assert!(!root.join(VERSION_FILE).exists(), "parked while downloading");
+        assert_eq!(fs::read(root.join(VERSION_DISCARDED_FILE)).unwrap(), b"1");
+        assert_eq!(
+            fs::metadata(root.join("a.zip")).unwrap().len(),
+            4,
+            "cut to the new size"
+        );
+        write_at(&storage.file("maps/m.pk3").unwrap(), b"yz", 1).unwrap();
+        write_at(&storage.file("maps/m.pk3").unwrap(), b"x", 0).unwrap();
+        write_at(&storage.file("a.zip").unwrap(), b"abcd", 0).unwrap();
+        storage.commit(b"2").unwrap();
+
+        assert_eq!(fs::read(root.join(VERSION_FILE)).unwrap(), b"2");
+        assert_eq!(fs::read(root.join("maps/m.pk3")).unwrap(), b"xyz");
+        assert_eq!(fs::read(root.join("a.zip")).unwrap(), b"abcd");
+        assert!(!root.join(VERSION_DISCARDED_FILE).exists());
+        assert!(!root.join(VERSION_TMP_FILE).exists());
+        assert_eq!(fs::read(root.join("local/keep.exe")).unwrap(), b"installed");
+    }
+
+    #[test]
+    fn abort_removes_payload_and_created_dirs_but_keeps_local_and_foreign_files() {
+        let games = tempfile::tempdir().unwrap();
+        let root = games.path().join("openarena");
+        fs::create_dir_all(root.join("local")).unwrap();
+        fs::write(root.join(VERSION_FILE), b"1").unwrap();
+        fs::write(root.join("user-notes.txt"), b"mine").unwrap();
+        let files = [file("a.zip", 4), file("new/deep/b.bin", 2)];
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files).unwrap();
+        storage.abort();
+        assert!(!root.join("a.zip").exists());
+        assert!(!root.join("new").exists());
+        assert!(!root.join(VERSION_FILE).exists(), "the old sentinel is not restored");
+        assert!(!root.join(VERSION_DISCARDED_FILE).exists());
+        assert!(root.join("local").is_dir());
+        assert_eq!(fs::read(root.join("user-notes.txt")).unwrap(), b"mine");
+
+        // A root the download created disappears entirely.
+        let storage = DownloadStorage::begin(games.path(), "xonotic", &files).unwrap();
+        storage.abort();
+        assert!(!games.path().join("xonotic").exists());
+    }
+
+    #[test]
+    fn refuses_to_write_through_symlinks() {
+        let games = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = games.path().join("openarena");
+        fs::create_dir_all(&root).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("maps")).unwrap();
+        let err = DownloadStorage::begin(games.path(), "openarena", &[file("maps/x", 1)])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+
+        std::os::unix::fs::symlink(outside.path().join("target"), root.join("link.zip")).unwrap();
+        let err = DownloadStorage::begin(games.path(), "openarena", &[file("link.zip", 1)])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(!outside.path().join("target").exists());
+        assert!(root.join("maps").is_symlink(), "existing entries are never deleted");
+    }
+}
