@@ -1,0 +1,498 @@
+//! The download pipeline on loopback peers: byte-identical results from 1-3
+//! peers, `version.ini` last, majority validation, a peer lost mid-download,
+//! every peer lost, cancel, and an update over an installed game.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lanspread::peer::{DownloadProgress, GameState, OperationKind, PeerCommand, PeerEvent};
+use lanspread::proto::GameFileDescription;
+use support::{TestPeer, pseudo_random_bytes, start_test_peer, test_config, write_game};
+
+const GAME: &str = "openarena";
+
+/// A game of several chunks per file (8 MiB chunks), with a subdirectory and an empty file.
+fn game_files(seed: u64) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("oa-part1.zip", pseudo_random_bytes(seed, 10_000_000)),
+        ("oa-part2.zip", pseudo_random_bytes(seed + 1, 12_500_000)),
+        ("maps/dm1.pk3", pseudo_random_bytes(seed + 2, 2_000_001)),
+        ("empty.txt", Vec::new()),
+    ]
+}
+
+/// Starts `count` peers serving the same game, each capped to `cap` bytes/s if given.
+fn serving_peers(count: usize, version: &str, files: &[(&'static str, Vec<u8>)], cap: Option<u64>) -> Vec<TestPeer> {
+    (0..count)
+        .map(|_| {
+            let (mut config, dir) = test_config();
+            config.upload_limit = cap;
+            write_game(&config.game_dir, GAME, version, files);
+            let runtime = lanspread::peer::start_peer(config, lanspread::catalog::Catalog::bundled()).unwrap();
+            TestPeer {
+                runtime,
+                dir,
+                snapshot: Default::default(),
+            }
+        })
+        .collect()
+}
+
+/// Waits until `peer` sees `GAME` at `version` on `count` peers, then fetches its file list.
+async fn file_list(peer: &mut TestPeer, version: &str, count: usize) -> Vec<GameFileDescription> {
+    peer.wait_for_snapshot("the game on every serving peer", |s| {
+        s.game(GAME)
+            .is_some_and(|g| g.latest_version.as_deref() == Some(version) && g.peers.len() == count)
+    })
+    .await;
+    peer.runtime
+        .send(PeerCommand::GetGame { id: GAME.into() })
+        .await
+        .unwrap();
+    peer.wait_for("GotGameFiles", |event| match event {
+        PeerEvent::GotGameFiles { id, files, .. } if id == GAME => Some(files.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// What a download ended with, and every progress sample along the way.
+#[derive(Debug)]
+struct Ended {
+    event: PeerEvent,
+    samples: Vec<DownloadProgress>,
+}
+
+async fn wait_for_end(peer: &mut TestPeer) -> Ended {
+    let mut samples = Vec::new();
+    let event = peer
+        .wait_for("the download to end", |event| match event {
+            PeerEvent::DownloadProgress(sample) => {
+                samples.push(sample.clone());
+                None
+            }
+            PeerEvent::DownloadGameFilesFinished { .. }
+            | PeerEvent::DownloadGameFilesFailed { .. }
+            | PeerEvent::DownloadGameFilesCancelled { .. } => Some(event.clone()),
+            _ => None,
+        })
+        .await;
+    Ended { event, samples }
+}
+
+async fn wait_for_progress(peer: &mut TestPeer) -> DownloadProgress {
+    peer.wait_for("download progress", |event| match event {
+        PeerEvent::DownloadProgress(sample) if sample.bytes_done > 0 => Some(sample.clone()),
+        _ => None,
+    })
+    .await
+}
+
+fn assert_tree_matches(root: &Path, files: &[(&str, Vec<u8>)], version: &str) {
+    for (path, bytes) in files {
+        let got = std::fs::read(root.join(path)).unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert!(
+            got == *bytes,
+            "{path} differs from the source ({} vs {} bytes)",
+            got.len(),
+            bytes.len()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(root.join("version.ini")).unwrap(), version);
+    for leftover in [".version.ini.tmp", ".version.ini.discarded"] {
+        assert!(!root.join(leftover).exists(), "{leftover} left behind");
+    }
+}
+
+fn assert_monotone_to(samples: &[DownloadProgress], total: u64) {
+    assert!(!samples.is_empty(), "no progress samples");
+    for pair in samples.windows(2) {
+        assert!(
+            pair[1].bytes_done >= pair[0].bytes_done,
+            "progress went backwards: {pair:?}"
+        );
+    }
+    let last = samples.last().unwrap();
+    assert_eq!((last.bytes_done, last.total_bytes), (total, total), "final sample");
+}
+
+fn total_size(files: &[(&str, Vec<u8>)], version: &str) -> u64 {
+    files.iter().map(|(_, b)| b.len() as u64).sum::<u64>() + version.len() as u64
+}
+
+/// Polls for `version.ini` on a thread; when it first appears, checks that every payload file is already complete.
+struct SentinelWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Option<Result<(), String>>>,
+}
+
+impl SentinelWatch {
+    fn start(root: PathBuf, files: Vec<(&'static str, Vec<u8>)>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            loop {
+                if root.join("version.ini").exists() {
+                    let incomplete: Vec<_> = files
+                        .iter()
+                        .filter(|(path, bytes)| std::fs::read(root.join(path)).ok().as_ref() != Some(bytes))
+                        .map(|(path, _)| *path)
+                        .collect();
+                    return Some(if incomplete.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("version.ini appeared before {incomplete:?} were complete"))
+                    });
+                }
+                // Checked after the file, so a stop after the download finished still sees the sentinel.
+                if flag.load(Ordering::Relaxed) {
+                    return None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        SentinelWatch { stop, thread }
+    }
+
+    /// `Some(check)` if the sentinel appeared while watching.
+    fn finish(self) -> Option<Result<(), String>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_from_one_two_and_three_peers_are_byte_identical_with_the_sentinel_last() {
+    let files = game_files(10);
+    let version = "20240301";
+    for count in 1..=3 {
+        // A cap makes the download last long enough for the sentinel watcher to see it.
+        let servers = serving_peers(count, version, &files, Some(60_000_000));
+        let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
+        let mut downloader = start_test_peer(&addrs, |_| {});
+        let wanted = file_list(&mut downloader, version, count).await;
+        let root = downloader.game_dir().join(GAME);
+        let watch = SentinelWatch::start(root.clone(), files.clone());
+
+        downloader
+            .runtime
+            .send(PeerCommand::DownloadGameFiles {
+                id: GAME.into(),
+                files: wanted,
+            })
+            .await
+            .unwrap();
+        let ended = wait_for_end(&mut downloader).await;
+        let PeerEvent::DownloadGameFilesFinished {
+            summary,
+            version: got_version,
+            ..
+        } = &ended.event
+        else {
+            panic!("{count} peer(s): {:?}", ended.event);
+        };
+        assert_eq!(got_version, version);
+        let mut used = summary.peers_used.clone();
+        used.sort();
+        let mut expected = addrs.clone();
+        expected.sort();
+        assert_eq!(used, expected, "every peer delivered part of the game");
+        assert_eq!(summary.bytes, total_size(&files, version));
+
+        match watch.finish() {
+            Some(check) => check.unwrap_or_else(|err| panic!("{count} peer(s): {err}")),
+            None => panic!("{count} peer(s): the watcher never saw version.ini"),
+        }
+        assert_tree_matches(&root, &files, version);
+        assert_monotone_to(&ended.samples, total_size(&files, version));
+        let snapshot = downloader
+            .wait_for_snapshot("the rescan after the download", |s| {
+                s.game(GAME).is_some_and(|g| g.state == GameState::Downloaded)
+            })
+            .await;
+        assert_eq!(snapshot.game(GAME).unwrap().local_version.as_deref(), Some(version));
+
+        downloader.runtime.shutdown().await;
+        for server in servers {
+            server.runtime.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_lying_about_a_file_size_is_left_out_by_majority() {
+    let files = game_files(20);
+    let mut lying_files = files.clone();
+    lying_files[1].1.extend_from_slice(b"a few more bytes");
+    let mut servers = serving_peers(2, "3", &files, None);
+    servers.extend(serving_peers(1, "3", &lying_files, None));
+    let liar = servers[2].addr();
+    let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
+    let mut downloader = start_test_peer(&addrs, |_| {});
+    let wanted = file_list(&mut downloader, "3", 3).await;
+    assert_eq!(
+        wanted.iter().find(|f| f.path == "oa-part2.zip").unwrap().size,
+        12_500_000
+    );
+
+    downloader
+        .runtime
+        .send(PeerCommand::DownloadGameFiles {
+            id: GAME.into(),
+            files: wanted,
+        })
+        .await
+        .unwrap();
+    let excluded = downloader
+        .wait_for("the liar to be excluded", |event| match event {
+            PeerEvent::DownloadPeersExcluded { peers, .. } => Some(peers.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(excluded.len(), 1);
+    assert_eq!(excluded[0].0, liar);
+    assert!(excluded[0].1.contains("oa-part2.zip"), "{}", excluded[0].1);
+    let ended = wait_for_end(&mut downloader).await;
+    let PeerEvent::DownloadGameFilesFinished { summary, .. } = &ended.event else {
+        panic!("{:?}", ended.event);
+    };
+    assert!(!summary.peers_used.contains(&liar));
+    assert_tree_matches(&downloader.game_dir().join(GAME), &files, "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_lost_mid_download_is_replaced_by_the_others() {
+    let files = game_files(30);
+    let servers = serving_peers(3, "7", &files, Some(8_000_000));
+    let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
+    let mut downloader = start_test_peer(&addrs, |_| {});
+    let wanted = file_list(&mut downloader, "7", 3).await;
+    downloader
+        .runtime
+        .send(PeerCommand::DownloadGameFiles {
+            id: GAME.into(),
+            files: wanted,
+        })
+        .await
+        .unwrap();
+    wait_for_progress(&mut downloader).await;
+
+    let mut servers = servers;
+    let lost = servers.remove(0);
+    lost.runtime.shutdown().await;
+    let ended = wait_for_end(&mut downloader).await;
+    assert!(
+        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
+        "{:?}",
+        ended.event
+    );
+    assert_tree_matches(&downloader.game_dir().join(GAME), &files, "7");
+    assert_monotone_to(&ended.samples, total_size(&files, "7"));
+}
+
+/// An installed older version, with the archive names the new version reuses.
+fn install_old_version(games: &Path) {
+    write_game(
+        games,
+        GAME,
+        "1",
+        &[("oa-part1.zip", vec![1; 1000]), ("old-only.zip", vec![2; 10])],
+    );
+    std::fs::create_dir_all(games.join(GAME).join("local")).unwrap();
+    std::fs::write(games.join(GAME).join("local/game.exe"), b"the installed game").unwrap();
+}
+
+fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut tree = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                tree.insert(
+                    path.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    tree
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_peer_lost_mid_download_fails_cleanly_and_keeps_local() {
+    let files = game_files(40);
+    let servers = serving_peers(2, "2", &files, Some(5_000_000));
+    let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
+    let mut downloader = start_test_peer(&addrs, install_old_version);
+    let root = downloader.game_dir().join(GAME);
+    let local_before = snapshot_tree(&root.join("local"));
+    let wanted = file_list(&mut downloader, "2", 2).await;
+    downloader
+        .runtime
+        .send(PeerCommand::DownloadGameFiles {
+            id: GAME.into(),
+            files: wanted,
+        })
+        .await
+        .unwrap();
+    wait_for_progress(&mut downloader).await;
+    for server in servers {
+        server.runtime.shutdown().await;
+    }
+
+    let ended = wait_for_end(&mut downloader).await;
+    let PeerEvent::DownloadGameFilesFailed { reason, .. } = &ended.event else {
+        panic!("{:?}", ended.event);
+    };
+    assert!(
+        reason.contains("every peer failed") || reason.contains("failed 5 times"),
+        "{reason}"
+    );
+    for gone in [
+        ".version.ini.tmp",
+        ".version.ini.discarded",
+        "version.ini",
+        "oa-part1.zip",
+        "oa-part2.zip",
+        "maps",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} should be gone");
+    }
+    assert_eq!(snapshot_tree(&root.join("local")), local_before, "local/ untouched");
+    assert!(
+        root.join("old-only.zip").exists(),
+        "files outside the download are not ours to delete"
+    );
+    let active = downloader
+        .wait_for("no active operations", |event| match event {
+            PeerEvent::ActiveOperations(ops) => Some(ops.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(active.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_download_cleans_up_and_a_new_download_then_works() {
+    let files = game_files(50);
+    let servers = serving_peers(1, "5", &files, Some(10_000_000));
+    let mut downloader = start_test_peer(&[servers[0].addr()], |_| {});
+    let root = downloader.game_dir().join(GAME);
+    let wanted = file_list(&mut downloader, "5", 1).await;
+    let start = PeerCommand::DownloadGameFiles {
+        id: GAME.into(),
+        files: wanted.clone(),
+    };
+    downloader.runtime.send(start.clone()).await.unwrap();
+    let active = downloader
+        .wait_for("the download to be active", |event| match event {
+            PeerEvent::ActiveOperations(ops) if !ops.is_empty() => Some(ops.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!((active[0].id.as_str(), active[0].kind), (GAME, OperationKind::Download));
+    wait_for_progress(&mut downloader).await;
+
+    // A second download of the same game is refused while the first runs.
+    downloader.runtime.send(start.clone()).await.unwrap();
+    let refused = downloader
+        .wait_for("the second download to be refused", |event| match event {
+            PeerEvent::OperationRefused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(refused.contains("already running"), "{refused}");
+
+    downloader
+        .runtime
+        .send(PeerCommand::CancelDownload { id: GAME.into() })
+        .await
+        .unwrap();
+    let ended = wait_for_end(&mut downloader).await;
+    assert!(
+        matches!(ended.event, PeerEvent::DownloadGameFilesCancelled { .. }),
+        "{:?}",
+        ended.event
+    );
+    assert!(
+        !root.exists(),
+        "a root the cancelled download created is removed: {:?}",
+        snapshot_tree(&root)
+    );
+
+    downloader.runtime.send(start).await.unwrap();
+    let ended = wait_for_end(&mut downloader).await;
+    assert!(
+        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
+        "{:?}",
+        ended.event
+    );
+    assert_tree_matches(&root, &files, "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_parks_the_old_sentinel_and_leaves_local_alone() {
+    let files = game_files(60);
+    let servers = serving_peers(1, "2", &files, Some(10_000_000));
+    let mut downloader = start_test_peer(&[servers[0].addr()], install_old_version);
+    let root = downloader.game_dir().join(GAME);
+    let local_before = snapshot_tree(&root.join("local"));
+    downloader
+        .wait_for_snapshot("the update to be offered", |s| {
+            s.game(GAME).is_some_and(|g| g.state == GameState::UpdateAvailable)
+        })
+        .await;
+    downloader
+        .runtime
+        .send(PeerCommand::FetchLatestFromPeers { id: GAME.into() })
+        .await
+        .unwrap();
+    let wanted = downloader
+        .wait_for("GotGameFiles", |event| match event {
+            PeerEvent::GotGameFiles { files, .. } => Some(files.clone()),
+            _ => None,
+        })
+        .await;
+    downloader
+        .runtime
+        .send(PeerCommand::DownloadGameFiles {
+            id: GAME.into(),
+            files: wanted,
+        })
+        .await
+        .unwrap();
+    wait_for_progress(&mut downloader).await;
+    assert!(
+        !root.join("version.ini").exists(),
+        "the old sentinel is parked during the download"
+    );
+    assert_eq!(std::fs::read(root.join(".version.ini.discarded")).unwrap(), b"1");
+    assert_eq!(snapshot_tree(&root.join("local")), local_before);
+
+    let ended = wait_for_end(&mut downloader).await;
+    assert!(
+        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
+        "{:?}",
+        ended.event
+    );
+    assert_tree_matches(&root, &files, "2");
+    assert_eq!(
+        snapshot_tree(&root.join("local")),
+        local_before,
+        "local/ untouched until install"
+    );
+    let snapshot = downloader
+        .wait_for_snapshot("the new version in the library", |s| {
+            s.game(GAME).is_some_and(|g| g.local_version.as_deref() == Some("2"))
+        })
+        .await;
+    assert_eq!(snapshot.game(GAME).unwrap().state, GameState::Installed);
+}
