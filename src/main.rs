@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lanspread::catalog::Catalog;
 use lanspread::config::{Config, DEFAULT_PORT, PeerArgs};
-use lanspread::peer::{LibrarySnapshot, PeerEvent, start_peer};
+use lanspread::peer::{LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
+use lanspread::ui::format::{format_rate, format_size, progress_line};
 use lanspread::{logging, ui};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -34,6 +35,19 @@ enum Command {
         json: bool,
         /// Seconds to look for peers (stops earlier once every --peer has answered, when mDNS is off)
         #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+        wait: f64,
+    },
+    /// Download a game from every peer that has its latest version, then install it.
+    /// Shows a progress line on stderr when it is a terminal and prints a summary;
+    /// exits 0 only when the game is complete. Ctrl-C cancels and cleans up.
+    Get {
+        /// The game id, as in `lanspread list`
+        id: String,
+        /// Only download; do not install afterwards
+        #[arg(long)]
+        no_install: bool,
+        /// Seconds to look for peers that have the game
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         wait: f64,
     },
 }
@@ -71,6 +85,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
             config.advertise = false;
             list(config, json, Duration::from_secs_f64(wait)).await
+        }
+        Command::Get { id, no_install, wait } => {
+            anyhow::ensure!(
+                wait.is_finite() && wait > 0.0,
+                "--wait must be a positive number of seconds"
+            );
+            let mut config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            config.advertise = false;
+            config.auto_install = !no_install;
+            get(config, id, Duration::from_secs_f64(wait)).await
         }
     }
 }
@@ -182,4 +206,154 @@ async fn list(config: Config, json: bool, wait: Duration) -> anyhow::Result<Exit
         print!("{}", ui::table::render_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `get` keeps looking for more peers with the game after the first one answered.
+const GET_SETTLE: Duration = Duration::from_millis(1500);
+
+async fn get(config: Config, id: String, wait: Duration) -> anyhow::Result<ExitCode> {
+    let _log_guard = logging::init(&config.log_dir, false)
+        .with_context(|| format!("cannot set up logging in {}", config.log_dir.display()))?;
+    let catalog = load_catalog(&config)?;
+    anyhow::ensure!(
+        catalog.contains(&id),
+        "{id:?} is not in the catalog; see `lanspread list` for what peers share, or add it with --catalog"
+    );
+    let only_static_peers = !config.mdns;
+    let static_count = config.static_peers.len();
+    let mut runtime = start_peer(config, catalog)?;
+    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count).await;
+    runtime.shutdown().await;
+    code
+}
+
+async fn get_with(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    wait: Duration,
+    only_static_peers: bool,
+    static_count: usize,
+) -> anyhow::Result<ExitCode> {
+    // 1. Find the peers that have the game's latest version.
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut settle_until: Option<tokio::time::Instant> = None;
+    let mut snapshot = LibrarySnapshot::default();
+    loop {
+        let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
+        let event = tokio::select! {
+            () = tokio::time::sleep_until(until) => break,
+            event = runtime.next_event() => event,
+        };
+        let Some(PeerEvent::LibraryUpdated(update)) = event else {
+            continue;
+        };
+        snapshot = update;
+        let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
+        if only_static_peers && all_answered {
+            break;
+        }
+        if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
+            settle_until.get_or_insert_with(|| tokio::time::Instant::now() + GET_SETTLE);
+        }
+    }
+    let Some(entry) = snapshot.game(id).filter(|game| !game.peers.is_empty()) else {
+        eprintln!(
+            "lanspread: no peer shares {id} ({} peer(s) answered within {:.1}s)",
+            snapshot.peers.len(),
+            wait.as_secs_f64()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    if entry.local_version.is_some() && entry.local_version == entry.latest_version {
+        println!(
+            "{id} {} is already downloaded",
+            entry.local_version.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // 2. The file list, then the download.
+    runtime.send(PeerCommand::GetGame { id: id.to_owned() }).await?;
+    let files = loop {
+        match runtime.next_event().await {
+            Some(PeerEvent::GotGameFiles { id: got, files, .. }) if got == id => break files,
+            Some(PeerEvent::GameFilesUnavailable { id: got, reason }) if got == id => {
+                eprintln!("lanspread: cannot get {id}: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the peer runtime stopped"),
+        }
+    };
+    runtime
+        .send(PeerCommand::DownloadGameFiles {
+            id: id.to_owned(),
+            files,
+        })
+        .await?;
+
+    use std::io::{IsTerminal, Write};
+    let show_progress = std::io::stderr().is_terminal();
+    let mut cancelled = false;
+    loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                cancelled = true;
+                eprintln!("\ncancelling...");
+                runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+                continue;
+            }
+            event = runtime.next_event() => event,
+        };
+        match event {
+            Some(PeerEvent::DownloadGameFilesBegin {
+                version,
+                total_bytes,
+                peers,
+                ..
+            }) => {
+                eprintln!(
+                    "downloading {id} {version} ({}) from {} peer(s)",
+                    format_size(total_bytes),
+                    peers.len()
+                );
+            }
+            Some(PeerEvent::DownloadPeersExcluded { peers, .. }) => {
+                for (addr, why) in peers {
+                    eprintln!("left out {addr}: {why}");
+                }
+            }
+            Some(PeerEvent::DownloadProgress(progress)) if show_progress => {
+                eprint!("\r{}\x1b[K", progress_line(&progress));
+                let _ = std::io::stderr().flush();
+            }
+            Some(PeerEvent::DownloadGameFilesFinished { version, summary, .. }) => {
+                if show_progress {
+                    eprint!("\r\x1b[K");
+                }
+                let seconds = summary.elapsed.as_secs_f64();
+                println!(
+                    "downloaded {id} {version}: {} bytes in {seconds:.2} s ({}) from {} peer(s)",
+                    summary.bytes,
+                    format_rate(summary.bytes as f64 / seconds.max(1e-9)),
+                    summary.peers_used.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(PeerEvent::DownloadGameFilesFailed { reason, .. }) => {
+                eprintln!("\nlanspread: download of {id} failed: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Some(PeerEvent::DownloadGameFilesCancelled { .. }) => {
+                eprintln!("lanspread: download of {id} cancelled; partial files removed");
+                return Ok(ExitCode::from(130));
+            }
+            Some(PeerEvent::OperationRefused { id: got, reason }) if got == id => {
+                eprintln!("lanspread: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the peer runtime stopped"),
+        }
+    }
 }

@@ -218,3 +218,64 @@ fn help_explains_every_peer_flag() {
         assert!(help.contains(flag), "serve --help lacks {flag}:\n{help}");
     }
 }
+
+fn get_command(dir: &Path, id: &str, peers: &[SocketAddr]) -> std::process::Output {
+    let mut command = Command::new(BIN);
+    command.args(["get", id, "--no-mdns", "--no-install", "--wait", "15"]);
+    for peer in peers {
+        command.args(["--peer", &peer.to_string()]);
+    }
+    command
+        .arg("--game-dir")
+        .arg(dir.join("games"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn get_downloads_a_game_from_every_serve_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = support::pseudo_random_bytes(7, 20_000_000);
+    let files = [("oa.zip", payload.clone()), ("maps/dm1.pk3", vec![3; 4096])];
+    let (root_a, root_b) = (dir.path().join("a"), dir.path().join("b"));
+    write_game(&root_a.join("games"), "openarena", "20240301", &files);
+    write_game(&root_b.join("games"), "openarena", "20240301", &files);
+    let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let _a = Serve::start(&root_a, addr_a, addr_b);
+    let _b = Serve::start(&root_b, addr_b, addr_a);
+
+    let client = dir.path().join("client");
+    let output = get_command(&client, "openarena", &[addr_a, addr_b]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "get failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("downloaded openarena 20240301: 20004104 bytes in "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("MB/s") && stdout.trim_end().ends_with("from 2 peer(s)"),
+        "{stdout}"
+    );
+    let root = client.join("games/openarena");
+    assert!(std::fs::read(root.join("oa.zip")).unwrap() == payload);
+    assert_eq!(std::fs::read(root.join("maps/dm1.pk3")).unwrap(), vec![3; 4096]);
+    assert_eq!(std::fs::read_to_string(root.join("version.ini")).unwrap(), "20240301");
+
+    let again = get_command(&client, "openarena", &[addr_a, addr_b]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already downloaded"));
+
+    let missing = get_command(&client, "xonotic", &[addr_a, addr_b]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no peer shares xonotic"));
+    let unknown = get_command(&client, "not-a-game", &[addr_a]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not in the catalog"));
+}

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::format::format_size;
 use crate::peer::{LibraryEntry, LibrarySnapshot};
 
 /// One row of `list --json`: a game other peers share, at its latest version.
@@ -80,22 +81,6 @@ pub fn render_table(rows: &[RemoteGameRow]) -> String {
     out
 }
 
-/// Bytes in binary units with one decimal, e.g. `1.5 GiB`.
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +114,5 @@ mod tests {
             table,
             "ID         NAME       VERSION  SIZE     PEERS\nopenarena  OpenArena  2        3.0 MiB  127.0.0.1:2\n"
         );
-        assert_eq!(format_size(1023), "1023 B");
     }
 }

@@ -1,0 +1,80 @@
+//! Human-readable sizes, rates and durations, shared by every front end.
+
+use std::time::Duration;
+
+use crate::peer::DownloadProgress;
+
+/// Bytes in binary units with one decimal, e.g. `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A transfer rate in MB/s (10^6 bytes), the unit of link speeds.
+pub fn format_rate(bytes_per_second: f64) -> String {
+    format!("{:.1} MB/s", bytes_per_second / 1e6)
+}
+
+/// `1h02m`, `3m07s`, `12s`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match (seconds / 3600, seconds / 60 % 60, seconds % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+/// One line for a terminal: `42.0% 1.2 GiB / 2.9 GiB  350.1 MB/s  ETA 5s  3 peers`.
+pub fn progress_line(progress: &DownloadProgress) -> String {
+    let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
+    format!(
+        "{:5.1}% {} / {}  {}  ETA {}  {} peer{}",
+        progress.fraction() * 100.0,
+        format_size(progress.bytes_done),
+        format_size(progress.total_bytes),
+        format_rate(progress.bytes_per_second),
+        eta,
+        progress.active_peers,
+        if progress.active_peers == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(3 << 20), "3.0 MiB");
+        assert_eq!(format_rate(350_100_000.0), "350.1 MB/s");
+        assert_eq!(format_duration(Duration::from_secs(12)), "12s");
+        assert_eq!(format_duration(Duration::from_secs(187)), "3m07s");
+        assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
+        let progress = DownloadProgress {
+            id: "g".into(),
+            bytes_done: 1 << 30,
+            total_bytes: 4 << 30,
+            bytes_per_second: 2e8,
+            eta: Some(Duration::from_secs(5)),
+            active_peers: 3,
+            peers: vec![],
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(
+            progress_line(&progress),
+            " 25.0% 1.0 GiB / 4.0 GiB  200.0 MB/s  ETA 5s  3 peers"
+        );
+    }
+}
