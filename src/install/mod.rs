@@ -1,17 +1,63 @@
-//! Install-side layout of a game root. The transactions (install, update,
-//! uninstall, remove-downloaded, startup recovery) build on these names; the
-//! library scan and the protocol's path validator keep them out of file lists.
+//! Install, update, uninstall, remove-downloaded and startup recovery.
 //!
+//! Layout of a game root:
 //! - `<id>/local/` — the installed game.
-//! - `<id>/.local.installing/`, `<id>/.local.backup/` — staging and backup of
-//!   an install transaction; lanspread's only when they hold [`OWNED_MARKER`].
+//! - `<id>/.local.installing/`, `<id>/.local.backup/`, `<id>/.local.removing/` —
+//!   staging, the previous install during an update, and an install being
+//!   deleted; lanspread's only when they hold [`OWNED_MARKER`] or the journal
+//!   (`<state_dir>/games/<id>/install_intent.json`) names them.
+//!
+//! The library scan and the protocol's path validator keep all of these out
+//! of file lists. Nothing here knows about the network or the UI.
+
+pub mod intent;
+pub mod launch;
+pub mod recovery;
+pub mod transaction;
+
+use std::path::PathBuf;
+
+pub use recovery::{RecoveryReport, recover};
+pub use transaction::{Completed, Failpoints, Step, Transaction};
 
 /// Staging directory an install unpacks into before it is renamed to `local/`.
 pub const INSTALLING_DIR: &str = ".local.installing";
 /// Where an update parks the old `local/` until the new one is promoted.
 pub const BACKUP_DIR: &str = ".local.backup";
+/// Where an uninstall moves `local/` before deleting it.
+pub const REMOVING_DIR: &str = ".local.removing";
 /// Marker file proving a reserved directory was created by lanspread.
 pub const OWNED_MARKER: &str = ".lanspread_owned";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    #[error("{0:?} is not a catalog game id")]
+    UnknownGame(String),
+    #[error("{0} is not downloaded (no regular version.ini in its folder); download it first")]
+    NotDownloaded(String),
+    #[error("{0} is not installed")]
+    NotInstalled(String),
+    #[error("{0} is installed; uninstall it before removing its downloaded files")]
+    Installed(String),
+    #[error("{} is not a plain folder (a symlink or a file?); lanspread leaves it alone", .0.display())]
+    NotAGameRoot(PathBuf),
+    #[error("{} is left over from an interrupted operation; restart lanspread so startup recovery can deal with it", .0.display())]
+    Leftover(PathBuf),
+    #[error("cannot fill the install: {0}")]
+    Staging(String),
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cancelled")]
+    Cancelled,
+    /// A test stopped the transaction dead after this step, as a crash would.
+    #[error("injected crash after {0:?}")]
+    InjectedCrash(Step),
+}
 
 #[cfg(test)]
 mod tests {
@@ -20,7 +66,7 @@ mod tests {
 
     #[test]
     fn install_directories_are_reserved_from_the_wire() {
-        for name in [INSTALLING_DIR, BACKUP_DIR, OWNED_MARKER] {
+        for name in [INSTALLING_DIR, BACKUP_DIR, REMOVING_DIR, OWNED_MARKER] {
             assert!(is_reserved_name(name), "{name}");
         }
     }
