@@ -24,6 +24,7 @@ use super::transport::make_endpoint;
 use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::install;
 use crate::library::{GameDB, LibraryError, LibraryIndex, scan_local_library};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
 
@@ -53,6 +54,11 @@ enum Internal {
         id: String,
         version: String,
         outcome: DownloadOutcome,
+    },
+    InstallSideEnded {
+        id: String,
+        kind: OperationKind,
+        result: Result<install::Completed, install::InstallError>,
     },
 }
 
@@ -129,7 +135,6 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         inbound_peers: discovered_tx,
         upload_limit: config.upload_limit.map(RateLimiter::new),
     });
-    tasks.spawn(run_server_component(endpoint.clone(), server_context));
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -167,14 +172,15 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         tasks,
     };
     let shutdown = CancellationToken::new();
-    let actor_task = tokio::spawn(actor.run(
-        commands_rx,
-        internal_rx,
-        discovered_rx,
-        shutdown.clone(),
+    let actor_task = tokio::spawn(actor.run(Channels {
+        commands: commands_rx,
+        internal: internal_rx,
+        discovered: discovered_rx,
+        shutdown: shutdown.clone(),
         endpoint,
         discovery,
-    ));
+        server_context,
+    }));
     tracing::info!(%local_addr, peer_id, "peer runtime started");
     Ok(PeerRuntimeHandle {
         commands: commands_tx,
@@ -186,16 +192,50 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
     })
 }
 
+/// What the actor's loop listens on, and what it starts and stops.
+struct Channels {
+    commands: mpsc::Receiver<PeerCommand>,
+    internal: mpsc::Receiver<Internal>,
+    discovered: mpsc::Receiver<DiscoveredPeer>,
+    shutdown: CancellationToken,
+    endpoint: quinn::Endpoint,
+    discovery: Option<Discovery>,
+    server_context: Arc<ServerContext>,
+}
+
 impl PeerActor {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<PeerCommand>,
-        mut internal: mpsc::Receiver<Internal>,
-        mut discovered: mpsc::Receiver<DiscoveredPeer>,
-        shutdown: CancellationToken,
-        endpoint: quinn::Endpoint,
-        discovery: Option<Discovery>,
-    ) {
+    async fn run(mut self, channels: Channels) {
+        let Channels {
+            mut commands,
+            mut internal,
+            mut discovered,
+            shutdown,
+            endpoint,
+            discovery,
+            server_context,
+        } = channels;
+        // Recovery first: nothing is served or scanned while a game may be half-installed.
+        let (game_dir, state_dir) = (self.config.game_dir.clone(), self.config.state_dir.clone());
+        match tokio::task::spawn_blocking(move || install::recover(&game_dir, &state_dir)).await {
+            Ok(report) => {
+                for problem in report.left_alone {
+                    self.emit(PeerEvent::RuntimeFailed {
+                        component: "recovery",
+                        error: problem,
+                    })
+                    .await;
+                }
+            }
+            Err(err) => {
+                let error = format!("startup recovery panicked: {err}");
+                self.emit(PeerEvent::RuntimeFailed {
+                    component: "recovery",
+                    error,
+                })
+                .await;
+            }
+        }
+        self.tasks.spawn(run_server_component(endpoint.clone(), server_context));
         self.start_scan(true);
         let mut ping_tick = tokio::time::interval(self.config.ping_interval);
         ping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,6 +322,10 @@ impl PeerActor {
             }
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
+            PeerCommand::UninstallGame { id } => self.start_install_side(id, OperationKind::Uninstall).await,
+            PeerCommand::RemoveDownloadedGame { id } => {
+                self.start_install_side(id, OperationKind::RemoveDownloaded).await;
+            }
             PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
                 Some(operation) if operation.kind == OperationKind::Download => operation.cancel.cancel(),
                 _ => {
@@ -290,6 +334,94 @@ impl PeerActor {
                 }
             },
         }
+    }
+
+    fn busy_reason(&self, id: &str) -> Option<String> {
+        let running = self.operations.get(id)?;
+        Some(format!("{id} is busy: a {} is already running", running.kind.label()))
+    }
+
+    /// Registers an operation on `id`, or refuses it (and returns None) when `id` is busy.
+    async fn begin_operation(&mut self, id: &str, kind: OperationKind) -> Option<CancellationToken> {
+        if let Some(reason) = self.busy_reason(id) {
+            self.emit(PeerEvent::OperationRefused {
+                id: id.to_owned(),
+                reason,
+            })
+            .await;
+            return None;
+        }
+        let cancel = CancellationToken::new();
+        self.operations.insert(
+            id.to_owned(),
+            RunningOperation {
+                kind,
+                cancel: cancel.clone(),
+            },
+        );
+        self.emit_active_operations().await;
+        Some(cancel)
+    }
+
+    /// Runs an install-side transaction on a blocking thread; the result comes back as `InstallSideEnded`.
+    async fn start_install_side(&mut self, id: String, kind: OperationKind) {
+        if self.begin_operation(&id, kind).await.is_none() {
+            return;
+        }
+        let begin = match kind {
+            OperationKind::Uninstall => PeerEvent::UninstallGameBegin { id: id.clone() },
+            _ => PeerEvent::RemoveDownloadedGameBegin { id: id.clone() },
+        };
+        self.emit(begin).await;
+        let (game_dir, state_dir, catalog) = (
+            self.config.game_dir.clone(),
+            self.config.state_dir.clone(),
+            self.catalog.clone(),
+        );
+        let internal = self.internal.clone();
+        self.tasks.spawn(async move {
+            let task_id = id.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let transaction = install::Transaction {
+                    game_dir: &game_dir,
+                    state_dir: &state_dir,
+                    id: &task_id,
+                    failpoints: install::Failpoints::default(),
+                };
+                match kind {
+                    OperationKind::Uninstall => transaction.uninstall(),
+                    _ => transaction.remove_downloaded(&catalog),
+                }
+            })
+            .await
+            .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the operation panicked: {err}"))));
+            let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
+        });
+    }
+
+    async fn handle_install_side_ended(
+        &mut self,
+        id: String,
+        kind: OperationKind,
+        result: Result<install::Completed, install::InstallError>,
+    ) {
+        self.operations.remove(&id);
+        let event = match (kind, result) {
+            (OperationKind::Uninstall, Ok(_)) => PeerEvent::UninstallGameFinished { id },
+            (OperationKind::Uninstall, Err(err)) => PeerEvent::UninstallGameFailed {
+                id,
+                reason: err.to_string(),
+            },
+            (_, Ok(_)) => PeerEvent::RemoveDownloadedGameFinished { id },
+            (_, Err(err)) => PeerEvent::RemoveDownloadedGameFailed {
+                id,
+                reason: err.to_string(),
+            },
+        };
+        tracing::info!("{event:?}");
+        self.emit(event).await;
+        self.emit_active_operations().await;
+        self.start_scan(false);
     }
 
     async fn emit_active_operations(&self) {
@@ -306,8 +438,8 @@ impl PeerActor {
 
     /// Validates the peers' file lists by majority and spawns the download task.
     async fn start_download(&mut self, id: String, files: Vec<GameFileDescription>) {
-        if let Some(running) = self.operations.get(&id) {
-            let reason = format!("{id} is busy: a {:?} is already running", running.kind).to_lowercase();
+        // Checked before validation too, so a busy game is refused rather than failed.
+        if let Some(reason) = self.busy_reason(&id) {
             self.emit(PeerEvent::OperationRefused { id, reason }).await;
             return;
         }
@@ -339,15 +471,9 @@ impl PeerActor {
                 .await;
         }
         tracing::info!(game = id, version = %version, peers = plan.peers.len(), "download starting");
-        let cancel = CancellationToken::new();
-        self.operations.insert(
-            id.clone(),
-            RunningOperation {
-                kind: OperationKind::Download,
-                cancel: cancel.clone(),
-            },
-        );
-        self.emit_active_operations().await;
+        let Some(cancel) = self.begin_operation(&id, OperationKind::Download).await else {
+            return;
+        };
         let job = DownloadJob {
             plan,
             game_dir: self.config.game_dir.clone(),
@@ -428,6 +554,7 @@ impl PeerActor {
                 result,
             } => self.handle_scan(generation, index, result).await,
             Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
+            Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,
         }
     }
 

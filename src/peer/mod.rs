@@ -49,6 +49,10 @@ pub enum PeerCommand {
     },
     /// Cancel the running download of `id`.
     CancelDownload { id: String },
+    /// Remove the installed `local/` of `id`; the downloaded archives stay.
+    UninstallGame { id: String },
+    /// Delete the downloaded game root of `id`; refused while it is installed or busy.
+    RemoveDownloadedGame { id: String },
     /// Switch to another game dir (created if missing) and rescan it.
     SetGameDir { path: PathBuf },
     /// Answered by [`PeerEvent::PeerCount`].
@@ -111,6 +115,26 @@ pub enum PeerEvent {
         id: String,
         peers: Vec<(SocketAddr, String)>,
     },
+    UninstallGameBegin {
+        id: String,
+    },
+    UninstallGameFinished {
+        id: String,
+    },
+    UninstallGameFailed {
+        id: String,
+        reason: String,
+    },
+    RemoveDownloadedGameBegin {
+        id: String,
+    },
+    RemoveDownloadedGameFinished {
+        id: String,
+    },
+    RemoveDownloadedGameFailed {
+        id: String,
+        reason: String,
+    },
     /// What runs right now; the single source of truth for "is an operation active".
     ActiveOperations(Vec<ActiveOperation>),
     /// A command was not carried out (e.g. a second download of the same game).
@@ -135,6 +159,22 @@ pub struct ActiveOperation {
 #[non_exhaustive]
 pub enum OperationKind {
     Download,
+    Install,
+    Update,
+    Uninstall,
+    RemoveDownloaded,
+}
+
+impl OperationKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            OperationKind::Download => "download",
+            OperationKind::Install => "install",
+            OperationKind::Update => "update",
+            OperationKind::Uninstall => "uninstall",
+            OperationKind::RemoveDownloaded => "removal",
+        }
+    }
 }
 
 /// The library as the UI shows it.
