@@ -10,7 +10,7 @@ use lanspread::catalog::Catalog;
 use lanspread::config::{Config, DEFAULT_PORT, PeerArgs};
 use lanspread::peer::{LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use lanspread::ui::format::{format_rate, format_size, progress_line};
-use lanspread::{logging, ui};
+use lanspread::{install, logging, ui};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Share PC games across a LAN: peers find each other with mDNS and transfer over QUIC.
@@ -28,7 +28,8 @@ enum Command {
     /// Run a peer without a user interface (e.g. on a seed box), until Ctrl-C or SIGTERM.
     /// Logs go to stderr and to a daily file in the log dir.
     Serve,
-    /// Find peers for a few seconds and print the games they share.
+    /// Find peers for a few seconds and print the games they share. Reads nothing
+    /// local: it runs on a private temporary game and state dir.
     List {
         /// Print a JSON array of {"id", "name", "version", "size", "peers"} instead of a table
         #[arg(long)]
@@ -40,6 +41,10 @@ enum Command {
     /// Download a game from every peer that has its latest version, then install it.
     /// Shows a progress line on stderr when it is a terminal and prints a summary;
     /// exits 0 only when the game is complete. Ctrl-C cancels and cleans up.
+    /// Remove the installed copy (`local/`) of a game; the downloaded archives stay.
+    Uninstall { id: String },
+    /// Delete a downloaded game's folder. Refused while it is installed.
+    Remove { id: String },
     Get {
         /// The game id, as in `lanspread list`
         id: String,
@@ -84,7 +89,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let mut config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
             config.advertise = false;
+            // Only remote libraries matter, so `list` works beside a running `serve` on the same dirs.
+            let private = tempfile::tempdir().context("cannot create a temporary directory")?;
+            config.game_dir = private.path().join("games");
+            config.state_dir = private.path().join("state");
             list(config, json, Duration::from_secs_f64(wait)).await
+        }
+        Command::Uninstall { id } => {
+            let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            local_operation(config, LocalOperation::Uninstall, id).await
+        }
+        Command::Remove { id } => {
+            let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            local_operation(config, LocalOperation::Remove, id).await
         }
         Command::Get { id, no_install, wait } => {
             anyhow::ensure!(
@@ -354,6 +371,58 @@ async fn get_with(
             }
             Some(_) => {}
             None => anyhow::bail!("the peer runtime stopped"),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LocalOperation {
+    Uninstall,
+    Remove,
+}
+
+/// Runs an install-side transaction on the local game dir, without the network.
+/// Like every command, it first takes the state-dir lock and runs startup recovery.
+async fn local_operation(config: Config, operation: LocalOperation, id: String) -> anyhow::Result<ExitCode> {
+    let _log_guard = logging::init(&config.log_dir, false)
+        .with_context(|| format!("cannot set up logging in {}", config.log_dir.display()))?;
+    let catalog = load_catalog(&config)?;
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(String, install::Completed)> {
+        let _lock = install::StateDirLock::acquire(&config.state_dir)?;
+        let report = install::recover(&config.game_dir, &config.state_dir);
+        for problem in &report.left_alone {
+            eprintln!("lanspread: recovery left alone {problem}");
+        }
+        let transaction = install::Transaction {
+            game_dir: &config.game_dir,
+            state_dir: &config.state_dir,
+            id: &id,
+            failpoints: install::Failpoints::default(),
+        };
+        let root = config.game_dir.join(&id);
+        Ok(match operation {
+            LocalOperation::Uninstall => (
+                format!("uninstalled {id} (removed {})", root.join("local").display()),
+                transaction.uninstall()?,
+            ),
+            LocalOperation::Remove => (
+                format!("removed {id} ({})", root.display()),
+                transaction.remove_downloaded(&catalog)?,
+            ),
+        })
+    })
+    .await?;
+    match outcome {
+        Ok((message, completed)) => {
+            println!("{message}");
+            for warning in completed.warnings {
+                eprintln!("lanspread: warning: {warning} (startup recovery will finish it)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("lanspread: {err:#}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -12,11 +12,13 @@
 
 pub mod intent;
 pub mod launch;
+pub mod lock;
 pub mod recovery;
 pub mod transaction;
 
 use std::path::PathBuf;
 
+pub use lock::{LockError, StateDirLock};
 pub use recovery::{RecoveryReport, recover};
 pub use transaction::{Completed, Failpoints, Step, Transaction};
 

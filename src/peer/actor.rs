@@ -94,6 +94,8 @@ struct PeerActor {
     rescan_pending: bool,
     operations: BTreeMap<String, RunningOperation>,
     tasks: JoinSet<()>,
+    /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
+    _state_lock: install::StateDirLock,
 }
 
 pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
@@ -103,6 +105,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
             source,
         })?;
     }
+    let state_lock = install::StateDirLock::acquire(&config.state_dir)?;
     let endpoint = make_endpoint(config.listen)?;
     let local_addr = endpoint.local_addr().map_err(|source| PeerError::CreateDir {
         path: PathBuf::from("<udp socket>"),
@@ -170,6 +173,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         rescan_pending: false,
         operations: BTreeMap::new(),
         tasks,
+        _state_lock: state_lock,
     };
     let shutdown = CancellationToken::new();
     let actor_task = tokio::spawn(actor.run(Channels {

@@ -259,6 +259,8 @@ pub enum PeerError {
     Transport(#[from] transport::TransportError),
     #[error("cannot create {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Locked(#[from] crate::install::LockError),
     #[error("cannot start mDNS discovery: {0} (use --no-mdns and --peer to connect without it)")]
     Discovery(#[from] mdns_sd::Error),
     #[error("the peer runtime has stopped")]
