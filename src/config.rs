@@ -64,6 +64,8 @@ struct ConfigFile {
     ping_interval_secs: Option<f64>,
     peer_timeout_secs: Option<f64>,
     upload_limit_mbps: Option<f64>,
+    watch_game_dir: Option<bool>,
+    fallback_scan_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,10 @@ pub struct Config {
     pub auto_install: bool,
     /// Cap on the bytes per second this peer uploads, over all transfers.
     pub upload_limit: Option<u64>,
+    /// Watch the game dir for changes (off: only the periodic scan notices them).
+    pub watch_game_dir: bool,
+    /// Full rescan period, a safety net for changes the watcher missed.
+    pub fallback_scan_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +165,8 @@ impl Config {
                 .or(file.upload_limit_mbps)
                 .map(megabytes_per_second)
                 .transpose()?,
+            watch_game_dir: file.watch_game_dir.unwrap_or(true),
+            fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
         })
     }
 
@@ -178,6 +186,8 @@ impl Config {
             peer_timeout: Duration::from_secs(2),
             auto_install: false,
             upload_limit: None,
+            watch_game_dir: true,
+            fallback_scan_interval: Duration::from_secs(300),
         }
     }
 }

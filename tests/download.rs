@@ -61,19 +61,26 @@ async fn file_list(peer: &mut TestPeer, version: &str, count: usize) -> Vec<Game
     .await
 }
 
-/// What a download ended with, and every progress sample along the way.
+/// What a download ended with, every progress sample along the way, and the
+/// local-library change events seen while it ran (which must not name the game).
 #[derive(Debug)]
 struct Ended {
     event: PeerEvent,
     samples: Vec<DownloadProgress>,
+    changes_while_running: Vec<String>,
 }
 
 async fn wait_for_end(peer: &mut TestPeer) -> Ended {
     let mut samples = Vec::new();
+    let mut changes_while_running = Vec::new();
     let event = peer
         .wait_for("the download to end", |event| match event {
             PeerEvent::DownloadProgress(sample) => {
                 samples.push(sample.clone());
+                None
+            }
+            PeerEvent::LocalLibraryChanged { ids } => {
+                changes_while_running.extend(ids.iter().cloned());
                 None
             }
             PeerEvent::DownloadGameFilesFinished { .. }
@@ -82,7 +89,11 @@ async fn wait_for_end(peer: &mut TestPeer) -> Ended {
             _ => None,
         })
         .await;
-    Ended { event, samples }
+    Ended {
+        event,
+        samples,
+        changes_while_running,
+    }
 }
 
 async fn wait_for_progress(peer: &mut TestPeer) -> DownloadProgress {

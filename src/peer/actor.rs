@@ -17,6 +17,8 @@ use super::client::{ClientError, PeerClient};
 use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
 use super::download::{DownloadJob, DownloadOutcome, download_game_files, validate_majority};
+use super::local::{LocalLibrary, ScanResult, ScanScope};
+use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
 use super::server::{ServedLibrary, ServerContext, run_server_component};
@@ -25,7 +27,6 @@ use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, P
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::install;
-use crate::library::{GameDB, LibraryError, LibraryIndex, scan_local_library};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
 
 const COMMAND_QUEUE: usize = 64;
@@ -45,11 +46,7 @@ enum Internal {
         id: String,
         results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>,
     },
-    LocalScanned {
-        generation: u64,
-        index: LibraryIndex,
-        result: Result<GameDB, LibraryError>,
-    },
+    LocalScanned(ScanResult),
     DownloadEnded {
         id: String,
         version: String,
@@ -81,17 +78,13 @@ struct PeerActor {
     events: mpsc::Sender<PeerEvent>,
     internal: mpsc::Sender<Internal>,
     db: PeerGameDB,
-    local: GameDB,
+    library: LocalLibrary,
+    /// Moves the file watches when the game dir changes; `None` without a watcher.
+    monitor_control: Option<mpsc::Sender<MonitorControl>>,
     served: watch::Sender<Arc<ServedLibrary>>,
     candidates: HashMap<SocketAddr, Candidate>,
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
-    /// Bumped per requested scan, so a scan of an old game dir is ignored.
-    scan_generation: u64,
-    /// `None` while a scan task holds it.
-    index: Option<LibraryIndex>,
-    /// A scan was requested while one ran.
-    rescan_pending: bool,
     operations: BTreeMap<String, RunningOperation>,
     tasks: JoinSet<()>,
     /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
@@ -155,22 +148,21 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
             )
         })
         .collect();
+    let game_dir = config.game_dir.clone();
     let actor = PeerActor {
         client: PeerClient::new(endpoint.clone()),
-        index: Some(LibraryIndex::default()),
         config,
         catalog,
         peer_id: peer_id.clone(),
         events: events_tx,
         internal: internal_tx,
         db: PeerGameDB::default(),
-        local: GameDB::default(),
+        library: LocalLibrary::new(&game_dir),
+        monitor_control: None,
         served,
         candidates,
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
-        scan_generation: 0,
-        rescan_pending: false,
         operations: BTreeMap::new(),
         tasks,
         _state_lock: state_lock,
@@ -240,7 +232,12 @@ impl PeerActor {
             }
         }
         self.tasks.spawn(run_server_component(endpoint.clone(), server_context));
-        self.start_scan(true);
+        let (monitor_tx, mut monitor_changes) = mpsc::channel(INTERNAL_QUEUE);
+        self.start_monitor(monitor_tx);
+        self.run_next_scan();
+        let mut fallback_scan = tokio::time::interval(self.config.fallback_scan_interval);
+        fallback_scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        fallback_scan.reset();
         let mut ping_tick = tokio::time::interval(self.config.ping_interval);
         ping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -253,6 +250,8 @@ impl PeerActor {
                 Some(message) = internal.recv() => self.handle_internal(message).await,
                 Some(found) = discovered.recv() => self.add_discovered(found),
                 _ = ping_tick.tick() => self.ping_round().await,
+                Some(ids) = monitor_changes.recv() => self.request_scan(ScanScope::Games(ids)),
+                _ = fallback_scan.tick() => self.request_scan(ScanScope::All),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Err(err) = joined
                         && err.is_panic()
@@ -271,6 +270,25 @@ impl PeerActor {
         // Give the close frames a moment to reach the peers, so they drop us at once.
         let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
         tracing::info!("peer runtime stopped");
+    }
+
+    /// Starts the file watcher; without one (disabled, or no inotify) the periodic full scan still runs.
+    fn start_monitor(&mut self, changes: mpsc::Sender<std::collections::BTreeSet<String>>) {
+        if !self.config.watch_game_dir {
+            return;
+        }
+        match LocalGameMonitor::new(&self.config.game_dir) {
+            Ok((monitor, raw)) => {
+                let (control_tx, control_rx) = mpsc::channel(8);
+                self.monitor_control = Some(control_tx);
+                self.tasks
+                    .spawn(run_local_game_monitor(monitor, raw, control_rx, changes));
+            }
+            Err(err) => tracing::warn!(
+                "cannot watch {}: {err}; changes show up at the next periodic scan",
+                self.config.game_dir.display()
+            ),
+        }
     }
 
     /// Cancels running operations and lets them clean up (bounded), so a shutdown
@@ -299,14 +317,16 @@ impl PeerActor {
     }
 
     async fn emit_snapshot(&self) {
-        let snapshot = self.db.snapshot(&self.local, &self.catalog, &self.config.game_dir);
+        let snapshot = self
+            .db
+            .snapshot(&self.library.games, &self.catalog, self.library.game_dir());
         self.emit(PeerEvent::LibraryUpdated(snapshot)).await;
     }
 
     async fn handle_command(&mut self, command: PeerCommand) {
         match command {
             PeerCommand::ListGames => {
-                self.start_scan(false);
+                self.request_scan(ScanScope::All);
                 self.emit_snapshot().await;
             }
             PeerCommand::GetGame { id } | PeerCommand::FetchLatestFromPeers { id } => self.fetch_game_files(id).await,
@@ -321,8 +341,12 @@ impl PeerActor {
                     return;
                 }
                 tracing::info!("game dir is now {}", path.display());
+                if let Some(control) = &self.monitor_control {
+                    let _ = control.send(MonitorControl::SetGameDir(path.clone())).await;
+                }
+                self.library.set_game_dir(&path);
                 self.config.game_dir = path;
-                self.start_scan(true);
+                self.run_next_scan();
             }
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
@@ -410,6 +434,7 @@ impl PeerActor {
         result: Result<install::Completed, install::InstallError>,
     ) {
         self.operations.remove(&id);
+        self.library.settled(&id);
         let event = match (kind, result) {
             (OperationKind::Uninstall, Ok(_)) => PeerEvent::UninstallGameFinished { id },
             (OperationKind::Uninstall, Err(err)) => PeerEvent::UninstallGameFailed {
@@ -425,7 +450,7 @@ impl PeerActor {
         tracing::info!("{event:?}");
         self.emit(event).await;
         self.emit_active_operations().await;
-        self.start_scan(false);
+        self.run_next_scan();
     }
 
     async fn emit_active_operations(&self) {
@@ -495,6 +520,7 @@ impl PeerActor {
 
     async fn handle_download_ended(&mut self, id: String, version: String, outcome: DownloadOutcome) {
         self.operations.remove(&id);
+        self.library.settled(&id);
         match outcome {
             DownloadOutcome::Finished(summary) => {
                 tracing::info!(game = id, bytes = summary.bytes, "download finished");
@@ -516,7 +542,7 @@ impl PeerActor {
             }
         }
         self.emit_active_operations().await;
-        self.start_scan(false);
+        self.run_next_scan();
     }
 
     /// The auto-install seam: a finished download is handed to the install
@@ -552,82 +578,64 @@ impl PeerActor {
                 }
             }
             Internal::GameDetails { id, results } => self.handle_game_details(id, results).await,
-            Internal::LocalScanned {
-                generation,
-                index,
-                result,
-            } => self.handle_scan(generation, index, result).await,
+            Internal::LocalScanned(result) => self.handle_scan(result).await,
             Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
             Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,
         }
     }
 
-    /// Starts a library scan on a blocking thread; `new_dir` invalidates any scan in flight.
-    fn start_scan(&mut self, new_dir: bool) {
-        if new_dir {
-            self.scan_generation += 1;
-        }
-        let Some(mut index) = self.index.take() else {
-            self.rescan_pending = true;
+    /// Queues a rescan (held for busy games) and starts it if no scan runs.
+    fn request_scan(&mut self, scope: ScanScope) {
+        let operations = &self.operations;
+        self.library.request(scope, |id| operations.contains_key(id));
+        self.run_next_scan();
+    }
+
+    fn run_next_scan(&mut self) {
+        let Some(job) = self.library.next_job() else {
             return;
         };
-        let generation = self.scan_generation;
-        let game_dir = self.config.game_dir.clone();
-        let state_dir = self.config.state_dir.clone();
-        let catalog = self.catalog.clone();
-        let internal = self.internal.clone();
+        let (catalog, state_dir, internal) = (
+            self.catalog.clone(),
+            self.config.state_dir.clone(),
+            self.internal.clone(),
+        );
         self.tasks.spawn(async move {
-            let scanned = tokio::task::spawn_blocking(move || {
-                if !index.is_for(&game_dir) {
-                    index = LibraryIndex::load_for(&state_dir, &game_dir);
+            match tokio::task::spawn_blocking(move || job.run(&catalog, &state_dir)).await {
+                Ok(result) => {
+                    let _ = internal.send(Internal::LocalScanned(result)).await;
                 }
-                let result = scan_local_library(&game_dir, &catalog, &mut index);
-                if let Err(err) = index.save(&state_dir) {
-                    tracing::warn!("cannot save the library index in {}: {err}", state_dir.display());
-                }
-                (index, result)
-            })
-            .await;
-            if let Ok((index, result)) = scanned {
-                let _ = internal
-                    .send(Internal::LocalScanned {
-                        generation,
-                        index,
-                        result,
-                    })
-                    .await;
+                Err(err) => tracing::error!("library scan panicked: {err}"),
             }
         });
     }
 
-    async fn handle_scan(&mut self, generation: u64, index: LibraryIndex, result: Result<GameDB, LibraryError>) {
-        self.index = Some(index);
-        if generation == self.scan_generation {
-            match result {
-                Ok(local) => {
-                    let previous = self.served.borrow().clone();
-                    let changed =
-                        previous.games.summaries() != local.summaries() || previous.game_dir != self.config.game_dir;
-                    self.served.send_replace(Arc::new(ServedLibrary {
-                        game_dir: self.config.game_dir.clone(),
-                        games: local.clone(),
-                        revision: previous.revision + u64::from(changed),
-                    }));
-                    self.local = local;
-                    self.emit_snapshot().await;
-                }
-                Err(err) => {
-                    self.emit(PeerEvent::RuntimeFailed {
-                        component: "library",
-                        error: err.to_string(),
-                    })
-                    .await;
-                }
+    async fn handle_scan(&mut self, result: ScanResult) {
+        let operations = &self.operations;
+        let applied = self.library.apply(result, |id| operations.contains_key(id));
+        if let Some(error) = applied.error {
+            self.emit(PeerEvent::RuntimeFailed {
+                component: "library",
+                error,
+            })
+            .await;
+        } else if !applied.stale {
+            let previous = self.served.borrow().clone();
+            let local = &self.library.games;
+            let announced_changed =
+                previous.games.summaries() != local.summaries() || previous.game_dir != self.library.game_dir();
+            self.served.send_replace(Arc::new(ServedLibrary {
+                game_dir: self.library.game_dir().to_owned(),
+                games: local.clone(),
+                revision: previous.revision + u64::from(announced_changed),
+            }));
+            if !applied.changed.is_empty() {
+                let ids = applied.changed.into_iter().collect();
+                self.emit(PeerEvent::LocalLibraryChanged { ids }).await;
             }
+            self.emit_snapshot().await;
         }
-        if std::mem::take(&mut self.rescan_pending) || generation != self.scan_generation {
-            self.start_scan(false);
-        }
+        self.run_next_scan();
     }
 
     /// A peer seen via mDNS or by its ping becomes a candidate; a pong makes it a peer.

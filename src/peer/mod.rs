@@ -9,6 +9,8 @@ pub mod client;
 pub mod db;
 pub mod discovery;
 pub mod download;
+mod local;
+pub mod monitor;
 mod ping;
 pub mod ratelimit;
 pub mod server;
@@ -65,6 +67,10 @@ pub enum PeerCommand {
 pub enum PeerEvent {
     /// The merged local + remote library; sent after every change.
     LibraryUpdated(LibrarySnapshot),
+    /// These local games changed on disk (appeared, vanished, new version, installed, ...).
+    LocalLibraryChanged {
+        ids: Vec<String>,
+    },
     PeerJoined {
         addr: SocketAddr,
         peer_id: String,
