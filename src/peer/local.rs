@@ -160,9 +160,8 @@ impl LocalLibrary {
 
     /// The next job, if one is queued and none is running.
     pub fn next_job(&mut self) -> Option<ScanJob> {
-        if self.index.is_none() {
-            return None;
-        }
+        // One job at a time: a running job holds the index.
+        self.index.as_ref()?;
         let scope = self.pending.take()?;
         let index = self.index.take()?;
         Some(ScanJob {
