@@ -494,6 +494,11 @@ async fn an_update_parks_the_old_sentinel_and_leaves_local_alone() {
         "{:?}",
         ended.event
     );
+    assert!(
+        !ended.changes_while_running.iter().any(|id| id == GAME),
+        "the half-written game was rescanned during its download: {:?}",
+        ended.changes_while_running
+    );
     assert_tree_matches(&root, &files, "2");
     assert_eq!(
         snapshot_tree(&root.join("local")),
