@@ -1,5 +1,17 @@
 //! Presentation of the runtime's state to people and scripts. It reads
-//! `peer` types and never drives the runtime itself.
+//! `peer` types and drives the runtime only through `PeerCommand`s.
+//!
+//! The TUI: [`app`] holds the state (pure), [`input`] maps keys to actions
+//! (one table, which also makes the help overlay), [`render`] and [`panes`]
+//! draw `&App`, [`terminal`] owns the terminal, [`run`] is the event loop.
 
+pub mod app;
 pub mod format;
+pub mod input;
+pub mod panes;
+pub mod render;
+pub mod run;
 pub mod table;
+pub mod terminal;
+
+pub use run::{TuiContext, TuiError, run_tui};

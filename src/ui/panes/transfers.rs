@@ -1,0 +1,96 @@
+//! The transfers pane: one gauge per running operation, from the runtime's
+//! progress samples (bytes done / total, rate, ETA, active peers). Operations
+//! that report no progress (file-list requests, uninstall, removal) show a spinner.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Gauge, Paragraph};
+
+use super::{pane_block, selected_style};
+use crate::ui::app::{App, Pane, TransferRow};
+use crate::ui::format::{format_duration, format_rate, format_size, progress_line};
+
+const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
+/// Each transfer takes a title line and a gauge line.
+const ROW_HEIGHT: u16 = 2;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let rows = app.transfer_rows();
+    let block = pane_block(app, Pane::Transfers, rows.len().to_string());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if rows.is_empty() {
+        let text = "Nothing running. Select a game and press d to download it.";
+        frame.render_widget(Paragraph::new(Line::from(text)), inner);
+        return;
+    }
+    let fit = usize::from((inner.height / ROW_HEIGHT).max(1));
+    let selected = app.selected_transfer_index().unwrap_or(0);
+    let first = selected.saturating_sub(fit - 1);
+    let slots = Layout::vertical(vec![Constraint::Length(ROW_HEIGHT); fit]).split(inner);
+    for (slot, (index, row)) in slots.iter().zip(rows.iter().enumerate().skip(first)) {
+        let highlight = (index == selected).then(|| selected_style(app, Pane::Transfers));
+        render_transfer(frame, *slot, app, row, highlight);
+    }
+}
+
+fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, highlight: Option<Style>) {
+    let [title_area, gauge_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let marker = if highlight.is_some() { "> " } else { "  " };
+    let mut title = vec![
+        Span::styled(
+            format!("{marker}{}", row.name),
+            highlight.unwrap_or_default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(
+            " {}· {}",
+            row.version
+                .as_deref()
+                .map(|version| format!("{version} "))
+                .unwrap_or_default(),
+            row.label
+        )),
+    ];
+    if let Some(total) = row.total_bytes.filter(|_| row.progress.is_none()) {
+        title.push(Span::raw(format!(" · {}", format_size(total))));
+    }
+    frame.render_widget(Paragraph::new(Line::from(title)), title_area);
+    let gauge_area = Rect {
+        x: gauge_area.x + 2,
+        width: gauge_area.width.saturating_sub(2),
+        ..gauge_area
+    };
+    match &row.progress {
+        Some(progress) => {
+            let full = progress_line(progress);
+            let label = if full.trim().len() <= usize::from(gauge_area.width) {
+                full.trim().to_owned()
+            } else {
+                let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
+                format!(
+                    "{:.1}% {}/{} {} ETA {}",
+                    progress.fraction() * 100.0,
+                    format_size(progress.bytes_done),
+                    format_size(progress.total_bytes),
+                    format_rate(progress.bytes_per_second),
+                    eta
+                )
+            };
+            let gauge = Gauge::default()
+                .ratio(progress.fraction().clamp(0.0, 1.0))
+                .label(label)
+                .gauge_style(Style::new().fg(Color::Green).bg(Color::Black));
+            frame.render_widget(gauge, gauge_area);
+        }
+        None => {
+            let spinner = SPINNER[app.spinner() % SPINNER.len()];
+            let text = format!("{spinner} working...");
+            frame.render_widget(
+                Paragraph::new(Line::styled(text, Style::new().fg(Color::Magenta))),
+                gauge_area,
+            );
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The TUI event loop. [`run_tui`] takes the terminal and runs [`run_loop`],
+//! which `select!`s terminal input, the runtime's events, a spinner tick (armed
+//! only while something animates) and a slow free-space probe. After one event
+//! it drains whatever else is pending, then draws once, and only when the
+//! `App` says something changed: an idle TUI sleeps.
+//!
+//! `run_loop` is generic over the backend and the input stream so tests drive
+//! it on a `TestBackend` with injected events and a paused clock.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream};
+use futures_util::{FutureExt, Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use super::app::{App, Level};
+use super::input::action_for;
+use super::render::render;
+use super::terminal::TerminalGuard;
+use crate::peer::{PeerCommand, PeerEvent, PeerRuntimeHandle};
+
+/// Spinner frame interval, while something without progress samples runs.
+pub const TICK: Duration = Duration::from_millis(250);
+/// How often the free space of the game dir is read.
+pub const FREE_SPACE_INTERVAL: Duration = Duration::from_secs(2);
+/// At most this many queued runtime events are folded in before a draw.
+const MAX_BATCH: usize = 256;
+
+/// Reads the free bytes of the file system holding a path; `None` when it cannot tell.
+/// Runs on a blocking thread (a stalled network file system must not freeze the UI).
+pub type FreeSpaceProbe = Arc<dyn Fn(&Path) -> Option<u64> + Send + Sync>;
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// What the TUI shows about this box besides the runtime's events.
+#[derive(Clone)]
+pub struct TuiContext {
+    /// The game dir at start (later snapshots carry the current one).
+    pub game_dir: PathBuf,
+    /// The address the runtime's QUIC endpoint listens on.
+    pub listen_addr: SocketAddr,
+    /// Where the log files are, shown in the help overlay.
+    pub log_dir: Option<PathBuf>,
+    pub free_space: FreeSpaceProbe,
+}
+
+impl TuiContext {
+    /// A context that reads free space with `statvfs`.
+    pub fn new(game_dir: PathBuf, listen_addr: SocketAddr) -> TuiContext {
+        TuiContext {
+            game_dir,
+            listen_addr,
+            log_dir: None,
+            free_space: Arc::new(free_space),
+        }
+    }
+
+    pub fn with_log_dir(mut self, log_dir: PathBuf) -> TuiContext {
+        self.log_dir = Some(log_dir);
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TuiError {
+    #[error("cannot use the terminal: {0} (the TUI needs an interactive terminal; `lanspread serve` runs without one)")]
+    Terminal(#[source] io::Error),
+    #[error("cannot read terminal input: {0}")]
+    Input(#[source] io::Error),
+    #[error("cannot draw the screen: {0}")]
+    Draw(String),
+    #[error("the runtime's events were already taken by another consumer")]
+    EventsTaken,
+}
+
+/// What one run of the loop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopReport {
+    /// Frames drawn.
+    pub draws: usize,
+}
+
+/// Runs the TUI until the user quits, SIGTERM / SIGHUP arrives or input ends.
+/// Takes the runtime's event receiver; the caller shuts the runtime down afterwards.
+/// The terminal is restored before this returns, whatever happened.
+pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Result<(), TuiError> {
+    let events = runtime.take_events().ok_or(TuiError::EventsTaken)?;
+    let commands = runtime.commands();
+    // A fresh snapshot, in case the caller consumed the first one before the TUI started.
+    let _ = commands.try_send(PeerCommand::ListGames);
+    let mut app = App::new(context.game_dir, context.listen_addr).with_log_dir(context.log_dir);
+    let mut guard = TerminalGuard::enter().map_err(TuiError::Terminal)?;
+    let report = run_loop(
+        guard.terminal_mut(),
+        &mut app,
+        EventStream::new(),
+        events,
+        commands,
+        context.free_space,
+        stop_signal(),
+    )
+    .await;
+    drop(guard);
+    report.map(|_| ())
+}
+
+/// SIGTERM or SIGHUP (the SSH session went away): leave like `q` would.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+        (Ok(mut terminate), Ok(mut hangup)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// The event loop proper; returns when the user quits, `stop` completes or `input` ends.
+pub async fn run_loop<B, I, S>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    mut input: I,
+    mut peer_events: mpsc::Receiver<PeerEvent>,
+    commands: mpsc::Sender<PeerCommand>,
+    free_space: FreeSpaceProbe,
+    stop: S,
+) -> Result<LoopReport, TuiError>
+where
+    B: Backend,
+    B::Error: Display,
+    I: Stream<Item = io::Result<Event>> + Unpin,
+    S: Future<Output = ()>,
+{
+    let mut draws = 0;
+    let mut logged = app.log_total();
+    let mut events_open = true;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut disk = tokio::time::interval(FREE_SPACE_INTERVAL);
+    disk.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut probes: JoinSet<Option<u64>> = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        copy_log_to_file(app, &mut logged);
+        if app.should_quit() {
+            break;
+        }
+        if app.take_dirty() {
+            terminal
+                .draw(|frame| render(frame, app))
+                .map_err(|err| TuiError::Draw(err.to_string()))?;
+            draws += 1;
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            event = input.next() => {
+                let mut next = event;
+                // Handle everything already typed (key repeat, a paste) before drawing.
+                loop {
+                    match next {
+                        None => return Ok(LoopReport { draws }),
+                        Some(event) => handle_input(app, event.map_err(TuiError::Input)?, &commands),
+                    }
+                    match input.next().now_or_never() {
+                        Some(event) => next = event,
+                        None => break,
+                    }
+                }
+            }
+            event = peer_events.recv(), if events_open => match event {
+                Some(event) => {
+                    handle_peer_event(app, event, &commands);
+                    for _ in 0..MAX_BATCH {
+                        let Ok(event) = peer_events.try_recv() else { break };
+                        handle_peer_event(app, event, &commands);
+                    }
+                }
+                None => {
+                    events_open = false;
+                    app.runtime_stopped();
+                }
+            },
+            _ = tick.tick(), if app.is_animating() => app.tick(),
+            _ = disk.tick(), if probes.is_empty() => {
+                let probe = Arc::clone(&free_space);
+                let dir = app.game_dir().to_owned();
+                probes.spawn_blocking(move || probe(&dir));
+            }
+            Some(result) = probes.join_next(), if !probes.is_empty() => {
+                if let Ok(free) = result {
+                    app.set_free_space(free);
+                }
+            }
+        }
+    }
+    Ok(LoopReport { draws })
+}
+
+fn handle_input(app: &mut App, event: Event, commands: &mpsc::Sender<PeerCommand>) {
+    match event {
+        Event::Key(key) => {
+            if let Some(action) = action_for(app.input_mode(), &key) {
+                let wanted = app.apply(action);
+                send(app, commands, wanted);
+            }
+        }
+        // The next draw picks up the new size.
+        Event::Resize(..) => app.mark_dirty(),
+        _ => {}
+    }
+}
+
+fn handle_peer_event(app: &mut App, event: PeerEvent, commands: &mpsc::Sender<PeerCommand>) {
+    let wanted = app.update(event);
+    send(app, commands, wanted);
+}
+
+/// Hands commands to the runtime without waiting: a full queue is reported, never awaited.
+fn send(app: &mut App, commands: &mpsc::Sender<PeerCommand>, wanted: Vec<PeerCommand>) {
+    for command in wanted {
+        match commands.try_send(command) {
+            Ok(()) => {}
+            Err(TrySendError::Full(command)) => app.command_not_sent(&command, "the runtime is busy"),
+            Err(TrySendError::Closed(command)) => app.command_not_sent(&command, "the peer runtime has stopped"),
+        }
+    }
+}
+
+/// The log pane's lines also go to the log file, through tracing.
+fn copy_log_to_file(app: &App, logged: &mut u64) {
+    for line in app.log_lines_since(*logged) {
+        match line.level {
+            Level::Info => tracing::info!(target: "lanspread::ui", "{}", line.text),
+            Level::Warn => tracing::warn!(target: "lanspread::ui", "{}", line.text),
+            Level::Error => tracing::error!(target: "lanspread::ui", "{}", line.text),
+        }
+    }
+    *logged = app.log_total();
+}
