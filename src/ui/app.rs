@@ -186,8 +186,10 @@ pub struct PeerRow {
 pub struct TransferRow {
     pub id: String,
     pub name: String,
-    /// `download`, `uninstall`, ... or `download (file list)` while waiting for the file list.
+    /// `download`, `uninstall`, ...
     pub label: String,
+    /// What it is doing, for operations without progress samples.
+    pub activity: String,
     pub version: Option<String>,
     pub total_bytes: Option<u64>,
     pub progress: Option<DownloadProgress>,
@@ -459,7 +461,7 @@ impl App {
                 .map(|folder| LibraryRow {
                     key: RowKey::Folder(folder.clone()),
                     name: folder.clone(),
-                    state: "not shared: not in the catalog".to_owned(),
+                    state: "not shared (not in catalog)".to_owned(),
                     tone: Tone::Unshared,
                     version: String::new(),
                     size: None,
@@ -513,6 +515,7 @@ impl App {
                     id: id.clone(),
                     name: self.name_of(id).to_owned(),
                     label: kind.label().to_owned(),
+                    activity: busy_verb(*kind).to_owned(),
                     version: info.and_then(|info| info.version.clone()),
                     total_bytes: info.and_then(|info| info.total_bytes),
                     progress: info.and_then(|info| info.progress.clone()),
@@ -526,7 +529,8 @@ impl App {
                 .map(|(id, fetch)| TransferRow {
                     id: id.clone(),
                     name: self.name_of(id).to_owned(),
-                    label: format!("{} (asking for the file list)", fetch.label()),
+                    label: fetch.label().to_owned(),
+                    activity: "asking peers for the file list".to_owned(),
                     version: None,
                     total_bytes: None,
                     progress: None,
@@ -885,6 +889,7 @@ impl App {
     pub fn runtime_stopped(&mut self) {
         if !self.runtime_stopped {
             self.runtime_stopped = true;
+            self.dirty = true;
             self.active.clear();
             self.fetching.clear();
             self.downloads.clear();
@@ -1314,4 +1319,461 @@ pub fn latest_size(game: &LibraryEntry) -> u64 {
         .as_ref()
         .and_then(|latest| game.peers.iter().find(|peer| &peer.version == latest))
         .map_or(game.size, |peer| peer.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::DownloadSummary;
+    use crate::ui::test_support::*;
+
+    fn status_text(app: &App) -> String {
+        app.status().map(|status| status.text.clone()).unwrap_or_default()
+    }
+
+    fn state_of(app: &App, name: &str) -> String {
+        let rows = app.library_rows();
+        rows.iter()
+            .find(|row| row.name == name)
+            .map(|row| row.state.clone())
+            .unwrap_or_else(|| panic!("{name} not shown"))
+    }
+
+    #[test]
+    fn peers_joining_and_a_snapshot_fill_the_peer_list_and_library() {
+        let mut app = app();
+        app.update(PeerEvent::PeerJoined {
+            addr: addr(1),
+            peer_id: "id-alice".into(),
+            name: "alice".into(),
+        });
+        assert_eq!(app.peer_count(), 1);
+        assert_eq!(app.peer_rows()[0].summary.name, "alice");
+        assert_eq!(app.peer_rows()[0].since, "12:00:00");
+        assert_eq!(app.log_lines()[0].text, format!("peer alice joined ({})", addr(1)));
+        assert_eq!(app.log_lines()[0].time, "12:00:00");
+
+        app.update(PeerEvent::LibraryUpdated(snapshot()));
+        assert_eq!(app.peer_count(), 2);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["OpenArena", "Quake", "Warsow", "Xonotic", "mystuff"]);
+        assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
+        assert_eq!(state_of(&app, "OpenArena"), "installed");
+        assert_eq!(state_of(&app, "Warsow"), "update available");
+        assert_eq!(state_of(&app, "mystuff"), "not shared (not in catalog)");
+        assert_eq!(app.library_rows()[2].version, "2.0 → 2.1");
+
+        app.update(PeerEvent::PeerLeft {
+            addr: addr(2),
+            peer_id: "id-bob".into(),
+            name: "bob".into(),
+        });
+        assert_eq!(app.peer_count(), 1);
+        assert!(app.log_lines().back().unwrap().text.starts_with("peer bob left"));
+    }
+
+    #[test]
+    fn download_asks_for_the_file_list_then_downloads_those_files() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::Download);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
+            "{commands:?}"
+        );
+        assert_eq!(state_of(&app, "Xonotic"), "asking peers...");
+        assert_eq!(app.transfer_rows().len(), 1);
+        assert!(app.is_animating());
+
+        // A second press while waiting is refused, not sent twice.
+        assert!(app.apply(Action::Download).is_empty());
+        assert!(status_text(&app).contains("busy"), "{}", status_text(&app));
+
+        let commands = app.update(PeerEvent::GotGameFiles {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            files: files(),
+            peers: vec![addr(1), addr(2)],
+        });
+        match commands.as_slice() {
+            [PeerCommand::DownloadGameFiles { id, files: sent }] => {
+                assert_eq!(id, "xonotic");
+                assert_eq!(sent, &files());
+            }
+            other => panic!("expected DownloadGameFiles, got {other:?}"),
+        }
+        // A file list nobody here asked for starts nothing.
+        let unasked = app.update(PeerEvent::GotGameFiles {
+            id: "quake".into(),
+            version: "1.09".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        assert!(unasked.is_empty());
+    }
+
+    #[test]
+    fn update_fetches_the_latest_file_list() {
+        let mut app = app_with_library();
+        select(&mut app, "Warsow");
+        let commands = app.apply(Action::Update);
+        assert!(matches!(commands.as_slice(), [PeerCommand::FetchLatestFromPeers { id }] if id == "warsow"));
+        let commands = app.update(PeerEvent::GotGameFiles {
+            id: "warsow".into(),
+            version: "2.1".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        assert!(matches!(commands.as_slice(), [PeerCommand::DownloadGameFiles { id, .. }] if id == "warsow"));
+    }
+
+    #[test]
+    fn download_events_give_progress_then_a_finished_game() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesBegin {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            total_bytes: 4 * GIB,
+            peers: vec![addr(1), addr(2)],
+        });
+        assert_eq!(state_of(&app, "Xonotic"), "downloading");
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", GIB, 4 * GIB)));
+        assert_eq!(state_of(&app, "Xonotic"), "downloading 25%");
+        let transfers = app.transfer_rows();
+        assert_eq!(transfers.len(), 1);
+        assert_eq!(transfers[0].label, "download");
+        assert_eq!(transfers[0].version.as_deref(), Some("0.8.6"));
+        assert_eq!(transfers[0].progress.as_ref().unwrap().bytes_done, GIB);
+        assert!(!app.is_animating(), "a download with samples needs no tick");
+        let rates: Vec<Option<f64>> = app.peer_rows().iter().map(|row| row.rate).collect();
+        assert_eq!(rates, [Some(30e6), Some(20e6)]);
+
+        app.update(PeerEvent::DownloadGameFilesFinished {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            summary: DownloadSummary {
+                bytes: 4 * GIB,
+                elapsed: Duration::from_secs(20),
+                peers_used: vec![addr(1), addr(2)],
+            },
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert!(app.transfer_rows().is_empty());
+        assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
+        let last = &app.log_lines().back().unwrap().text;
+        assert!(last.starts_with("downloaded Xonotic 0.8.6: 4.0 GiB in 20s"), "{last}");
+
+        // A sample trailing the end does not bring the transfer back.
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", 4 * GIB, 4 * GIB)));
+        assert!(app.transfer_rows().is_empty());
+    }
+
+    #[test]
+    fn a_failed_download_says_why_in_the_status_line_and_the_log() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: "xonotic".into(),
+            reason: "every peer failed".into(),
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        let status = app.status().unwrap();
+        assert_eq!(status.level, Level::Error);
+        assert_eq!(status.text, "download of Xonotic failed: every peer failed");
+        assert_eq!(app.log_lines().back().unwrap().level, Level::Error);
+        assert!(app.transfer_rows().is_empty());
+        // Nothing is stuck: the game can be downloaded again.
+        assert_eq!(app.apply(Action::Download).len(), 1);
+    }
+
+    #[test]
+    fn refused_actions_say_why_and_send_nothing() {
+        let mut app = app_with_library();
+        let mut refused = |name: &str, action: Action, expected: &str| {
+            select(&mut app, name);
+            let commands = app.apply(action);
+            assert!(commands.is_empty(), "{action:?} on {name} sent {commands:?}");
+            assert_eq!(status_text(&app), expected, "{action:?} on {name}");
+        };
+        refused(
+            "Xonotic",
+            Action::Update,
+            "Xonotic is not downloaded: press d to download it first",
+        );
+        refused(
+            "Xonotic",
+            Action::Install,
+            "Xonotic is not downloaded: press d to download it first",
+        );
+        refused("Xonotic", Action::Uninstall, "Xonotic is not installed");
+        refused(
+            "Xonotic",
+            Action::RemoveDownloaded,
+            "Xonotic is not downloaded here: nothing to remove",
+        );
+        refused(
+            "Xonotic",
+            Action::Cancel,
+            "nothing to cancel: no download of Xonotic is running",
+        );
+        refused(
+            "OpenArena",
+            Action::Download,
+            "OpenArena is already downloaded and installed",
+        );
+        refused(
+            "OpenArena",
+            Action::RemoveDownloaded,
+            "OpenArena is installed: press x to uninstall it first",
+        );
+        refused("Quake", Action::Update, "Quake is up to date (version 1.09)");
+        refused(
+            "Warsow",
+            Action::Download,
+            "Warsow is already downloaded; a newer version (2.1) is available: press u to update",
+        );
+        refused(
+            "mystuff",
+            Action::Download,
+            "mystuff is not in the catalog, so lanspread neither shares nor manages it (add it with --catalog)",
+        );
+    }
+
+    #[test]
+    fn actions_on_a_busy_game_are_refused() {
+        let mut app = app_with_library();
+        app.update(active("openarena", OperationKind::Uninstall));
+        select(&mut app, "OpenArena");
+        assert!(app.apply(Action::Uninstall).is_empty());
+        assert_eq!(status_text(&app), "OpenArena is busy: its uninstall is running");
+        assert!(app.apply(Action::Cancel).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "the uninstall of OpenArena cannot be cancelled; it finishes on its own"
+        );
+        assert_eq!(state_of(&app, "OpenArena"), "uninstalling");
+        assert!(app.is_animating());
+    }
+
+    #[test]
+    fn cancel_sends_cancel_download_for_a_running_download() {
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "xonotic"));
+        // From the transfers pane the selected transfer is the target, whatever the library cursor says.
+        select(&mut app, "Quake");
+        app.apply(Action::NextPane);
+        app.apply(Action::NextPane);
+        assert_eq!(app.focus(), Pane::Transfers);
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "xonotic"));
+    }
+
+    #[test]
+    fn destructive_actions_ask_for_confirmation_first() {
+        let mut app = app_with_library();
+        select(&mut app, "OpenArena");
+        assert!(
+            app.apply(Action::Uninstall).is_empty(),
+            "nothing is sent before the answer"
+        );
+        assert_eq!(app.dialog().unwrap().title, "Uninstall OpenArena?");
+        assert_eq!(app.input_mode(), InputMode::Dialog);
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::UninstallGame { id }] if id == "openarena"));
+        assert!(app.dialog().is_none());
+
+        select(&mut app, "Quake");
+        assert!(app.apply(Action::RemoveDownloaded).is_empty());
+        assert_eq!(app.dialog().unwrap().title, "Remove the download of Quake?");
+        assert!(app.apply(Action::Back).is_empty(), "no keeps it");
+        assert!(app.dialog().is_none());
+        assert!(app.apply(Action::Confirm).is_empty(), "a stale yes does nothing");
+
+        app.apply(Action::RemoveDownloaded);
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::RemoveDownloadedGame { id }] if id == "quake"));
+    }
+
+    #[test]
+    fn quit_asks_only_while_something_runs() {
+        let mut app = app_with_library();
+        app.apply(Action::Quit);
+        assert!(app.should_quit());
+
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", GIB, 4 * GIB)));
+        app.apply(Action::Quit);
+        assert!(!app.should_quit());
+        let dialog = app.dialog().unwrap();
+        assert!(dialog.message.contains("download of Xonotic 25%"), "{}", dialog.message);
+        app.apply(Action::Back);
+        assert!(!app.should_quit());
+        app.apply(Action::Quit);
+        // Ctrl-C / q again in the dialog means yes.
+        app.apply(Action::Quit);
+        assert!(app.should_quit());
+    }
+
+    #[test]
+    fn filter_and_sort_change_the_rows_and_the_cursor_follows_its_game() {
+        let mut app = app_with_library();
+        select(&mut app, "Quake");
+        app.apply(Action::StartFilter);
+        assert_eq!(app.input_mode(), InputMode::Filter);
+        for typed in "XO".chars() {
+            app.apply(Action::FilterInput(typed));
+        }
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Xonotic"]);
+        app.apply(Action::FilterBackspace);
+        assert_eq!(app.filter(), "X");
+        app.apply(Action::FilterAccept);
+        assert_eq!(app.input_mode(), InputMode::Normal);
+        assert_eq!(app.filter(), "X");
+        app.apply(Action::Back);
+        assert_eq!(app.filter(), "");
+        assert_eq!(app.library_rows()[app.selected_library_index().unwrap()].name, "Quake");
+
+        app.apply(Action::CycleSort);
+        assert_eq!(app.sort(), SortKey::State);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Warsow", "OpenArena", "Quake", "Xonotic", "mystuff"]);
+        assert_eq!(app.library_rows()[app.selected_library_index().unwrap()].name, "Quake");
+        app.apply(Action::CycleSort);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Xonotic", "Warsow", "OpenArena", "Quake", "mystuff"]);
+    }
+
+    #[test]
+    fn the_cursor_stays_on_its_game_when_a_snapshot_reorders_rows() {
+        let mut app = app_with_library();
+        select(&mut app, "Quake");
+        let mut next = snapshot();
+        next.games.insert(
+            0,
+            game("alien", "Alien Arena", GameState::RemoteOnly, None, Some("7"), GIB),
+        );
+        app.update(PeerEvent::LibraryUpdated(next));
+        assert_eq!(app.library_rows()[app.selected_library_index().unwrap()].name, "Quake");
+        // The selected game vanishing leaves the cursor at the same position.
+        let mut gone = snapshot();
+        gone.games.retain(|game| game.id != "quake");
+        app.update(PeerEvent::LibraryUpdated(gone));
+        assert_eq!(app.selected_library_index(), Some(1));
+    }
+
+    #[test]
+    fn too_little_space_warns_and_offers_a_streamed_install() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.set_free_space(Some(100 * GIB));
+        assert_eq!(app.space_warning(), None);
+        app.set_free_space(Some(7 * GIB));
+        let warning = app.space_warning().unwrap();
+        assert_eq!(
+            warning,
+            "Xonotic needs ~9.0 GiB (3.0 GiB archives + ~6.0 GiB installed), 7.0 GiB free: \
+             press s for a streamed install (~6.0 GiB)"
+        );
+        app.set_free_space(Some(5 * GIB));
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "Xonotic needs ~6.0 GiB even as a streamed install; only 5.0 GiB free"
+        );
+        app.set_free_space(Some(GIB));
+        assert!(app.apply(Action::Download).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: its archives need 3.0 GiB, 1.0 GiB free on /games"
+        );
+        select(&mut app, "OpenArena");
+        assert_eq!(app.space_warning(), None, "an installed game needs no space");
+    }
+
+    #[test]
+    fn streamed_install_and_install_are_not_in_this_build_yet() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        assert!(app.apply(Action::StreamInstall).is_empty());
+        assert!(status_text(&app).starts_with("streamed install is not available"));
+        select(&mut app, "Quake");
+        assert!(app.apply(Action::Install).is_empty());
+        assert_eq!(status_text(&app), "installing is not available in this build yet");
+    }
+
+    #[test]
+    fn only_visible_changes_mark_the_screen_dirty() {
+        let mut app = app_with_library();
+        assert!(app.take_dirty());
+        assert!(!app.take_dirty());
+        app.update(PeerEvent::PeerCount(2));
+        assert!(!app.take_dirty(), "the peer count is already shown");
+        app.set_free_space(Some(10 * GIB));
+        assert!(app.take_dirty());
+        app.set_free_space(Some(10 * GIB + 1));
+        assert!(!app.take_dirty(), "the same figure on screen");
+        app.update(PeerEvent::DownloadProgress(progress("nothing-running", 1, 2)));
+        assert!(!app.take_dirty());
+        app.update(PeerEvent::UninstallGameBegin { id: "openarena".into() });
+        assert!(app.take_dirty());
+    }
+
+    #[test]
+    fn runtime_failures_and_refusals_reach_the_status_line() {
+        let mut app = app_with_library();
+        app.update(PeerEvent::RuntimeFailed {
+            component: "discovery",
+            error: "no multicast".into(),
+        });
+        assert_eq!(status_text(&app), "discovery failed: no multicast");
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(PeerEvent::OperationRefused {
+            id: "xonotic".into(),
+            reason: "xonotic is busy: a removal is already running".into(),
+        });
+        assert_eq!(status_text(&app), "xonotic is busy: a removal is already running");
+        assert!(app.transfer_rows().is_empty(), "the refused request no longer waits");
+        app.update(PeerEvent::GameFilesUnavailable {
+            id: "xonotic".into(),
+            reason: "no peer answered".into(),
+        });
+        assert_eq!(status_text(&app), "cannot download Xonotic: no peer answered");
+    }
+
+    #[test]
+    fn the_log_scrolls_and_keeps_its_place_as_lines_arrive() {
+        let mut app = app();
+        for index in 0..30 {
+            app.update(PeerEvent::UninstallGameBegin {
+                id: format!("g{index}"),
+            });
+        }
+        app.apply(Action::PrevPane);
+        assert_eq!(app.focus(), Pane::Log);
+        app.apply(Action::Up);
+        app.apply(Action::Up);
+        assert_eq!(app.log_scroll(), 2);
+        app.update(PeerEvent::UninstallGameBegin { id: "new".into() });
+        assert_eq!(app.log_scroll(), 3);
+        app.apply(Action::Bottom);
+        assert_eq!(app.log_scroll(), 0);
+        app.apply(Action::Top);
+        assert_eq!(app.log_scroll(), 30);
+        assert_eq!(app.log_lines_since(29).count(), 2);
+        for _ in 0..LOG_CAPACITY {
+            app.update(PeerEvent::UninstallGameBegin { id: "more".into() });
+        }
+        assert_eq!(app.log_lines().len(), LOG_CAPACITY);
+        assert_eq!(app.log_lines_since(0).count(), LOG_CAPACITY);
+    }
 }

@@ -13,5 +13,7 @@ pub mod render;
 pub mod run;
 pub mod table;
 pub mod terminal;
+#[cfg(test)]
+mod test_support;
 
 pub use run::{TuiContext, TuiError, run_tui};

@@ -85,10 +85,12 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
     } else if let Some(warning) = app.space_warning() {
         Line::styled(warning, Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
     } else {
-        Line::styled(
-            "Enter/d download · s stream · u update · i install · x uninstall · r remove · c cancel · / filter · q quit",
-            Style::new().fg(Color::DarkGray),
-        )
+        let hint = if area.width >= 110 {
+            "Enter/d download · s stream · u update · i install · x uninstall · r remove · c cancel · / filter · ? keys · q quit"
+        } else {
+            "d download · s stream · u update · x uninstall · r remove · c cancel · ? keys"
+        };
+        Line::styled(hint, Style::new().fg(Color::DarkGray))
     };
     frame.render_widget(Paragraph::new(line), message);
 }
@@ -195,5 +197,191 @@ fn render_help(frame: &mut Frame, area: Rect, app: &App) {
     for area in [left, right] {
         let lines = column_lines.next().unwrap_or_default();
         frame.render_widget(Paragraph::new(lines), area);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::peer::{OperationKind, PeerEvent};
+    use crate::ui::input::Action;
+    use crate::ui::test_support::*;
+
+    const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+    fn draw(app: &App, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| render(frame, app)).unwrap();
+        screen(terminal.backend().buffer())
+    }
+
+    fn contains(screen: &[String], text: &str) -> bool {
+        screen.iter().any(|row| row.contains(text))
+    }
+
+    use ratatui::Terminal;
+
+    /// An app mid-download: Xonotic at a quarter, sampled.
+    fn downloading() -> App {
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesBegin {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            total_bytes: 4 * GIB,
+            peers: vec![addr(1), addr(2)],
+        });
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", GIB, 4 * GIB)));
+        app
+    }
+
+    #[test]
+    fn every_pane_and_the_status_bar_are_on_screen() {
+        let mut app = downloading();
+        app.set_free_space(Some(42 * GIB));
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            for title in [" Library ", " Peers ", " Transfers ", " Log "] {
+                assert!(
+                    contains(&screen, title),
+                    "{title} missing at {width}x{height}:\n{}",
+                    screen.join("\n")
+                );
+            }
+            for game in ["OpenArena", "Quake", "Warsow", "Xonotic", "mystuff"] {
+                assert!(contains(&screen, game), "{game} missing at {width}x{height}");
+            }
+            assert!(contains(&screen, "alice"), "peer missing at {width}x{height}");
+            assert!(contains(&screen, "10.0.0.2:1"));
+            assert!(contains(
+                &screen,
+                " /games  42.0 GiB free │ 2 peers │ listening on 0.0.0.0:14000"
+            ));
+            assert!(contains(&screen, "downloading Xonotic 0.8.6 (4.0 GiB) from 2 peers"));
+        }
+    }
+
+    #[test]
+    fn the_gauge_shows_the_sampled_percent() {
+        let app = downloading();
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            let gauge = screen
+                .iter()
+                .find(|row| row.contains("25.0%"))
+                .unwrap_or_else(|| panic!("no 25.0% at {width}x{height}:\n{}", screen.join("\n")));
+            assert!(gauge.contains("1.0"), "{gauge}");
+            assert!(gauge.contains("50.0 MB/s"), "{gauge}");
+            assert!(
+                contains(&screen, "downloading 25%"),
+                "library state at {width}x{height}"
+            );
+        }
+        // The wide layout has room for the whole progress line, active peers included.
+        assert!(contains(&draw(&app, 120, 40), "ETA 40s  2 peers"));
+    }
+
+    #[test]
+    fn the_help_overlay_lists_every_key_of_the_key_table() {
+        let mut app = app_with_library();
+        app.apply(Action::ToggleHelp);
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            for binding in KEY_TABLE {
+                let keys = keys_label(binding);
+                let listed = screen.iter().any(|row| {
+                    row.find(&keys)
+                        .is_some_and(|at| row[at + keys.len()..].trim_start().starts_with(binding.description))
+                });
+                assert!(
+                    listed,
+                    "{keys} ({}) not listed at {width}x{height}:\n{}",
+                    binding.description,
+                    screen.join("\n")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_terminal_below_80x24_gets_a_clear_message() {
+        let app = app_with_library();
+        for (width, height) in [(79, 24), (80, 23), (40, 10)] {
+            let screen = draw(&app, width, height);
+            assert!(contains(&screen, "Terminal too small"), "{width}x{height}");
+            assert!(!contains(&screen, " Library "), "{width}x{height}");
+        }
+        assert!(contains(&draw(&app, 60, 20), "60x20: lanspread needs at least 80x24"));
+        assert!(!contains(&draw(&app, 80, 24), "Terminal too small"));
+    }
+
+    #[test]
+    fn resizing_redraws_for_the_new_size() {
+        let app = downloading();
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal.draw(|frame| render(frame, &app)).unwrap();
+        assert!(contains(&screen(terminal.backend().buffer()), " Transfers "));
+        for (width, height, expect) in [
+            (80, 24, " Transfers "),
+            (60, 20, "Terminal too small"),
+            (100, 30, " Log "),
+        ] {
+            terminal.backend_mut().resize(width, height);
+            terminal.draw(|frame| render(frame, &app)).unwrap();
+            let buffer = terminal.backend().buffer();
+            assert_eq!((buffer.area.width, buffer.area.height), (width, height));
+            let screen = screen(buffer);
+            assert!(
+                contains(&screen, expect),
+                "{expect} at {width}x{height}:\n{}",
+                screen.join("\n")
+            );
+            if width >= MIN_WIDTH {
+                let last = &screen[usize::from(height) - 2];
+                assert!(last.contains("listening on"), "status bar not at the bottom: {last}");
+                assert!(!contains(&screen, "Terminal too small"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_confirmation_dialog_shows_its_question_and_keys() {
+        let mut app = app_with_library();
+        select(&mut app, "OpenArena");
+        app.apply(Action::Uninstall);
+        let screen = draw(&app, 80, 24);
+        assert!(contains(&screen, "Uninstall OpenArena?"));
+        assert!(contains(&screen, "y / Enter: yes, do it"), "{}", screen.join("\n"));
+    }
+
+    #[test]
+    fn the_status_line_shows_refusals_and_the_filter_prompt() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.apply(Action::Update);
+        assert!(contains(
+            &draw(&app, 80, 24),
+            "Xonotic is not downloaded: press d to download it first"
+        ));
+        app.set_free_space(Some(7 * GIB));
+        app.apply(Action::Down);
+        app.apply(Action::Up);
+        assert!(contains(&draw(&app, 120, 40), "press s for a streamed install"));
+        app.apply(Action::StartFilter);
+        app.apply(Action::FilterInput('q'));
+        let screen = draw(&app, 80, 24);
+        assert!(contains(&screen, "/q_"));
+        assert!(contains(&screen, "filter: q"));
+        assert!(!contains(&screen, "Xonotic"));
+    }
+
+    #[test]
+    fn an_empty_lan_explains_itself() {
+        let screen = draw(&app(), 80, 24);
+        assert!(contains(&screen, "No games yet."));
+        assert!(contains(&screen, "No peers yet."));
+        assert!(contains(&screen, "Nothing running."));
     }
 }

@@ -256,3 +256,216 @@ fn copy_log_to_file(app: &App, logged: &mut u64) {
     }
     *logged = app.log_total();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::peer::OperationKind;
+    use crate::ui::test_support::*;
+
+    type Input = Pin<Box<dyn Stream<Item = io::Result<Event>>>>;
+
+    /// Everything a test needs to drive [`run_loop`] from outside.
+    struct Harness {
+        keys: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<PeerEvent>,
+        commands: mpsc::Receiver<PeerCommand>,
+    }
+
+    struct Loop {
+        terminal: Terminal<TestBackend>,
+        app: App,
+        input: Input,
+        peer_events: mpsc::Receiver<PeerEvent>,
+        commands: mpsc::Sender<PeerCommand>,
+    }
+
+    const FREE: u64 = 100 * GIB;
+
+    fn setup(app: App) -> (Loop, Harness) {
+        let (keys, key_rx) = mpsc::unbounded_channel();
+        let input: Input = Box::pin(futures_util::stream::unfold(key_rx, |mut rx| async move {
+            rx.recv().await.map(|event| (Ok(event), rx))
+        }));
+        let (events, peer_events) = mpsc::channel(1024);
+        let (commands, command_rx) = mpsc::channel(16);
+        let terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let under_test = Loop {
+            terminal,
+            app,
+            input,
+            peer_events,
+            commands,
+        };
+        let harness = Harness {
+            keys,
+            events,
+            commands: command_rx,
+        };
+        (under_test, harness)
+    }
+
+    impl Loop {
+        async fn run(&mut self) -> LoopReport {
+            let probe: FreeSpaceProbe = Arc::new(|_: &Path| Some(FREE));
+            run_loop(
+                &mut self.terminal,
+                &mut self.app,
+                &mut self.input,
+                std::mem::replace(&mut self.peer_events, mpsc::channel(1).1),
+                self.commands.clone(),
+                probe,
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        }
+    }
+
+    fn key(c: char) -> Event {
+        Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    /// An app whose free space already reads what the probe returns, so probing changes nothing.
+    fn settled_app() -> App {
+        let mut app = app_with_library();
+        app.set_free_space(Some(FREE));
+        app
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_loop_draws_once_and_then_sleeps() {
+        let (mut under_test, harness) = setup(settled_app());
+        let drive = async {
+            // Ten minutes of fake time with nothing happening: free-space probes run, nothing redraws.
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            harness.keys.send(key('q')).unwrap();
+        };
+        let (report, ()) = tokio::join!(under_test.run(), drive);
+        assert_eq!(report.draws, 1, "only the first frame");
+        assert!(under_test.app.should_quit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_is_drawn_once() {
+        let (mut under_test, harness) = setup(settled_app());
+        for port in 100..150 {
+            harness
+                .events
+                .send(PeerEvent::PeerJoined {
+                    addr: addr(port),
+                    peer_id: format!("p{port}"),
+                    name: format!("peer{port}"),
+                })
+                .await
+                .unwrap();
+        }
+        let drive = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            harness.keys.send(key('q')).unwrap();
+        };
+        let (report, ()) = tokio::join!(under_test.run(), drive);
+        assert_eq!(under_test.app.peer_count(), 52);
+        assert_eq!(report.draws, 2, "the first frame, then one for the whole burst");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_spinner_ticks_only_while_an_operation_without_progress_runs() {
+        let (mut under_test, harness) = setup(settled_app());
+        harness
+            .events
+            .send(active("openarena", OperationKind::Uninstall))
+            .await
+            .unwrap();
+        let drive = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            harness
+                .events
+                .send(PeerEvent::ActiveOperations(Vec::new()))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            harness.keys.send(key('q')).unwrap();
+        };
+        let (report, ()) = tokio::join!(under_test.run(), drive);
+        // 10 s of spinner at 4 frames a second, and nothing over the 600 s after it.
+        assert!(report.draws > 10, "the spinner moved: {}", report.draws);
+        assert!(report.draws < 100, "it stopped with the operation: {}", report.draws);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_and_events_drive_the_download_flow_through_the_loop() {
+        let (mut under_test, mut harness) = setup(settled_app());
+        select(&mut under_test.app, "Xonotic");
+        let drive = async {
+            harness.keys.send(key('d')).unwrap();
+            let command = harness.commands.recv().await.unwrap();
+            assert!(
+                matches!(&command, PeerCommand::GetGame { id } if id == "xonotic"),
+                "{command:?}"
+            );
+            harness
+                .events
+                .send(PeerEvent::GotGameFiles {
+                    id: "xonotic".into(),
+                    version: "0.8.6".into(),
+                    files: files(),
+                    peers: vec![addr(1), addr(2)],
+                })
+                .await
+                .unwrap();
+            let command = harness.commands.recv().await.unwrap();
+            assert!(matches!(&command, PeerCommand::DownloadGameFiles { id, .. } if id == "xonotic"));
+            harness.keys.send(key('q')).unwrap();
+        };
+        let (_, ()) = tokio::join!(under_test.run(), drive);
+        assert!(under_test.app.should_quit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resizing_the_terminal_redraws_at_the_new_size() {
+        let (mut under_test, harness) = setup(settled_app());
+        under_test.terminal.backend_mut().resize(120, 40);
+        let drive = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            harness.keys.send(Event::Resize(120, 40)).unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            harness.keys.send(key('q')).unwrap();
+        };
+        let (report, ()) = tokio::join!(under_test.run(), drive);
+        assert_eq!(report.draws, 2);
+        assert_eq!(under_test.terminal.backend().buffer().area.width, 120);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_runtime_is_reported_and_q_still_quits() {
+        let (mut under_test, harness) = setup(settled_app());
+        let Harness { keys, events, .. } = harness;
+        drop(events);
+        let drive = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            keys.send(key('q')).unwrap();
+        };
+        let (_, ()) = tokio::join!(under_test.run(), drive);
+        assert!(under_test.app.should_quit());
+        let last = &under_test.app.log_lines().back().unwrap().text;
+        assert!(last.starts_with("the peer runtime stopped"), "{last}");
+        // The last frame, drawn before q, had it in the status line.
+        let screen = screen(under_test.terminal.backend().buffer());
+        assert!(screen.iter().any(|row| row.contains("the peer runtime stopped")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_ends_when_input_ends() {
+        let (mut under_test, harness) = setup(settled_app());
+        drop(harness.keys);
+        let report = under_test.run().await;
+        assert_eq!(report.draws, 1);
+        assert!(!under_test.app.should_quit());
+    }
+}

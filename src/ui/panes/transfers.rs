@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
 use super::{pane_block, selected_style};
+use crate::peer::DownloadProgress;
 use crate::ui::app::{App, Pane, TransferRow};
 use crate::ui::format::{format_duration, format_rate, format_size, progress_line};
 
@@ -38,6 +39,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
 fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, highlight: Option<Style>) {
     let [title_area, gauge_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let gauge_area = Rect {
+        x: gauge_area.x + 2,
+        width: gauge_area.width.saturating_sub(2),
+        ..gauge_area
+    };
+    let label = row
+        .progress
+        .as_ref()
+        .map(|progress| gauge_label(progress, usize::from(gauge_area.width)));
     let marker = if highlight.is_some() { "> " } else { "  " };
     let mut title = vec![
         Span::styled(
@@ -53,44 +63,67 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
             row.label
         )),
     ];
-    if let Some(total) = row.total_bytes.filter(|_| row.progress.is_none()) {
-        title.push(Span::raw(format!(" · {}", format_size(total))));
+    match (&row.progress, &label) {
+        (Some(progress), Some((_, false))) => {
+            let peers = progress.active_peers;
+            title.push(Span::raw(format!(
+                " · {peers} peer{}",
+                if peers == 1 { "" } else { "s" }
+            )));
+        }
+        (None, _) => {
+            if let Some(total) = row.total_bytes {
+                title.push(Span::raw(format!(" · {}", format_size(total))));
+            }
+        }
+        _ => {}
     }
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
-    let gauge_area = Rect {
-        x: gauge_area.x + 2,
-        width: gauge_area.width.saturating_sub(2),
-        ..gauge_area
-    };
-    match &row.progress {
-        Some(progress) => {
-            let full = progress_line(progress);
-            let label = if full.trim().len() <= usize::from(gauge_area.width) {
-                full.trim().to_owned()
-            } else {
-                let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
-                format!(
-                    "{:.1}% {}/{} {} ETA {}",
-                    progress.fraction() * 100.0,
-                    format_size(progress.bytes_done),
-                    format_size(progress.total_bytes),
-                    format_rate(progress.bytes_per_second),
-                    eta
-                )
-            };
+    match (&row.progress, label) {
+        (Some(progress), Some((label, _))) => {
             let gauge = Gauge::default()
                 .ratio(progress.fraction().clamp(0.0, 1.0))
                 .label(label)
                 .gauge_style(Style::new().fg(Color::Green).bg(Color::Black));
             frame.render_widget(gauge, gauge_area);
         }
-        None => {
+        _ => {
             let spinner = SPINNER[app.spinner() % SPINNER.len()];
-            let text = format!("{spinner} working...");
+            let text = format!("{spinner} {}...", row.activity);
             frame.render_widget(
                 Paragraph::new(Line::styled(text, Style::new().fg(Color::Magenta))),
                 gauge_area,
             );
         }
+    }
+}
+
+/// The longest progress text that fits `width`, and whether it names the active peers.
+fn gauge_label(progress: &DownloadProgress, width: usize) -> (String, bool) {
+    let full = progress_line(progress).trim().to_owned();
+    if full.chars().count() <= width {
+        return (full, true);
+    }
+    let percent = format!("{:.1}%", progress.fraction() * 100.0);
+    let rate = format_rate(progress.bytes_per_second);
+    let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
+    let bytes = size_pair(progress.bytes_done, progress.total_bytes);
+    [
+        format!("{percent} {bytes} {rate} ETA {eta}"),
+        format!("{percent} {rate} ETA {eta}"),
+    ]
+    .into_iter()
+    .find(|label| label.chars().count() <= width)
+    .map_or((percent, false), |label| (label, false))
+}
+
+/// `1.0/4.0 GiB`, or `512.0 MiB/4.0 GiB` when the units differ.
+fn size_pair(done: u64, total: u64) -> String {
+    let (done, total) = (format_size(done), format_size(total));
+    match (done.split_once(' '), total.split_once(' ')) {
+        (Some((done_value, done_unit)), Some((total_value, total_unit))) if done_unit == total_unit => {
+            format!("{done_value}/{total_value} {total_unit}")
+        }
+        _ => format!("{done}/{total}"),
     }
 }

@@ -1,0 +1,184 @@
+//! Fixtures shared by the TUI's unit tests: a small LAN with games in every state.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::app::App;
+use super::input::Action;
+use crate::peer::{
+    ActiveOperation, DownloadProgress, GameState, LibraryEntry, LibrarySnapshot, OperationKind, PeerEvent,
+    PeerGameVersion, PeerProgress, PeerSummary,
+};
+use crate::proto::GameFileDescription;
+
+pub const GIB: u64 = 1 << 30;
+
+pub fn addr(port: u16) -> SocketAddr {
+    ([10, 0, 0, 2], port).into()
+}
+
+pub fn clock() -> String {
+    "12:00:00".to_owned()
+}
+
+pub fn peer(port: u16, name: &str, games: usize) -> PeerSummary {
+    PeerSummary {
+        addr: addr(port),
+        peer_id: format!("id-{name}"),
+        name: name.to_owned(),
+        game_count: games,
+        latency: Duration::from_millis(3),
+        library_loaded: true,
+    }
+}
+
+pub fn game(
+    id: &str,
+    name: &str,
+    state: GameState,
+    local: Option<&str>,
+    latest: Option<&str>,
+    size: u64,
+) -> LibraryEntry {
+    let peers = match (state, latest) {
+        (GameState::RemoteOnly | GameState::UpdateAvailable, Some(latest)) => vec![
+            PeerGameVersion {
+                addr: addr(1),
+                peer_name: "alice".into(),
+                version: latest.into(),
+                size,
+            },
+            PeerGameVersion {
+                addr: addr(2),
+                peer_name: "bob".into(),
+                version: latest.into(),
+                size,
+            },
+        ],
+        _ => Vec::new(),
+    };
+    LibraryEntry {
+        id: id.into(),
+        name: name.into(),
+        state,
+        local_version: local.map(Into::into),
+        latest_version: latest.map(Into::into),
+        installed: matches!(state, GameState::Installed),
+        size,
+        peers,
+    }
+}
+
+/// Xonotic only on peers, OpenArena installed, Quake downloaded, Warsow with an update, one stray folder.
+pub fn snapshot() -> LibrarySnapshot {
+    LibrarySnapshot {
+        game_dir: PathBuf::from("/games"),
+        games: vec![
+            game(
+                "openarena",
+                "OpenArena",
+                GameState::Installed,
+                Some("0.8.8"),
+                Some("0.8.8"),
+                GIB,
+            ),
+            game("quake", "Quake", GameState::Downloaded, Some("1.09"), None, GIB / 2),
+            game(
+                "warsow",
+                "Warsow",
+                GameState::UpdateAvailable,
+                Some("2.0"),
+                Some("2.1"),
+                2 * GIB,
+            ),
+            game(
+                "xonotic",
+                "Xonotic",
+                GameState::RemoteOnly,
+                None,
+                Some("0.8.6"),
+                3 * GIB,
+            ),
+        ],
+        peers: vec![peer(1, "alice", 2), peer(2, "bob", 2)],
+        uncatalogued: vec!["mystuff".into()],
+    }
+}
+
+pub fn app() -> App {
+    App::new(PathBuf::from("/games"), SocketAddr::from(([0, 0, 0, 0], 14000))).with_clock(clock)
+}
+
+/// An app that has seen [`snapshot`].
+pub fn app_with_library() -> App {
+    let mut app = app();
+    app.update(PeerEvent::LibraryUpdated(snapshot()));
+    app
+}
+
+/// Moves the library cursor to the game called `name`.
+pub fn select(app: &mut App, name: &str) {
+    app.apply(Action::Top);
+    for _ in 0..app.library_rows().len() {
+        let index = app.selected_library_index().unwrap_or(0);
+        if app.library_rows()[index].name == name {
+            return;
+        }
+        app.apply(Action::Down);
+    }
+    panic!("{name} is not in the library");
+}
+
+pub fn active(id: &str, kind: OperationKind) -> PeerEvent {
+    PeerEvent::ActiveOperations(vec![ActiveOperation { id: id.into(), kind }])
+}
+
+pub fn progress(id: &str, done: u64, total: u64) -> DownloadProgress {
+    DownloadProgress {
+        id: id.into(),
+        bytes_done: done,
+        total_bytes: total,
+        bytes_per_second: 50e6,
+        eta: Some(Duration::from_secs(40)),
+        active_peers: 2,
+        peers: vec![
+            PeerProgress {
+                addr: addr(1),
+                bytes: done / 2,
+                bytes_per_second: 30e6,
+            },
+            PeerProgress {
+                addr: addr(2),
+                bytes: done / 2,
+                bytes_per_second: 20e6,
+            },
+        ],
+        elapsed: Duration::from_secs(10),
+    }
+}
+
+pub fn files() -> Vec<GameFileDescription> {
+    vec![
+        GameFileDescription {
+            path: "xonotic/version.ini".into(),
+            size: 5,
+            is_dir: false,
+        },
+        GameFileDescription {
+            path: "xonotic/data.zip".into(),
+            size: 3 * GIB,
+            is_dir: false,
+        },
+    ]
+}
+
+/// The screen as text, one string per row.
+pub fn screen(buffer: &ratatui::buffer::Buffer) -> Vec<String> {
+    let width = usize::from(buffer.area.width);
+    buffer
+        .content
+        .chunks(width)
+        .map(|row| row.iter().map(|cell| cell.symbol()).collect())
+        .collect()
+}
