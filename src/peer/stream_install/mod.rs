@@ -2,5 +2,6 @@
 //! the receiver writes them straight into staging, checks each file's CRC32
 //! and promotes to `local/`, never storing the archives.
 
+pub mod receiver;
 pub mod sink;
 pub mod wire;
