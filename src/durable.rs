@@ -28,6 +28,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Flushes every dirty file of the filesystem holding `path`: one call instead
+/// of an fsync per file when thousands of files were just written.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let handle = fs::File::open(path)?;
+    rustix::fs::syncfs(&handle).map_err(io::Error::from)
+}
+
 /// Removes a file if it exists; a missing file is not an error.
 pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {

@@ -302,6 +302,30 @@ fn a_failing_unpack_keeps_the_old_install_and_leaves_nothing() {
 }
 
 #[test]
+fn a_failed_install_removes_a_root_it_created_but_keeps_a_pre_existing_one() {
+    let setup = Setup::new(false);
+    let fail = |_: &Path| -> Result<(), InstallError> { Err(InstallError::Staging("sender vanished".into())) };
+    let fresh = Transaction {
+        game_dir: setup.games.path(),
+        state_dir: setup.state.path(),
+        id: "xonotic",
+        failpoints: Failpoints::default(),
+    };
+    assert!(fresh.install(fail).is_err());
+    assert!(
+        !setup.games.path().join("xonotic").exists(),
+        "the root this install created is gone"
+    );
+
+    assert!(setup.transaction(Failpoints::default()).install(fail).is_err());
+    assert!(
+        setup.root().join("version.ini").exists(),
+        "a pre-existing root and its download stay"
+    );
+    setup.assert_settled("failed install into an existing root");
+}
+
+#[test]
 fn install_update_and_uninstall_round_trip() {
     let setup = Setup::new(false);
     setup.transaction(Failpoints::default()).install(fill_new).unwrap();

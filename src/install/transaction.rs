@@ -22,7 +22,7 @@ use super::intent::{InstallIntent, Operation, Phase};
 use super::launch;
 use super::{BACKUP_DIR, INSTALLING_DIR, InstallError, OWNED_MARKER, REMOVING_DIR};
 use crate::catalog::Catalog;
-use crate::durable::{remove_file_if_exists, sync_dir};
+use crate::durable::{remove_file_if_exists, sync_dir, sync_filesystem};
 use crate::proto::{LOCAL_DIR, VERSION_FILE, validate_game_id};
 
 /// The paths of one game root.
@@ -192,7 +192,8 @@ impl Transaction<'_> {
     pub fn install(&self, fill: impl FnOnce(&Path) -> Result<(), InstallError>) -> Result<Completed, InstallError> {
         validate_game_id(self.id).map_err(|_| InstallError::UnknownGame(self.id.to_owned()))?;
         let layout = self.layout();
-        if !is_real_dir(&layout.root) {
+        let created_root = !is_real_dir(&layout.root);
+        if created_root {
             fs::create_dir_all(&layout.root).map_err(io_error("create", &layout.root))?;
         }
         let update = is_real_dir(&layout.local());
@@ -216,6 +217,7 @@ impl Transaction<'_> {
                 self.failpoints.crash_point(Step::StagingCreated)?;
                 fill(&staging)
             })
+            .and_then(|()| sync_filesystem(&staging).map_err(io_error("flush the new install to disk in", &staging)))
             .and_then(|()| {
                 self.failpoints.crash_point(Step::Staged)?;
                 intent.phase = Phase::Promoting;
@@ -226,7 +228,7 @@ impl Transaction<'_> {
                 self.failpoints.crash_point(Step::PromotionRecorded)
             });
         if let Err(err) = staged {
-            return Err(self.abandon_staging(err));
+            return Err(self.abandon_staging(err, created_root));
         }
 
         if update {
@@ -239,7 +241,7 @@ impl Transaction<'_> {
                 })
                 .map_err(io_error("move the old install aside from", &layout.local()));
             if let Err(err) = moved {
-                return Err(self.abandon_staging(err));
+                return Err(self.abandon_staging(err, created_root));
             }
             self.failpoints.crash_point(Step::LocalMovedToBackup)?;
         }
@@ -252,7 +254,7 @@ impl Transaction<'_> {
             })
             .map_err(io_error("move the new install into place at", &layout.local()));
         if let Err(err) = promoted {
-            return Err(self.abandon_staging(err));
+            return Err(self.abandon_staging(err, created_root));
         }
         self.failpoints.crash_point(Step::Promoted)?;
 
@@ -302,9 +304,10 @@ impl Transaction<'_> {
         Ok(completed)
     }
 
-    /// Undoes an install that failed before promotion: the old `local/` back, staging gone, journal gone.
+    /// Undoes an install that failed before promotion: the old `local/` back, staging gone, journal gone,
+    /// and a game root this install created removed if that leaves it empty (a pre-existing one stays).
     /// A simulated crash passes through untouched: a real one would not clean up either.
-    fn abandon_staging(&self, err: InstallError) -> InstallError {
+    fn abandon_staging(&self, err: InstallError, created_root: bool) -> InstallError {
         if matches!(err, InstallError::InjectedCrash(_)) {
             return err;
         }
@@ -330,7 +333,11 @@ impl Transaction<'_> {
             // Leave the journal: startup recovery finishes what failed here.
             tracing::error!(game = self.id, "rollback incomplete: {}", problems.join("; "));
         }
-        let _ = sync_dir(&layout.root);
+        if created_root && fs::remove_dir(&layout.root).is_ok() {
+            let _ = sync_dir(self.game_dir);
+        } else {
+            let _ = sync_dir(&layout.root);
+        }
         err
     }
 

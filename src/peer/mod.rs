@@ -14,6 +14,7 @@ pub mod monitor;
 mod ping;
 pub mod ratelimit;
 pub mod server;
+pub mod stream_install;
 pub mod transport;
 
 use std::net::SocketAddr;
