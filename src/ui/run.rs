@@ -13,10 +13,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
@@ -180,9 +181,12 @@ where
                         None => return Ok(LoopReport { draws }),
                         Some(event) => handle_input(app, event.map_err(TuiError::Input)?, &commands),
                     }
-                    match input.next().now_or_never() {
-                        Some(event) => next = event,
-                        None => break,
+                    // Polled with this task's own waker: crossterm's EventStream remembers only
+                    // the first waker it sees while pending, so a throwaway one (`now_or_never`)
+                    // would lose the wake-up of the next key.
+                    match std::future::poll_fn(|cx| Poll::Ready(input.poll_next_unpin(cx))).await {
+                        Poll::Ready(event) => next = event,
+                        Poll::Pending => break,
                     }
                 }
             }
@@ -268,7 +272,7 @@ mod tests {
     use crate::peer::OperationKind;
     use crate::ui::test_support::*;
 
-    type Input = Pin<Box<dyn Stream<Item = io::Result<Event>>>>;
+    type Input = Pin<Box<dyn Stream<Item = io::Result<Event>> + Send>>;
 
     /// Everything a test needs to drive [`run_loop`] from outside.
     struct Harness {
@@ -283,6 +287,7 @@ mod tests {
         input: Input,
         peer_events: mpsc::Receiver<PeerEvent>,
         commands: mpsc::Sender<PeerCommand>,
+        probe: FreeSpaceProbe,
     }
 
     const FREE: u64 = 100 * GIB;
@@ -301,6 +306,7 @@ mod tests {
             input,
             peer_events,
             commands,
+            probe: Arc::new(|_: &Path| Some(FREE)),
         };
         let harness = Harness {
             keys,
@@ -312,18 +318,27 @@ mod tests {
 
     impl Loop {
         async fn run(&mut self) -> LoopReport {
-            let probe: FreeSpaceProbe = Arc::new(|_: &Path| Some(FREE));
             run_loop(
                 &mut self.terminal,
                 &mut self.app,
                 &mut self.input,
                 std::mem::replace(&mut self.peer_events, mpsc::channel(1).1),
                 self.commands.clone(),
-                probe,
+                Arc::clone(&self.probe),
                 std::future::pending(),
             )
             .await
             .unwrap()
+        }
+    }
+
+    impl Loop {
+        /// Runs the loop as its own task, so it is woken only by its own wakers.
+        fn spawn(mut self) -> tokio::task::JoinHandle<Loop> {
+            tokio::spawn(async move {
+                self.run().await;
+                self
+            })
         }
     }
 
@@ -424,6 +439,77 @@ mod tests {
             harness.keys.send(key('q')).unwrap();
         };
         let (_, ()) = tokio::join!(under_test.run(), drive);
+        assert!(under_test.app.should_quit());
+    }
+
+    /// Terminal input that, like crossterm's `EventStream`, remembers only the
+    /// first waker it is polled with while pending, until that waker fires.
+    #[derive(Clone, Default)]
+    struct Keyboard(Arc<std::sync::Mutex<(std::collections::VecDeque<Event>, Option<std::task::Waker>)>>);
+
+    impl Keyboard {
+        fn press(&self, event: Event) {
+            let mut state = self.0.lock().unwrap();
+            state.0.push_back(event);
+            if let Some(waker) = state.1.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl Stream for Keyboard {
+        type Item = io::Result<Event>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Self::Item>> {
+            let mut state = self.0.lock().unwrap();
+            if let Some(event) = state.0.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if state.1.is_none() {
+                state.1 = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_key_wakes_the_loop_with_input_that_keeps_one_waker() {
+        let (mut under_test, mut harness) = setup(settled_app());
+        let keyboard = Keyboard::default();
+        under_test.input = Box::pin(keyboard.clone());
+        select(&mut under_test.app, "Xonotic");
+        let probed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&probed);
+        under_test.probe = Arc::new(move |_: &Path| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Some(FREE)
+        });
+        let running = under_test.spawn();
+        // Nothing else may wake the loop later: let the first free-space probe come back first.
+        while !probed.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        let settle = || async {
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+        };
+        settle().await;
+        keyboard.press(Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        // The loop handles Esc and goes back to waiting for input.
+        settle().await;
+        keyboard.press(key('d'));
+        // On the paused clock this fires before any timer of the loop (the free-space
+        // probe, 2 s): the key alone must wake the loop.
+        let command = tokio::time::timeout(Duration::from_millis(1), harness.commands.recv()).await;
+        assert!(
+            matches!(&command, Ok(Some(PeerCommand::GetGame { id })) if id == "xonotic"),
+            "the key was not seen: {command:?}"
+        );
+        // The file list request is still open, so quitting asks first.
+        keyboard.press(key('q'));
+        keyboard.press(key('y'));
+        let under_test = running.await.unwrap();
         assert!(under_test.app.should_quit());
     }
 

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::{pane_block, selected_style};
 use crate::ui::app::{App, Pane, Tone};
@@ -23,7 +23,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             "No game matches the filter (Esc clears it)."
         };
-        frame.render_widget(Paragraph::new(Line::from(text)).block(block), area);
+        frame.render_widget(
+            Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
         return;
     }
     let table_rows = rows.iter().map(|row| {

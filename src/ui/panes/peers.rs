@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
 use super::{pane_block, selected_style};
 use crate::ui::app::{App, Pane, PeerRow};
@@ -15,7 +15,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane_block(app, Pane::Peers, rows.len().to_string());
     if rows.is_empty() {
         let text = "No peers yet. Other boxes running lanspread appear here.";
-        frame.render_widget(Paragraph::new(Line::from(text)).block(block), area);
+        frame.render_widget(
+            Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
         return;
     }
     let inner_width = area.width.saturating_sub(2);

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph};
+use ratatui::widgets::{Gauge, Paragraph, Wrap};
 
 use super::{pane_block, selected_style};
 use crate::peer::DownloadProgress;
@@ -24,7 +24,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, area);
     if rows.is_empty() {
         let text = "Nothing running. Select a game and press d to download it.";
-        frame.render_widget(Paragraph::new(Line::from(text)), inner);
+        frame.render_widget(Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }), inner);
         return;
     }
     let fit = usize::from((inner.height / ROW_HEIGHT).max(1));
