@@ -6,6 +6,8 @@
 //! - `<id>/.local.installing/`, `<id>/.local.backup/` — staging and backup of
 //!   an install transaction; lanspread's only when they hold [`OWNED_MARKER`].
 
+pub mod unpack;
+
 /// Staging directory an install unpacks into before it is renamed to `local/`.
 pub const INSTALLING_DIR: &str = ".local.installing";
 /// Where an update parks the old `local/` until the new one is promoted.
