@@ -172,7 +172,10 @@ pub enum UnpackError {
          archives; refusing an ambiguous unpack: remove the duplicate from the archives"
     )]
     Duplicate { archive: PathBuf, entry: String },
-    #[error("refusing to write through {path}: it is a symlink or not a directory inside the unpack target")]
+    #[error(
+        "refusing to write through {path}: something other than a plain directory (a symlink?) is already \
+         in the unpack target; unpack into a fresh directory"
+    )]
     UnsafeTarget { path: PathBuf },
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -178,7 +178,13 @@ fn visit_scratch_file(
     if std::os::unix::fs::MetadataExt::nlink(&metadata) > 1 {
         return Err(unsafe_entry("hard link"));
     }
+    // Link and reference records record no CRC (0) for data they do not hold.
+    let link_record = "hard link or file reference record (rar -oh / -oi)";
+    let looks_like_link_record = !member.split && member.recorded_crc == 0 && member.size > 0;
     if metadata.len() != member.size {
+        if looks_like_link_record {
+            return Err(unsafe_entry(link_record));
+        }
         return Err(UnpackError::corrupt(
             archive,
             format!(
@@ -198,8 +204,8 @@ fn visit_scratch_file(
         .finalize();
         if actual == member.recorded_crc {
             Some(actual)
-        } else if member.recorded_crc == 0 {
-            return Err(unsafe_entry("hard link or file reference record (rar -oh / -oi)"));
+        } else if looks_like_link_record {
+            return Err(unsafe_entry(link_record));
         } else if member.rar5 && blake2sp_prefix(&mut file, scratch)? == member.recorded_crc {
             // A BLAKE2sp archive (`rar -htb`): unrar verified the digest; no CRC32 is recorded.
             None
@@ -304,7 +310,7 @@ fn unrar_error(archive: &Path, entry: Option<&str>, scratch: &Path, err: UnrarEr
         (Code::BadData, When::Process) => UnpackError::ChecksumFailed {
             archive: archive.to_path_buf(),
             entry: entry.unwrap_or("(archive)").to_owned(),
-            detail: "unrar found a CRC error in the member's data".to_owned(),
+            detail: "unrar found a CRC error in the member's data (damaged or truncated archive)".to_owned(),
         },
         (Code::EOpen, When::Process) => UnpackError::corrupt(
             archive,
