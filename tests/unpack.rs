@@ -1002,3 +1002,18 @@ fn an_ownership_marker_in_the_target_is_left_alone() {
     expected.insert(".lanspread_owned".into(), Some(Vec::new()));
     assert_eq!(read_tree(&setup.target), expected);
 }
+
+#[test]
+fn rar_archives_under_a_non_ascii_path_unpack() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Spiele für Jörg – ゲーム");
+    let target = dir.path().join("zielördner");
+    fs::create_dir(&root).unwrap();
+    fs::create_dir(&target).unwrap();
+    for part in ["multi.part1.rar", "multi.part2.rar", "multi.part3.rar"] {
+        fs::copy(fixture(part), root.join(part.replace("multi", "mehrteilig-ä"))).unwrap();
+    }
+    let stats = ArchiveUnpacker.unpack(&root, &target, &mut |_| {}, &|| false).unwrap();
+    assert_eq!((stats.archives, stats.files, stats.bytes), (1, 2, 60_019));
+    assert_eq!(fs::read(target.join("big.bin")).unwrap(), xorshift32_bytes(60_000));
+}

@@ -272,8 +272,10 @@ pub fn find_archives(game_root: &Path) -> io::Result<Vec<PathBuf>> {
 /// Options for [`visit_entries_with`].
 #[derive(Default, Clone, Copy)]
 pub struct VisitOptions<'a> {
-    /// Where RAR members are extracted to scratch files (in a fresh subdirectory, removed
-    /// afterwards). `None`: the system temp dir.
+    /// Where RAR members are extracted to scratch files (in a fresh `.lanspread-unpack-*`
+    /// subdirectory, removed afterwards). `None`: the system temp dir, which may be a RAM-backed
+    /// tmpfs; callers handling large games should pass a directory on the target's disk.
+    /// Each scratch file holds one whole member until it has been visited.
     pub scratch_dir: Option<&'a Path>,
     /// Checked before every member; once it returns true the walk ends with `Cancelled`.
     pub cancelled: Option<&'a dyn Fn() -> bool>,
@@ -323,6 +325,12 @@ pub fn visit_entries_with(
             None => continue,
         }
         walker.stats.archives += 1;
+    }
+    // Remove the scratch directory now (on errors, dropping it removes it best-effort), so a
+    // leftover never goes unnoticed inside an unpack target.
+    if let Some(scratch) = walker.scratch.take() {
+        let path = scratch.path().to_path_buf();
+        scratch.close().map_err(|err| UnpackError::io(&path, err))?;
     }
     Ok(walker.stats)
 }
