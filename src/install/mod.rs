@@ -22,6 +22,8 @@ pub use lock::{LockError, StateDirLock};
 pub use recovery::{RecoveryReport, recover};
 pub use transaction::{Completed, Failpoints, Step, Transaction};
 
+pub mod unpack;
+
 /// Staging directory an install unpacks into before it is renamed to `local/`.
 pub const INSTALLING_DIR: &str = ".local.installing";
 /// Where an update parks the old `local/` until the new one is promoted.
