@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lanspread::catalog::Catalog;
 use lanspread::config::{Config, DEFAULT_PORT, PeerArgs};
+use lanspread::install::unpack::ArchiveUnpacker;
 use lanspread::peer::{LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use lanspread::ui::format::{format_rate, format_size, progress_line};
 use lanspread::{install, logging, ui};
@@ -40,7 +41,10 @@ enum Command {
     },
     /// Download a game from every peer that has its latest version, then install it.
     /// Shows a progress line on stderr when it is a terminal and prints a summary;
-    /// exits 0 only when the game is complete. Ctrl-C cancels and cleans up.
+    /// exits 0 only when the game is complete (and installed, unless --no-install).
+    /// Ctrl-C cancels and cleans up.
+    /// Unpack a downloaded game's archives into its `local/` folder (an update if installed).
+    Install { id: String },
     /// Remove the installed copy (`local/`) of a game; the downloaded archives stay.
     Uninstall { id: String },
     /// Delete a downloaded game's folder. Refused while it is installed.
@@ -94,6 +98,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.game_dir = private.path().join("games");
             config.state_dir = private.path().join("state");
             list(config, json, Duration::from_secs_f64(wait)).await
+        }
+        Command::Install { id } => {
+            let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            local_operation(config, LocalOperation::Install, id).await
         }
         Command::Uninstall { id } => {
             let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
@@ -238,8 +246,9 @@ async fn get(config: Config, id: String, wait: Duration) -> anyhow::Result<ExitC
     );
     let only_static_peers = !config.mdns;
     let static_count = config.static_peers.len();
+    let install = config.auto_install;
     let mut runtime = start_peer(config, catalog)?;
-    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count).await;
+    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, install).await;
     runtime.shutdown().await;
     code
 }
@@ -250,6 +259,7 @@ async fn get_with(
     wait: Duration,
     only_static_peers: bool,
     static_count: usize,
+    install: bool,
 ) -> anyhow::Result<ExitCode> {
     // 1. Find the peers that have the game's latest version.
     let deadline = tokio::time::Instant::now() + wait;
@@ -355,7 +365,25 @@ async fn get_with(
                     format_rate(summary.bytes as f64 / seconds.max(1e-9)),
                     summary.peers_used.len()
                 );
+                if !install {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Some(PeerEvent::InstallGameBegin { .. }) => eprintln!("installing {id}..."),
+            Some(PeerEvent::InstallGameProgress { files, bytes, .. }) if show_progress => {
+                eprint!("\r{files} files, {} extracted\x1b[K", format_size(bytes));
+                let _ = std::io::stderr().flush();
+            }
+            Some(PeerEvent::InstallGameFinished { updated, .. }) => {
+                if show_progress {
+                    eprint!("\r\x1b[K");
+                }
+                println!("{} {id}", if updated { "updated" } else { "installed" });
                 return Ok(ExitCode::SUCCESS);
+            }
+            Some(PeerEvent::InstallGameFailed { reason, .. }) => {
+                eprintln!("\nlanspread: {id} was downloaded but its install failed: {reason}");
+                return Ok(ExitCode::FAILURE);
             }
             Some(PeerEvent::DownloadGameFilesFailed { reason, .. }) => {
                 eprintln!("\nlanspread: download of {id} failed: {reason}");
@@ -377,6 +405,7 @@ async fn get_with(
 
 #[derive(Clone, Copy)]
 enum LocalOperation {
+    Install,
     Uninstall,
     Remove,
 }
@@ -401,6 +430,12 @@ async fn local_operation(config: Config, operation: LocalOperation, id: String) 
         };
         let root = config.game_dir.join(&id);
         Ok(match operation {
+            LocalOperation::Install => {
+                anyhow::ensure!(catalog.contains(&id), "{id:?} is not in the catalog");
+                let completed = transaction.install_downloaded(&ArchiveUnpacker, &mut |_| {}, &|| false)?;
+                let verb = if completed.updated { "updated" } else { "installed" };
+                (format!("{verb} {id} into {}", root.join("local").display()), completed)
+            }
             LocalOperation::Uninstall => (
                 format!("uninstalled {id} (removed {})", root.join("local").display()),
                 transaction.uninstall()?,

@@ -27,6 +27,7 @@ use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, P
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::install;
+use crate::install::unpack::Unpacker;
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
 
 const COMMAND_QUEUE: usize = 64;
@@ -86,12 +87,17 @@ struct PeerActor {
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
     operations: BTreeMap<String, RunningOperation>,
+    unpacker: Arc<dyn Unpacker>,
     tasks: JoinSet<()>,
     /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
     _state_lock: install::StateDirLock,
 }
 
-pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
+pub(super) fn start(
+    config: Config,
+    catalog: Catalog,
+    unpacker: Arc<dyn Unpacker>,
+) -> Result<PeerRuntimeHandle, PeerError> {
     for dir in [&config.game_dir, &config.state_dir] {
         std::fs::create_dir_all(dir).map_err(|source| PeerError::CreateDir {
             path: dir.clone(),
@@ -164,6 +170,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
         operations: BTreeMap::new(),
+        unpacker,
         tasks,
         _state_lock: state_lock,
     };
@@ -355,12 +362,13 @@ impl PeerActor {
                 self.start_install_side(id, OperationKind::RemoveDownloaded).await;
             }
             PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
-                Some(operation) if operation.kind == OperationKind::Download => operation.cancel.cancel(),
+                Some(operation) if operation.kind.is_cancellable() => operation.cancel.cancel(),
                 _ => {
-                    let reason = format!("no download of {id} is running");
+                    let reason = format!("no download or install of {id} is running");
                     self.emit(PeerEvent::OperationRefused { id, reason }).await;
                 }
             },
+            PeerCommand::InstallGame { id } => self.start_install(id).await,
         }
     }
 
@@ -389,6 +397,40 @@ impl PeerActor {
         );
         self.emit_active_operations().await;
         Some(cancel)
+    }
+
+    /// Unpacks the downloaded archives into `local/` on a blocking thread.
+    async fn start_install(&mut self, id: String) {
+        if !self.catalog.contains(&id) {
+            let reason = format!("{id:?} is not in the catalog");
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
+        let Some(cancel) = self.begin_operation(&id, OperationKind::Install).await else {
+            return;
+        };
+        self.emit(PeerEvent::InstallGameBegin { id: id.clone() }).await;
+        let (game_dir, state_dir) = (self.config.game_dir.clone(), self.config.state_dir.clone());
+        let (unpacker, events, internal) = (self.unpacker.clone(), self.events.clone(), self.internal.clone());
+        self.tasks.spawn(async move {
+            let task_id = id.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut progress = ProgressThrottle::new(events, task_id.clone());
+                let transaction = install::Transaction {
+                    game_dir: &game_dir,
+                    state_dir: &state_dir,
+                    id: &task_id,
+                    failpoints: install::Failpoints::default(),
+                };
+                transaction.install_downloaded(unpacker.as_ref(), &mut |p| progress.report(p.files, p.bytes), &|| {
+                    cancel.is_cancelled()
+                })
+            })
+            .await
+            .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the install panicked: {err}"))));
+            let kind = OperationKind::Install;
+            let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
+        });
     }
 
     /// Runs an install-side transaction on a blocking thread; the result comes back as `InstallSideEnded`.
@@ -436,6 +478,14 @@ impl PeerActor {
         self.operations.remove(&id);
         self.library.settled(&id);
         let event = match (kind, result) {
+            (OperationKind::Install, Ok(completed)) => PeerEvent::InstallGameFinished {
+                id,
+                updated: completed.updated,
+            },
+            (OperationKind::Install, Err(err)) => PeerEvent::InstallGameFailed {
+                id,
+                reason: err.to_string(),
+            },
             (OperationKind::Uninstall, Ok(_)) => PeerEvent::UninstallGameFinished { id },
             (OperationKind::Uninstall, Err(err)) => PeerEvent::UninstallGameFailed {
                 id,
@@ -530,7 +580,7 @@ impl PeerActor {
                     summary,
                 })
                 .await;
-                self.after_download_finished(&id);
+                self.after_download_finished(&id).await;
             }
             DownloadOutcome::Failed(reason) => {
                 tracing::warn!(game = id, "download failed: {reason}");
@@ -545,14 +595,10 @@ impl PeerActor {
         self.run_next_scan();
     }
 
-    /// The auto-install seam: a finished download is handed to the install
-    /// layer (as `PeerCommand::InstallGame` once install transactions exist).
-    fn after_download_finished(&mut self, id: &str) {
+    /// Auto-install: a finished download goes through the same path as `PeerCommand::InstallGame`.
+    async fn after_download_finished(&mut self, id: &str) {
         if self.config.auto_install {
-            tracing::info!(
-                game = id,
-                "auto-install is not available yet; the game stays downloaded"
-            );
+            self.start_install(id.to_owned()).await;
         }
     }
 
@@ -835,6 +881,35 @@ impl PeerActor {
             peers,
         })
         .await;
+    }
+}
+
+/// Sends install progress as events, at most a few times a second, from a blocking thread.
+struct ProgressThrottle {
+    events: mpsc::Sender<PeerEvent>,
+    id: String,
+    last: Option<Instant>,
+}
+
+impl ProgressThrottle {
+    const INTERVAL: Duration = Duration::from_millis(250);
+
+    fn new(events: mpsc::Sender<PeerEvent>, id: String) -> Self {
+        ProgressThrottle { events, id, last: None }
+    }
+
+    fn report(&mut self, files: u64, bytes: u64) {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
+            return;
+        }
+        self.last = Some(now);
+        // Advisory, like download progress: a full queue drops a sample.
+        let _ = self.events.try_send(PeerEvent::InstallGameProgress {
+            id: self.id.clone(),
+            files,
+            bytes,
+        });
     }
 }
 

@@ -19,6 +19,7 @@ pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::install::unpack::{ArchiveUnpacker, Unpacker};
 use crate::proto::GameFileDescription;
 
 pub use db::PeerGameDB;
@@ -50,8 +52,10 @@ pub enum PeerCommand {
         id: String,
         files: Vec<GameFileDescription>,
     },
-    /// Cancel the running download of `id`.
+    /// Cancel the running download, install or streamed install of `id`.
     CancelDownload { id: String },
+    /// Unpack the downloaded archives of `id` into `local/` (an update when it is already installed).
+    InstallGame { id: String },
     /// Remove the installed `local/` of `id`; the downloaded archives stay.
     UninstallGame { id: String },
     /// Delete the downloaded game root of `id`; refused while it is installed or busy.
@@ -122,6 +126,25 @@ pub enum PeerEvent {
         id: String,
         peers: Vec<(SocketAddr, String)>,
     },
+    InstallGameBegin {
+        id: String,
+    },
+    /// A few times a second while archives are unpacked (or a streamed install is written).
+    InstallGameProgress {
+        id: String,
+        files: u64,
+        bytes: u64,
+    },
+    /// `local/` holds the new install; `updated` when it replaced an older one.
+    InstallGameFinished {
+        id: String,
+        updated: bool,
+    },
+    /// The install stopped; a previous `local/` is intact. `reason` is for people.
+    InstallGameFailed {
+        id: String,
+        reason: String,
+    },
     UninstallGameBegin {
         id: String,
     },
@@ -173,6 +196,11 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
+    /// Whether `PeerCommand::CancelDownload` can stop it.
+    pub fn is_cancellable(self) -> bool {
+        matches!(self, OperationKind::Download | OperationKind::Install)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             OperationKind::Download => "download",
@@ -323,7 +351,16 @@ impl PeerRuntimeHandle {
     }
 }
 
-/// Starts a peer. Must be called inside a tokio runtime.
+/// Starts a peer that unpacks with the real archive formats. Must be called inside a tokio runtime.
 pub fn start_peer(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
-    actor::start(config, catalog)
+    start_peer_with(config, catalog, Arc::new(ArchiveUnpacker))
+}
+
+/// Starts a peer with an injected unpacker, so extraction stays behind one seam.
+pub fn start_peer_with(
+    config: Config,
+    catalog: Catalog,
+    unpacker: Arc<dyn Unpacker>,
+) -> Result<PeerRuntimeHandle, PeerError> {
+    actor::start(config, catalog, unpacker)
 }
