@@ -199,9 +199,11 @@ fn hostile_tar(members: Vec<TarMember<'static>>) -> impl FnOnce(&Path) {
     move |root: &Path| write_tar(&root.join("game.tar"), &members, Compression::None)
 }
 
+type WriteArchives = Box<dyn FnOnce(&Path)>;
+
 #[test]
 fn bad_archives_fail_cleanly_and_keep_the_previous_install() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&Path)>)> = vec![
+    let cases: Vec<(&str, WriteArchives)> = vec![
         (
             "truncated zip",
             Box::new(truncated(|root| Format::Zip.write(root, &sample_tree()))),
