@@ -22,8 +22,12 @@ use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
 use super::server::{ServedLibrary, ServerContext, run_server_component};
+use super::stream_install::provider::OutboundTransfers;
+use super::stream_install::{StreamInstallJob, stream_install_game};
 use super::transport::make_endpoint;
-use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
+use super::{
+    ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, ProgressThrottle, join_all,
+};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::install;
@@ -87,6 +91,8 @@ struct PeerActor {
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
     operations: BTreeMap<String, RunningOperation>,
+    /// Games this peer is streaming out (the server holds their guards).
+    outbound: OutboundTransfers,
     unpacker: Arc<dyn Unpacker>,
     tasks: JoinSet<()>,
     /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
@@ -129,6 +135,7 @@ pub(super) fn start(
         None
     };
 
+    let outbound = OutboundTransfers::default();
     let server_context = Arc::new(ServerContext {
         catalog: catalog.clone(),
         library: served_rx,
@@ -136,6 +143,7 @@ pub(super) fn start(
         name: config.peer_name.clone(),
         inbound_peers: discovered_tx,
         upload_limit: config.upload_limit.map(RateLimiter::new),
+        outbound: outbound.clone(),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -170,6 +178,7 @@ pub(super) fn start(
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
         operations: BTreeMap::new(),
+        outbound,
         unpacker,
         tasks,
         _state_lock: state_lock,
@@ -369,12 +378,18 @@ impl PeerActor {
                 }
             },
             PeerCommand::InstallGame { id } => self.start_install(id).await,
+            PeerCommand::StreamInstallGame { id } => self.start_stream_install(id).await,
         }
     }
 
     fn busy_reason(&self, id: &str) -> Option<String> {
-        let running = self.operations.get(id)?;
-        Some(format!("{id} is busy: a {} is already running", running.kind.label()))
+        if let Some(running) = self.operations.get(id) {
+            return Some(format!("{id} is busy: a {} is already running", running.kind.label()));
+        }
+        // Its archives are being read for another peer: they must not change underneath.
+        self.outbound
+            .is_active(id)
+            .then(|| format!("{id} is busy: it is being streamed to another peer; try again shortly"))
     }
 
     /// Registers an operation on `id`, or refuses it (and returns None) when `id` is busy.
@@ -429,6 +444,40 @@ impl PeerActor {
             .await
             .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the install panicked: {err}"))));
             let kind = OperationKind::Install;
+            let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
+        });
+    }
+
+    /// Streams the game from a peer that has its latest version (see `stream_install`).
+    async fn start_stream_install(&mut self, id: String) {
+        if !self.catalog.contains(&id) {
+            let reason = format!("{id:?} is not in the catalog");
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
+        let (Some(version), peers) = (self.db.latest_version(&id), self.db.peers_with_latest(&id)) else {
+            let reason = format!("no peer currently shares {}", self.catalog.display_name(&id));
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        };
+        let Some(cancel) = self.begin_operation(&id, OperationKind::StreamInstall).await else {
+            return;
+        };
+        self.emit(PeerEvent::InstallGameBegin { id: id.clone() }).await;
+        let job = StreamInstallJob {
+            id: id.clone(),
+            version: version.to_string(),
+            peers,
+            game_dir: self.config.game_dir.clone(),
+            state_dir: self.config.state_dir.clone(),
+            client: self.client.clone(),
+            cancel,
+            events: self.events.clone(),
+        };
+        let internal = self.internal.clone();
+        self.tasks.spawn(async move {
+            let result = stream_install_game(job).await;
+            let kind = OperationKind::StreamInstall;
             let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
         });
     }
@@ -882,53 +931,4 @@ impl PeerActor {
         })
         .await;
     }
-}
-
-/// Sends install progress as events, at most a few times a second, from a blocking thread.
-struct ProgressThrottle {
-    events: mpsc::Sender<PeerEvent>,
-    id: String,
-    last: Option<Instant>,
-}
-
-impl ProgressThrottle {
-    const INTERVAL: Duration = Duration::from_millis(250);
-
-    fn new(events: mpsc::Sender<PeerEvent>, id: String) -> Self {
-        ProgressThrottle { events, id, last: None }
-    }
-
-    fn report(&mut self, files: u64, bytes: u64) {
-        let now = Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
-            return;
-        }
-        self.last = Some(now);
-        // Advisory, like download progress: a full queue drops a sample.
-        let _ = self.events.try_send(PeerEvent::InstallGameProgress {
-            id: self.id.clone(),
-            files,
-            bytes,
-        });
-    }
-}
-
-/// Runs futures concurrently and returns their outputs in order.
-async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut set = JoinSet::new();
-    for (index, future) in futures.into_iter().enumerate() {
-        set.spawn(async move { (index, future.await) });
-    }
-    let mut outputs = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(output) = joined {
-            outputs.push(output);
-        }
-    }
-    outputs.sort_by_key(|(index, _)| *index);
-    outputs.into_iter().map(|(_, output)| output).collect()
 }
