@@ -526,25 +526,27 @@ impl PeerActor {
     ) {
         self.operations.remove(&id);
         self.library.settled(&id);
+        let reason = |err: install::InstallError| err.to_string();
         let event = match (kind, result) {
-            (OperationKind::Install, Ok(completed)) => PeerEvent::InstallGameFinished {
+            (OperationKind::Install | OperationKind::StreamInstall, Ok(completed)) => PeerEvent::InstallGameFinished {
                 id,
                 updated: completed.updated,
             },
-            (OperationKind::Install, Err(err)) => PeerEvent::InstallGameFailed {
+            (OperationKind::Install | OperationKind::StreamInstall, Err(err)) => PeerEvent::InstallGameFailed {
                 id,
-                reason: err.to_string(),
+                reason: reason(err),
             },
             (OperationKind::Uninstall, Ok(_)) => PeerEvent::UninstallGameFinished { id },
             (OperationKind::Uninstall, Err(err)) => PeerEvent::UninstallGameFailed {
                 id,
-                reason: err.to_string(),
+                reason: reason(err),
             },
-            (_, Ok(_)) => PeerEvent::RemoveDownloadedGameFinished { id },
-            (_, Err(err)) => PeerEvent::RemoveDownloadedGameFailed {
+            (OperationKind::RemoveDownloaded, Ok(_)) => PeerEvent::RemoveDownloadedGameFinished { id },
+            (OperationKind::RemoveDownloaded, Err(err)) => PeerEvent::RemoveDownloadedGameFailed {
                 id,
-                reason: err.to_string(),
+                reason: reason(err),
             },
+            (OperationKind::Download, _) => unreachable!("downloads end through DownloadEnded"),
         };
         tracing::info!("{event:?}");
         self.emit(event).await;

@@ -16,15 +16,19 @@ use tokio_util::sync::CancellationToken;
 
 use self::receiver::StreamedInstallTransaction;
 use self::wire::{StreamControl, StreamFrame};
-use super::client::{PeerClient, StreamInstallReader};
+use super::client::{ClientError, PeerClient, StreamInstallReader};
 use super::download::{majority_file_list, validate_majority};
 use super::{PeerEvent, ProgressThrottle, join_all};
 use crate::install::{Completed, Failpoints, InstallError, Transaction};
+use crate::proto::ErrorKind;
 
 /// A sender that delivers no frame for this long is given up on.
 const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Frames buffered between the network and the writer thread.
 const RECEIVE_QUEUE: usize = 8;
+/// A busy sender is asked again this often, this many times, before the next peer is tried.
+const BUSY_RETRY_DELAY: Duration = Duration::from_millis(250);
+const BUSY_RETRIES: u32 = 8;
 
 /// Everything a streamed install needs; it runs as one task owned by the actor.
 pub struct StreamInstallJob {
@@ -106,13 +110,27 @@ async fn validated_peers(job: &StreamInstallJob) -> Result<Vec<SocketAddr>, Stri
     Ok(plan.peers)
 }
 
+/// Asks `addr` to stream, waiting out a short `Busy` (a sender frees a cancelled stream's
+/// guard a moment after the receiver gave up on it).
+async fn open_stream(job: &StreamInstallJob, addr: SocketAddr) -> Result<StreamInstallReader, InstallError> {
+    let mut tries = 0;
+    loop {
+        match job.client.open_stream_install(addr, &job.id, &job.version).await {
+            Ok(reader) => return Ok(reader),
+            Err(ClientError::Remote {
+                kind: ErrorKind::Busy, ..
+            }) if tries < BUSY_RETRIES && !job.cancel.is_cancelled() => {
+                tries += 1;
+                tokio::time::sleep(BUSY_RETRY_DELAY).await;
+            }
+            Err(err) => return Err(InstallError::Staging(err.to_string())),
+        }
+    }
+}
+
 /// One sender: frames flow from the network task into the transaction on a blocking thread.
 async fn attempt(job: &StreamInstallJob, addr: SocketAddr) -> Result<Completed, InstallError> {
-    let reader = job
-        .client
-        .open_stream_install(addr, &job.id, &job.version)
-        .await
-        .map_err(|err| InstallError::Staging(err.to_string()))?;
+    let reader = open_stream(job, addr).await?;
     let (frames_tx, mut frames_rx) = mpsc::channel(RECEIVE_QUEUE);
     let stop_network = job.cancel.child_token();
     let network = tokio::spawn(forward_from_network(reader, frames_tx, stop_network.clone()));
