@@ -96,6 +96,66 @@ fn a_second_lanspread_on_the_same_state_dir_is_refused() {
     assert!(!dir.path().join("games/openarena/local").exists(), "nothing happened");
 }
 
+/// Starts `serve` for a game dir holding a downloaded game; killed on drop.
+struct Seed(std::process::Child, SocketAddr);
+
+impl Seed {
+    fn start(seed: &Path) -> Self {
+        downloaded_game(seed);
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(BIN)
+            .args(["serve", "--no-mdns", "--listen", &addr.to_string()])
+            .arg("--game-dir")
+            .arg(seed.join("games"))
+            .arg("--state-dir")
+            .arg(seed.join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Seed(child, addr)
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn get_stream_installs_without_storing_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed::start(&dir.path().join("seed"));
+    let client = dir.path().join("client");
+    let out = run(
+        &client,
+        &[
+            "get",
+            "openarena",
+            "--stream",
+            "--wait",
+            "15",
+            "--peer",
+            &seed.1.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("stream-installed openarena 20240301: "), "{stdout}");
+    assert!(stdout.contains(" files, ") && stdout.contains("MB/s"), "{stdout}");
+    let root = client.join("games/openarena");
+    assert_eq!(read_tree(&root.join("local")), sample_tree());
+    let names: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["local"], "no archive was stored");
+}
+
 #[test]
 fn get_downloads_and_installs() {
     let dir = tempfile::tempdir().unwrap();
