@@ -159,28 +159,12 @@ fn get_stream_installs_without_storing_archives() {
 #[test]
 fn get_downloads_and_installs() {
     let dir = tempfile::tempdir().unwrap();
-    let seed = dir.path().join("seed");
-    downloaded_game(&seed);
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--no-mdns", "--listen", &addr.to_string()])
-        .arg("--game-dir")
-        .arg(seed.join("games"))
-        .arg("--state-dir")
-        .arg(seed.join("state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
+    let seed = Seed::start(&dir.path().join("seed"));
     let client = dir.path().join("client");
     let out = run(
         &client,
-        &["get", "openarena", "--wait", "15", "--peer", &addr.to_string()],
+        &["get", "openarena", "--wait", "15", "--peer", &seed.1.to_string()],
     );
-    let _ = serve.kill();
-    let _ = serve.wait();
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
