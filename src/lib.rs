@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod demo;
 pub mod durable;
 pub mod install;
 pub mod library;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lanspread::catalog::Catalog;
 use lanspread::config::{Config, DEFAULT_PORT, PeerArgs};
+use lanspread::install::unpack::ArchiveUnpacker;
 use lanspread::peer::{LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use lanspread::ui::format::{format_rate, format_size, progress_line};
 use lanspread::{install, logging, ui};
@@ -40,7 +41,10 @@ enum Command {
     },
     /// Download a game from every peer that has its latest version, then install it.
     /// Shows a progress line on stderr when it is a terminal and prints a summary;
-    /// exits 0 only when the game is complete. Ctrl-C cancels and cleans up.
+    /// exits 0 only when the game is complete (and installed, unless --no-install).
+    /// Ctrl-C cancels and cleans up.
+    /// Unpack a downloaded game's archives into its `local/` folder (an update if installed).
+    Install { id: String },
     /// Remove the installed copy (`local/`) of a game; the downloaded archives stay.
     Uninstall { id: String },
     /// Delete a downloaded game's folder. Refused while it is installed.
@@ -54,6 +58,10 @@ enum Command {
         /// Seconds to look for peers that have the game
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         wait: f64,
+        /// Streamed install: a peer unpacks and sends the files; no archive is stored here
+        /// (for a disk without room for archives plus the install)
+        #[arg(long, conflicts_with = "no_install")]
+        stream: bool,
     },
 }
 
@@ -95,6 +103,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.state_dir = private.path().join("state");
             list(config, json, Duration::from_secs_f64(wait)).await
         }
+        Command::Install { id } => {
+            let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            local_operation(config, LocalOperation::Install, id).await
+        }
         Command::Uninstall { id } => {
             let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
             local_operation(config, LocalOperation::Uninstall, id).await
@@ -103,7 +115,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
             local_operation(config, LocalOperation::Remove, id).await
         }
-        Command::Get { id, no_install, wait } => {
+        Command::Get {
+            id,
+            no_install,
+            wait,
+            stream,
+        } => {
             anyhow::ensure!(
                 wait.is_finite() && wait > 0.0,
                 "--wait must be a positive number of seconds"
@@ -111,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
             config.advertise = false;
             config.auto_install = !no_install;
-            get(config, id, Duration::from_secs_f64(wait)).await
+            get(config, id, Duration::from_secs_f64(wait), stream).await
         }
     }
 }
@@ -228,7 +245,7 @@ async fn list(config: Config, json: bool, wait: Duration) -> anyhow::Result<Exit
 /// How long `get` keeps looking for more peers with the game after the first one answered.
 const GET_SETTLE: Duration = Duration::from_millis(1500);
 
-async fn get(config: Config, id: String, wait: Duration) -> anyhow::Result<ExitCode> {
+async fn get(config: Config, id: String, wait: Duration, stream: bool) -> anyhow::Result<ExitCode> {
     let _log_guard = logging::init(&config.log_dir, false)
         .with_context(|| format!("cannot set up logging in {}", config.log_dir.display()))?;
     let catalog = load_catalog(&config)?;
@@ -238,8 +255,14 @@ async fn get(config: Config, id: String, wait: Duration) -> anyhow::Result<ExitC
     );
     let only_static_peers = !config.mdns;
     let static_count = config.static_peers.len();
+    let install = config.auto_install;
     let mut runtime = start_peer(config, catalog)?;
-    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count).await;
+    let mode = match (stream, install) {
+        (true, _) => GetMode::Stream,
+        (false, true) => GetMode::DownloadAndInstall,
+        (false, false) => GetMode::Download,
+    };
+    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, mode).await;
     runtime.shutdown().await;
     code
 }
@@ -250,6 +273,7 @@ async fn get_with(
     wait: Duration,
     only_static_peers: bool,
     static_count: usize,
+    mode: GetMode,
 ) -> anyhow::Result<ExitCode> {
     // 1. Find the peers that have the game's latest version.
     let deadline = tokio::time::Instant::now() + wait;
@@ -281,11 +305,12 @@ async fn get_with(
         );
         return Ok(ExitCode::from(2));
     };
-    if entry.local_version.is_some() && entry.local_version == entry.latest_version {
-        println!(
-            "{id} {} is already downloaded",
-            entry.local_version.as_deref().unwrap_or_default()
-        );
+    let latest = entry.latest_version.clone().unwrap_or_default();
+    if mode == GetMode::Stream {
+        return stream_install_with(runtime, id, &latest).await;
+    }
+    if entry.local_version.as_deref() == Some(latest.as_str()) {
+        println!("{id} {latest} is already downloaded");
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -355,7 +380,25 @@ async fn get_with(
                     format_rate(summary.bytes as f64 / seconds.max(1e-9)),
                     summary.peers_used.len()
                 );
+                if mode == GetMode::Download {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Some(PeerEvent::InstallGameBegin { .. }) => eprintln!("installing {id}..."),
+            Some(PeerEvent::InstallGameProgress { files, bytes, .. }) if show_progress => {
+                eprint!("\r{files} files, {} extracted\x1b[K", format_size(bytes));
+                let _ = std::io::stderr().flush();
+            }
+            Some(PeerEvent::InstallGameFinished { updated, .. }) => {
+                if show_progress {
+                    eprint!("\r\x1b[K");
+                }
+                println!("{} {id}", if updated { "updated" } else { "installed" });
                 return Ok(ExitCode::SUCCESS);
+            }
+            Some(PeerEvent::InstallGameFailed { reason, .. }) => {
+                eprintln!("\nlanspread: {id} was downloaded but its install failed: {reason}");
+                return Ok(ExitCode::FAILURE);
             }
             Some(PeerEvent::DownloadGameFilesFailed { reason, .. }) => {
                 eprintln!("\nlanspread: download of {id} failed: {reason}");
@@ -377,6 +420,7 @@ async fn get_with(
 
 #[derive(Clone, Copy)]
 enum LocalOperation {
+    Install,
     Uninstall,
     Remove,
 }
@@ -401,6 +445,12 @@ async fn local_operation(config: Config, operation: LocalOperation, id: String) 
         };
         let root = config.game_dir.join(&id);
         Ok(match operation {
+            LocalOperation::Install => {
+                anyhow::ensure!(catalog.contains(&id), "{id:?} is not in the catalog");
+                let completed = transaction.install_downloaded(&ArchiveUnpacker, &mut |_| {}, &|| false)?;
+                let verb = if completed.updated { "updated" } else { "installed" };
+                (format!("{verb} {id} into {}", root.join("local").display()), completed)
+            }
             LocalOperation::Uninstall => (
                 format!("uninstalled {id} (removed {})", root.join("local").display()),
                 transaction.uninstall()?,
@@ -423,6 +473,76 @@ async fn local_operation(config: Config, operation: LocalOperation, id: String) 
         Err(err) => {
             eprintln!("lanspread: {err:#}");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GetMode {
+    Download,
+    DownloadAndInstall,
+    Stream,
+}
+
+/// `get --stream`: the same progress line and summary, for a streamed install.
+async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version: &str) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    runtime
+        .send(PeerCommand::StreamInstallGame { id: id.to_owned() })
+        .await?;
+    let show_progress = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let (mut files, mut bytes) = (0, 0);
+    let mut cancelled = false;
+    loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                cancelled = true;
+                eprintln!("\ncancelling...");
+                runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+                continue;
+            }
+            event = runtime.next_event() => event,
+        };
+        match event {
+            Some(PeerEvent::InstallGameBegin { .. }) => eprintln!("stream-installing {id} {version}"),
+            Some(PeerEvent::StreamInstallAttemptFailed { peer, reason, .. }) => {
+                eprintln!("\n{peer} failed ({reason}); trying the next peer");
+            }
+            Some(PeerEvent::InstallGameProgress { files: f, bytes: b, .. }) => {
+                (files, bytes) = (f, b);
+                if show_progress {
+                    let rate = b as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    eprint!("\r{f} files, {} written  {}\x1b[K", format_size(b), format_rate(rate));
+                    let _ = std::io::stderr().flush();
+                }
+            }
+            Some(PeerEvent::InstallGameFinished { updated, .. }) => {
+                if show_progress {
+                    eprint!("\r\x1b[K");
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                println!(
+                    "stream-{} {id} {version}: {bytes} bytes in {files} files, {seconds:.2} s ({})",
+                    if updated { "updated" } else { "installed" },
+                    format_rate(bytes as f64 / seconds.max(1e-9)),
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(PeerEvent::InstallGameFailed { reason, .. }) => {
+                eprintln!("\nlanspread: streamed install of {id} failed: {reason}");
+                return Ok(if cancelled {
+                    ExitCode::from(130)
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            Some(PeerEvent::OperationRefused { id: got, reason }) if got == id => {
+                eprintln!("lanspread: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the peer runtime stopped"),
         }
     }
 }

@@ -54,6 +54,11 @@ pub enum Request {
         offset: u64,
         len: u64,
     },
+    /// The game's archives expanded by the sender: `StreamInstallAccepted`, then stream frames.
+    StreamInstall {
+        id: String,
+        version: String,
+    },
 }
 
 /// Who a peer is; sent in both directions of a ping.
@@ -75,6 +80,7 @@ pub enum Response {
     GameDetails(GameDetails),
     FileData { size: u64 },
     FileChunk { offset: u64, len: u64 },
+    StreamInstallAccepted,
     Error { kind: ErrorKind, message: String },
 }
 
@@ -104,6 +110,8 @@ pub enum ErrorKind {
     InvalidRange,
     /// The server failed for a reason of its own (e.g. an I/O error).
     Internal,
+    /// The request is valid but cannot be served right now; try again later.
+    Busy,
 }
 
 /// What a peer announces about one downloaded game.

@@ -22,6 +22,8 @@ pub use lock::{LockError, StateDirLock};
 pub use recovery::{RecoveryReport, recover};
 pub use transaction::{Completed, Failpoints, Step, Transaction};
 
+pub mod unpack;
+
 /// Staging directory an install unpacks into before it is renamed to `local/`.
 pub const INSTALLING_DIR: &str = ".local.installing";
 /// Where an update parks the old `local/` until the new one is promoted.
@@ -59,6 +61,27 @@ pub enum InstallError {
     /// A test stopped the transaction dead after this step, as a crash would.
     #[error("injected crash after {0:?}")]
     InjectedCrash(Step),
+}
+
+impl Transaction<'_> {
+    /// Installs (or updates) a downloaded game by unpacking its archives into staging.
+    pub fn install_downloaded(
+        &self,
+        unpacker: &dyn unpack::Unpacker,
+        progress: &mut dyn FnMut(unpack::UnpackProgress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Completed, InstallError> {
+        let root = self.game_dir.join(self.id);
+        let sentinel = root.join(crate::proto::VERSION_FILE);
+        if !std::fs::symlink_metadata(sentinel).is_ok_and(|meta| meta.is_file()) {
+            return Err(InstallError::NotDownloaded(self.id.to_owned()));
+        }
+        self.install(|staging| match unpacker.unpack(&root, staging, progress, cancelled) {
+            Ok(_) => Ok(()),
+            Err(unpack::UnpackError::Cancelled) => Err(InstallError::Cancelled),
+            Err(err) => Err(InstallError::Staging(err.to_string())),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,8 @@ impl Failpoints {
 /// What a successful transaction left for recovery to tidy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Completed {
+    /// An install replaced an older `local/`.
+    pub updated: bool,
     /// Cleanup steps that failed after the operation itself succeeded.
     pub warnings: Vec<String>,
 }
@@ -259,7 +261,10 @@ impl Transaction<'_> {
         self.failpoints.crash_point(Step::Promoted)?;
 
         // The new install is in place: from here on, failures are only warnings.
-        let mut completed = Completed::default();
+        let mut completed = Completed {
+            updated: update,
+            ..Completed::default()
+        };
         let mut warn = |what: &str, result: io::Result<()>| {
             if let Err(err) = result {
                 tracing::warn!(

@@ -22,11 +22,16 @@ use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
 use super::server::{ServedLibrary, ServerContext, run_server_component};
+use super::stream_install::provider::OutboundTransfers;
+use super::stream_install::{StreamInstallJob, stream_install_game};
 use super::transport::make_endpoint;
-use super::{ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
+use super::{
+    ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, ProgressThrottle, join_all,
+};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::install;
+use crate::install::unpack::Unpacker;
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
 
 const COMMAND_QUEUE: usize = 64;
@@ -86,12 +91,19 @@ struct PeerActor {
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
     operations: BTreeMap<String, RunningOperation>,
+    /// Games this peer is streaming out (the server holds their guards).
+    outbound: OutboundTransfers,
+    unpacker: Arc<dyn Unpacker>,
     tasks: JoinSet<()>,
     /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
     _state_lock: install::StateDirLock,
 }
 
-pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
+pub(super) fn start(
+    config: Config,
+    catalog: Catalog,
+    unpacker: Arc<dyn Unpacker>,
+) -> Result<PeerRuntimeHandle, PeerError> {
     for dir in [&config.game_dir, &config.state_dir] {
         std::fs::create_dir_all(dir).map_err(|source| PeerError::CreateDir {
             path: dir.clone(),
@@ -123,6 +135,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         None
     };
 
+    let outbound = OutboundTransfers::default();
     let server_context = Arc::new(ServerContext {
         catalog: catalog.clone(),
         library: served_rx,
@@ -130,6 +143,7 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         name: config.peer_name.clone(),
         inbound_peers: discovered_tx,
         upload_limit: config.upload_limit.map(RateLimiter::new),
+        outbound: outbound.clone(),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -164,6 +178,8 @@ pub(super) fn start(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandl
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
         operations: BTreeMap::new(),
+        outbound,
+        unpacker,
         tasks,
         _state_lock: state_lock,
     };
@@ -355,18 +371,25 @@ impl PeerActor {
                 self.start_install_side(id, OperationKind::RemoveDownloaded).await;
             }
             PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
-                Some(operation) if operation.kind == OperationKind::Download => operation.cancel.cancel(),
+                Some(operation) if operation.kind.is_cancellable() => operation.cancel.cancel(),
                 _ => {
-                    let reason = format!("no download of {id} is running");
+                    let reason = format!("no download or install of {id} is running");
                     self.emit(PeerEvent::OperationRefused { id, reason }).await;
                 }
             },
+            PeerCommand::InstallGame { id } => self.start_install(id).await,
+            PeerCommand::StreamInstallGame { id } => self.start_stream_install(id).await,
         }
     }
 
     fn busy_reason(&self, id: &str) -> Option<String> {
-        let running = self.operations.get(id)?;
-        Some(format!("{id} is busy: a {} is already running", running.kind.label()))
+        if let Some(running) = self.operations.get(id) {
+            return Some(format!("{id} is busy: a {} is already running", running.kind.label()));
+        }
+        // Its archives are being read for another peer: they must not change underneath.
+        self.outbound
+            .is_active(id)
+            .then(|| format!("{id} is busy: it is being streamed to another peer; try again shortly"))
     }
 
     /// Registers an operation on `id`, or refuses it (and returns None) when `id` is busy.
@@ -389,6 +412,74 @@ impl PeerActor {
         );
         self.emit_active_operations().await;
         Some(cancel)
+    }
+
+    /// Unpacks the downloaded archives into `local/` on a blocking thread.
+    async fn start_install(&mut self, id: String) {
+        if !self.catalog.contains(&id) {
+            let reason = format!("{id:?} is not in the catalog");
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
+        let Some(cancel) = self.begin_operation(&id, OperationKind::Install).await else {
+            return;
+        };
+        self.emit(PeerEvent::InstallGameBegin { id: id.clone() }).await;
+        let (game_dir, state_dir) = (self.config.game_dir.clone(), self.config.state_dir.clone());
+        let (unpacker, events, internal) = (self.unpacker.clone(), self.events.clone(), self.internal.clone());
+        self.tasks.spawn(async move {
+            let task_id = id.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut progress = ProgressThrottle::new(events, task_id.clone());
+                let transaction = install::Transaction {
+                    game_dir: &game_dir,
+                    state_dir: &state_dir,
+                    id: &task_id,
+                    failpoints: install::Failpoints::default(),
+                };
+                transaction.install_downloaded(unpacker.as_ref(), &mut |p| progress.report(p.files, p.bytes), &|| {
+                    cancel.is_cancelled()
+                })
+            })
+            .await
+            .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the install panicked: {err}"))));
+            let kind = OperationKind::Install;
+            let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
+        });
+    }
+
+    /// Streams the game from a peer that has its latest version (see `stream_install`).
+    async fn start_stream_install(&mut self, id: String) {
+        if !self.catalog.contains(&id) {
+            let reason = format!("{id:?} is not in the catalog");
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
+        let (Some(version), peers) = (self.db.latest_version(&id), self.db.peers_with_latest(&id)) else {
+            let reason = format!("no peer currently shares {}", self.catalog.display_name(&id));
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        };
+        let Some(cancel) = self.begin_operation(&id, OperationKind::StreamInstall).await else {
+            return;
+        };
+        self.emit(PeerEvent::InstallGameBegin { id: id.clone() }).await;
+        let job = StreamInstallJob {
+            id: id.clone(),
+            version: version.to_string(),
+            peers,
+            game_dir: self.config.game_dir.clone(),
+            state_dir: self.config.state_dir.clone(),
+            client: self.client.clone(),
+            cancel,
+            events: self.events.clone(),
+        };
+        let internal = self.internal.clone();
+        self.tasks.spawn(async move {
+            let result = stream_install_game(job).await;
+            let kind = OperationKind::StreamInstall;
+            let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
+        });
     }
 
     /// Runs an install-side transaction on a blocking thread; the result comes back as `InstallSideEnded`.
@@ -435,17 +526,27 @@ impl PeerActor {
     ) {
         self.operations.remove(&id);
         self.library.settled(&id);
+        let reason = |err: install::InstallError| err.to_string();
         let event = match (kind, result) {
+            (OperationKind::Install | OperationKind::StreamInstall, Ok(completed)) => PeerEvent::InstallGameFinished {
+                id,
+                updated: completed.updated,
+            },
+            (OperationKind::Install | OperationKind::StreamInstall, Err(err)) => PeerEvent::InstallGameFailed {
+                id,
+                reason: reason(err),
+            },
             (OperationKind::Uninstall, Ok(_)) => PeerEvent::UninstallGameFinished { id },
             (OperationKind::Uninstall, Err(err)) => PeerEvent::UninstallGameFailed {
                 id,
-                reason: err.to_string(),
+                reason: reason(err),
             },
-            (_, Ok(_)) => PeerEvent::RemoveDownloadedGameFinished { id },
-            (_, Err(err)) => PeerEvent::RemoveDownloadedGameFailed {
+            (OperationKind::RemoveDownloaded, Ok(_)) => PeerEvent::RemoveDownloadedGameFinished { id },
+            (OperationKind::RemoveDownloaded, Err(err)) => PeerEvent::RemoveDownloadedGameFailed {
                 id,
-                reason: err.to_string(),
+                reason: reason(err),
             },
+            (OperationKind::Download, _) => unreachable!("downloads end through DownloadEnded"),
         };
         tracing::info!("{event:?}");
         self.emit(event).await;
@@ -530,7 +631,7 @@ impl PeerActor {
                     summary,
                 })
                 .await;
-                self.after_download_finished(&id);
+                self.after_download_finished(&id).await;
             }
             DownloadOutcome::Failed(reason) => {
                 tracing::warn!(game = id, "download failed: {reason}");
@@ -545,14 +646,10 @@ impl PeerActor {
         self.run_next_scan();
     }
 
-    /// The auto-install seam: a finished download is handed to the install
-    /// layer (as `PeerCommand::InstallGame` once install transactions exist).
-    fn after_download_finished(&mut self, id: &str) {
+    /// Auto-install: a finished download goes through the same path as `PeerCommand::InstallGame`.
+    async fn after_download_finished(&mut self, id: &str) {
         if self.config.auto_install {
-            tracing::info!(
-                game = id,
-                "auto-install is not available yet; the game stays downloaded"
-            );
+            self.start_install(id.to_owned()).await;
         }
     }
 
@@ -836,24 +933,4 @@ impl PeerActor {
         })
         .await;
     }
-}
-
-/// Runs futures concurrently and returns their outputs in order.
-async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut set = JoinSet::new();
-    for (index, future) in futures.into_iter().enumerate() {
-        set.spawn(async move { (index, future.await) });
-    }
-    let mut outputs = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(output) = joined {
-            outputs.push(output);
-        }
-    }
-    outputs.sort_by_key(|(index, _)| *index);
-    outputs.into_iter().map(|(_, output)| output).collect()
 }

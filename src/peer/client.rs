@@ -10,6 +10,7 @@ use bytes::Bytes;
 use quinn::{Connection, Endpoint, RecvStream};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::stream_install::wire::{StreamFrame, StreamFrameError, read_stream_frame};
 use super::transport::SERVER_NAME;
 use crate::proto::{
     ErrorKind, FrameError, GameDetails, GameSummary, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response,
@@ -220,6 +221,23 @@ impl PeerClient {
         }
     }
 
+    /// Asks `addr` to stream `id` at `version` expanded; frames follow on the returned reader.
+    pub async fn open_stream_install(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        version: &str,
+    ) -> Result<StreamInstallReader, ClientError> {
+        let request = Request::StreamInstall {
+            id: id.to_owned(),
+            version: version.to_owned(),
+        };
+        match self.request(addr, &request).await? {
+            (Response::StreamInstallAccepted, recv) => Ok(StreamInstallReader { addr, recv }),
+            (other, _) => Err(unexpected(addr, &other)),
+        }
+    }
+
     /// Copies bytes `offset..offset+len` of a served file into `sink`; returns `len`.
     pub async fn get_file_chunk<W>(
         &self,
@@ -251,6 +269,28 @@ impl PeerClient {
         W: AsyncWrite + Unpin,
     {
         self.open_file_data(addr, id, path).await?.copy_to(sink).await
+    }
+}
+
+/// The frames of a streamed install after its `StreamInstallAccepted` header.
+pub struct StreamInstallReader {
+    addr: SocketAddr,
+    recv: RecvStream,
+}
+
+impl StreamInstallReader {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The next frame (paths already validated); `None` when the sender finished the stream.
+    pub async fn next_frame(&mut self) -> Result<Option<StreamFrame>, StreamFrameError> {
+        read_stream_frame(&mut self.recv).await
+    }
+
+    /// Tells the sender to stop: its next write fails and its producer ends.
+    pub fn cancel(mut self) {
+        let _ = self.recv.stop(quinn::VarInt::from_u32(0));
     }
 }
 

@@ -10,6 +10,7 @@ use crate::catalog::Catalog;
 use crate::library::{GameDB, Version};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello};
 
+use super::download::majority_file_list;
 use super::{GameState, LibraryEntry, LibrarySnapshot, PeerGameVersion, PeerSummary};
 
 #[derive(Debug, Clone)]
@@ -144,33 +145,13 @@ impl PeerGameDB {
         self.peers.get(addr)?.files.get(id)
     }
 
-    /// The union of the given peers' file lists for `id`, sorted by path. Where
-    /// peers disagree on a file's size, the size most of them report wins.
+    /// The union of the given peers' file lists for `id`, sorted by path; the majority size wins.
     pub fn merged_files(&self, id: &str, peers: &[SocketAddr]) -> Vec<GameFileDescription> {
-        let mut votes: BTreeMap<&str, HashMap<(u64, bool), usize>> = BTreeMap::new();
-        for details in peers.iter().filter_map(|addr| self.game_files(addr, id)) {
-            for file in &details.files {
-                *votes
-                    .entry(&file.path)
-                    .or_default()
-                    .entry((file.size, file.is_dir))
-                    .or_default() += 1;
-            }
-        }
-        votes
-            .into_iter()
-            .map(|(path, counts)| {
-                let ((size, is_dir), _) = counts
-                    .into_iter()
-                    .max_by_key(|&((size, _), count)| (count, std::cmp::Reverse(size)))
-                    .expect("every path has at least one vote");
-                GameFileDescription {
-                    path: path.to_owned(),
-                    size,
-                    is_dir,
-                }
-            })
-            .collect()
+        let manifests: Vec<(SocketAddr, &GameDetails)> = peers
+            .iter()
+            .filter_map(|addr| self.game_files(addr, id).map(|details| (*addr, details)))
+            .collect();
+        majority_file_list(&manifests)
     }
 
     /// Merges remote announcements with the local library: one entry per game

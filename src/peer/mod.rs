@@ -19,13 +19,18 @@ pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::install::unpack::{ArchiveUnpacker, Unpacker};
 use crate::proto::GameFileDescription;
 
 pub use db::PeerGameDB;
@@ -50,8 +55,14 @@ pub enum PeerCommand {
         id: String,
         files: Vec<GameFileDescription>,
     },
-    /// Cancel the running download of `id`.
+    /// Cancel the running download, install or streamed install of `id`.
     CancelDownload { id: String },
+    /// Unpack the downloaded archives of `id` into `local/` (an update when it is already installed).
+    InstallGame { id: String },
+    /// Install `id` without storing its archives: a peer with the latest version
+    /// expands them and streams the files into staging. Answered by the
+    /// `InstallGame*` events (and `StreamInstallAttemptFailed` per failed sender).
+    StreamInstallGame { id: String },
     /// Remove the installed `local/` of `id`; the downloaded archives stay.
     UninstallGame { id: String },
     /// Delete the downloaded game root of `id`; refused while it is installed or busy.
@@ -117,10 +128,35 @@ pub enum PeerEvent {
     DownloadGameFilesCancelled {
         id: String,
     },
+    /// One sender of a streamed install failed; the next validated peer is tried.
+    StreamInstallAttemptFailed {
+        id: String,
+        peer: SocketAddr,
+        reason: String,
+    },
     /// Peers left out of a download because their file list disagrees with the majority.
     DownloadPeersExcluded {
         id: String,
         peers: Vec<(SocketAddr, String)>,
+    },
+    InstallGameBegin {
+        id: String,
+    },
+    /// A few times a second while archives are unpacked (or a streamed install is written).
+    InstallGameProgress {
+        id: String,
+        files: u64,
+        bytes: u64,
+    },
+    /// `local/` holds the new install; `updated` when it replaced an older one.
+    InstallGameFinished {
+        id: String,
+        updated: bool,
+    },
+    /// The install stopped; a previous `local/` is intact. `reason` is for people.
+    InstallGameFailed {
+        id: String,
+        reason: String,
     },
     UninstallGameBegin {
         id: String,
@@ -167,17 +203,25 @@ pub struct ActiveOperation {
 pub enum OperationKind {
     Download,
     Install,
-    Update,
+    StreamInstall,
     Uninstall,
     RemoveDownloaded,
 }
 
 impl OperationKind {
+    /// Whether `PeerCommand::CancelDownload` can stop it.
+    pub fn is_cancellable(self) -> bool {
+        matches!(
+            self,
+            OperationKind::Download | OperationKind::Install | OperationKind::StreamInstall
+        )
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             OperationKind::Download => "download",
             OperationKind::Install => "install",
-            OperationKind::Update => "update",
+            OperationKind::StreamInstall => "streamed install",
             OperationKind::Uninstall => "uninstall",
             OperationKind::RemoveDownloaded => "removal",
         }
@@ -323,7 +367,74 @@ impl PeerRuntimeHandle {
     }
 }
 
-/// Starts a peer. Must be called inside a tokio runtime.
+/// Starts a peer that unpacks with the real archive formats. Must be called inside a tokio runtime.
 pub fn start_peer(config: Config, catalog: Catalog) -> Result<PeerRuntimeHandle, PeerError> {
-    actor::start(config, catalog)
+    start_peer_with(config, catalog, Arc::new(ArchiveUnpacker))
+}
+
+/// Starts a peer with an injected unpacker, so extraction stays behind one seam.
+pub fn start_peer_with(
+    config: Config,
+    catalog: Catalog,
+    unpacker: Arc<dyn Unpacker>,
+) -> Result<PeerRuntimeHandle, PeerError> {
+    actor::start(config, catalog, unpacker)
+}
+
+/// Sends install progress as events, at most a few times a second, from a blocking thread.
+pub(crate) struct ProgressThrottle {
+    events: mpsc::Sender<PeerEvent>,
+    id: String,
+    last: Option<Instant>,
+}
+
+impl ProgressThrottle {
+    const INTERVAL: Duration = Duration::from_millis(250);
+
+    pub(crate) fn new(events: mpsc::Sender<PeerEvent>, id: String) -> Self {
+        ProgressThrottle { events, id, last: None }
+    }
+
+    pub(crate) fn report(&mut self, files: u64, bytes: u64) {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
+            return;
+        }
+        self.last = Some(now);
+        self.send(files, bytes);
+    }
+
+    /// The final figures, sent whatever the throttle says.
+    pub(crate) fn finish(&mut self, files: u64, bytes: u64) {
+        self.send(files, bytes);
+    }
+
+    fn send(&self, files: u64, bytes: u64) {
+        // Advisory, like download progress: a full queue drops a sample.
+        let _ = self.events.try_send(PeerEvent::InstallGameProgress {
+            id: self.id.clone(),
+            files,
+            bytes,
+        });
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order.
+pub(crate) async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for (index, future) in futures.into_iter().enumerate() {
+        set.spawn(async move { (index, future.await) });
+    }
+    let mut outputs = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(output) = joined {
+            outputs.push(output);
+        }
+    }
+    outputs.sort_by_key(|(index, _)| *index);
+    outputs.into_iter().map(|(_, output)| output).collect()
 }

@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 
 use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
+use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
+use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::catalog::Catalog;
 use crate::library::{Game, GameDB};
 use crate::proto::{
@@ -41,6 +43,8 @@ pub struct ServerContext {
     pub inbound_peers: mpsc::Sender<DiscoveredPeer>,
     /// Shared by every upload (`--upload-limit`).
     pub upload_limit: Option<RateLimiter>,
+    /// Games being streamed out, shared with the actor (which refuses local changes to them meanwhile).
+    pub outbound: OutboundTransfers,
 }
 
 /// Bytes read from disk per write to the QUIC stream.
@@ -152,6 +156,7 @@ async fn handle_request(request: Request, send: &mut SendStream, context: &Serve
         Request::GetGameFileChunk { id, path, offset, len } => {
             return send_file_range(send, context, &library, &id, &path, Some((offset, len))).await;
         }
+        Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
     write_response(send, &response).await
 }
@@ -224,6 +229,54 @@ async fn send_file_range(
         remaining -= read as u64;
     }
     Ok(())
+}
+
+/// Expands the game's archives onto the stream. The provider runs on a blocking
+/// thread holding the game's transfer guard; `forward_frames` makes sure it ends
+/// (and drops the guard) when the receiver goes away.
+async fn stream_install(
+    send: &mut SendStream,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    version: &str,
+) -> std::io::Result<()> {
+    let game = match served_game(context, library, id) {
+        Ok(game) => game,
+        Err(response) => return write_response(send, &response).await,
+    };
+    let ours = game.version.as_ref().map(ToString::to_string).unwrap_or_default();
+    if ours != version {
+        let message = format!("this peer has {id} {ours}, not {version}");
+        return write_response(send, &Response::error(ErrorKind::UnknownGame, message)).await;
+    }
+    let Some(guard) = context.outbound.try_acquire(id) else {
+        let message = format!("{id} is already being streamed from this peer; try again shortly");
+        return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
+    };
+    write_response(send, &Response::StreamInstallAccepted).await?;
+    let game_root = library.game_dir.join(id);
+    let (sink, source) = frame_channel();
+    let producer = tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let scratch = tempfile::Builder::new()
+            .prefix(".lanspread-stream-")
+            .tempdir_in(&game_root)?;
+        StreamInstallProvider {
+            game_root: &game_root,
+            scratch_dir: scratch.path(),
+        }
+        .run(&sink)
+        .map_err(std::io::Error::other)
+    });
+    match forward_frames(source, send, producer, context.upload_limit.as_ref()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => {
+            tracing::warn!(game = id, "streamed install failed at this sender: {err}");
+            Ok(())
+        }
+        Err(err) => Err(std::io::Error::other(err)),
+    }
 }
 
 /// Opens a file only if the served library lists it and it resolves inside the game root.

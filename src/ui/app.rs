@@ -116,6 +116,7 @@ pub struct StatusMessage {
 /// What a confirmation dialog does on "yes".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
+    Install(String),
     Uninstall(String),
     RemoveDownloaded(String),
     Quit,
@@ -193,6 +194,14 @@ pub struct TransferRow {
     pub version: Option<String>,
     pub total_bytes: Option<u64>,
     pub progress: Option<DownloadProgress>,
+    pub install: Option<InstallProgress>,
+}
+
+/// Files and bytes an install has written so far (the runtime reports no totals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallProgress {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +260,7 @@ pub struct App {
     peers: Vec<PeerRow>,
     active: BTreeMap<String, OperationKind>,
     downloads: BTreeMap<String, DownloadInfo>,
+    installs: BTreeMap<String, InstallProgress>,
     fetching: BTreeMap<String, Fetch>,
     log: VecDeque<LogLine>,
     log_total: u64,
@@ -284,6 +294,7 @@ impl App {
             peers: Vec::new(),
             active: BTreeMap::new(),
             downloads: BTreeMap::new(),
+            installs: BTreeMap::new(),
             fetching: BTreeMap::new(),
             log: VecDeque::new(),
             log_total: 0,
@@ -511,11 +522,22 @@ impl App {
             .iter()
             .map(|(id, kind)| {
                 let info = self.downloads.get(id);
+                let install = self.installs.get(id).copied();
+                let activity = match (kind, install) {
+                    (OperationKind::Install, Some(done)) => {
+                        format!("unpacked {} files, {}", done.files, format_size(done.bytes))
+                    }
+                    (OperationKind::StreamInstall, Some(done)) => {
+                        format!("received {} files, {}", done.files, format_size(done.bytes))
+                    }
+                    (kind, _) => busy_verb(*kind).to_owned(),
+                };
                 TransferRow {
                     id: id.clone(),
                     name: self.name_of(id).to_owned(),
                     label: kind.label().to_owned(),
-                    activity: busy_verb(*kind).to_owned(),
+                    activity,
+                    install,
                     version: info.and_then(|info| info.version.clone()),
                     total_bytes: info.and_then(|info| info.total_bytes),
                     progress: info.and_then(|info| info.progress.clone()),
@@ -531,6 +553,7 @@ impl App {
                     name: self.name_of(id).to_owned(),
                     label: fetch.label().to_owned(),
                     activity: "asking peers for the file list".to_owned(),
+                    install: None,
                     version: None,
                     total_bytes: None,
                     progress: None,
@@ -768,6 +791,39 @@ impl App {
                     self.push_log(Level::Warn, text);
                 }
             }
+            PeerEvent::StreamInstallAttemptFailed { id, peer, reason } => {
+                let text = format!(
+                    "{}: streaming from {peer} failed: {reason}; trying another peer",
+                    self.name_of(&id)
+                );
+                self.push_log(Level::Warn, text);
+            }
+            PeerEvent::InstallGameBegin { id } => {
+                let how = match self.active.get(&id) {
+                    Some(OperationKind::StreamInstall) => "stream-installing",
+                    _ => "installing",
+                };
+                let text = format!("{how} {}", self.name_of(&id));
+                self.push_log(Level::Info, text);
+            }
+            PeerEvent::InstallGameProgress { id, files, bytes } => {
+                if !self.active.contains_key(&id) {
+                    self.dirty = false;
+                    return Vec::new();
+                }
+                self.installs.insert(id, InstallProgress { files, bytes });
+            }
+            PeerEvent::InstallGameFinished { id, updated } => {
+                self.installs.remove(&id);
+                let verb = if updated { "updated" } else { "installed" };
+                let text = format!("{verb} {}", self.name_of(&id));
+                self.push_log(Level::Info, text);
+            }
+            PeerEvent::InstallGameFailed { id, reason } => {
+                self.installs.remove(&id);
+                let text = format!("install of {} failed: {reason}", self.name_of(&id));
+                self.report(Level::Error, text);
+            }
             PeerEvent::UninstallGameBegin { id } => {
                 let text = format!("uninstalling {}", self.name_of(&id));
                 self.push_log(Level::Info, text);
@@ -822,9 +878,9 @@ impl App {
             Action::NextPane => self.focus = self.focus.next(),
             Action::PrevPane => self.focus = self.focus.prev(),
             Action::Download => return self.download(),
-            Action::StreamInstall => self.stream_install(),
+            Action::StreamInstall => return self.stream_install(),
             Action::Update => return self.update_game(),
-            Action::Install => self.install(),
+            Action::Install => return self.install(),
             Action::Uninstall => self.ask_uninstall(),
             Action::RemoveDownloaded => self.ask_remove(),
             Action::Cancel => return self.cancel(),
@@ -893,6 +949,7 @@ impl App {
             self.active.clear();
             self.fetching.clear();
             self.downloads.clear();
+            self.installs.clear();
             let text = "the peer runtime stopped (see the log file); press q to quit".to_owned();
             self.report(Level::Error, text);
         }
@@ -935,6 +992,7 @@ impl App {
             .collect();
         let active = &self.active;
         self.downloads.retain(|id, _| active.contains_key(id));
+        self.installs.retain(|id, _| active.contains_key(id));
         for id in self.active.keys() {
             self.fetching.remove(id);
         }
@@ -1042,10 +1100,12 @@ impl App {
     fn busy_reason(&self, game: &LibraryEntry) -> Option<String> {
         let name = &game.name;
         if let Some(kind) = self.active.get(&game.id) {
-            return Some(match kind {
-                OperationKind::Download => format!("{name} is busy: it is downloading (press c to cancel)"),
-                kind => format!("{name} is busy: its {} is running", kind.label()),
-            });
+            let hint = if kind.is_cancellable() {
+                " (press c to cancel it)"
+            } else {
+                ""
+            };
+            return Some(format!("{name} is busy: its {} is running{hint}", kind.label()));
         }
         self.fetching.get(&game.id).map(|fetch| {
             format!(
@@ -1134,40 +1194,67 @@ impl App {
         }]
     }
 
-    fn stream_install(&mut self) {
+    fn stream_install(&mut self) -> Vec<PeerCommand> {
         let Some(game) = self.target_game() else {
-            return;
+            return Vec::new();
         };
         if self.refuse_if_busy(&game) {
-            return;
+            return Vec::new();
         }
         let name = &game.name;
-        let text = match game.state {
+        let refusal = match game.state {
             GameState::Installed => format!("{name} is already installed"),
-            GameState::Downloaded => format!("{name} is already downloaded: install it from its archives instead"),
+            GameState::Downloaded => format!("{name} is already downloaded: press i to install it from its archives"),
+            GameState::RemoteOnly | GameState::UpdateAvailable if game.peers.is_empty() => {
+                format!("no peer shares {name} right now")
+            }
             GameState::RemoteOnly | GameState::UpdateAvailable => {
-                "streamed install is not available in this build yet; press d to download and install".to_owned()
+                let install = latest_size(&game).saturating_mul(INSTALL_SIZE_FACTOR);
+                match self.free_space.filter(|free| install > *free) {
+                    Some(free) => format!(
+                        "not enough space for {name}: even a streamed install needs ~{}, {} free on {}",
+                        format_size(install),
+                        format_size(free),
+                        self.game_dir.display()
+                    ),
+                    None => {
+                        self.push_log(Level::Info, format!("{name}: asking a peer to stream its install"));
+                        return vec![PeerCommand::StreamInstallGame { id: game.id.clone() }];
+                    }
+                }
             }
         };
-        self.say(Level::Warn, text);
+        self.say(Level::Warn, refusal);
+        Vec::new()
     }
 
-    fn install(&mut self) {
+    fn install(&mut self) -> Vec<PeerCommand> {
         let Some(game) = self.target_game() else {
-            return;
+            return Vec::new();
         };
         if self.refuse_if_busy(&game) {
-            return;
+            return Vec::new();
         }
         let name = &game.name;
-        let text = if game.local_version.is_none() {
-            format!("{name} is not downloaded: press d to download it first")
-        } else if game.installed {
-            format!("{name} is already installed")
-        } else {
-            "installing is not available in this build yet".to_owned()
-        };
-        self.say(Level::Warn, text);
+        if game.local_version.is_none() {
+            let text =
+                format!("{name} is not downloaded: press d to download it (it installs itself) or s to stream it");
+            self.say(Level::Warn, text);
+            return Vec::new();
+        }
+        if game.installed {
+            // Unpacking again replaces local/, and whatever was changed in it.
+            self.dialog = Some(Dialog {
+                title: format!("Reinstall {name}?"),
+                message: format!(
+                    "This unpacks the downloaded archives of {name} again and replaces its installed files ({}).",
+                    self.game_dir.join(&game.id).join("local").display()
+                ),
+                confirm: Confirmed::Install(game.id.clone()),
+            });
+            return Vec::new();
+        }
+        vec![PeerCommand::InstallGame { id: game.id.clone() }]
     }
 
     fn ask_uninstall(&mut self) {
@@ -1228,8 +1315,8 @@ impl App {
         };
         let name = &game.name;
         match self.active.get(&game.id) {
-            Some(OperationKind::Download) => {
-                self.say(Level::Info, format!("cancelling the download of {name}"));
+            Some(kind) if kind.is_cancellable() => {
+                self.say(Level::Info, format!("cancelling the {} of {name}", kind.label()));
                 return vec![PeerCommand::CancelDownload { id: game.id.clone() }];
             }
             Some(kind) => {
@@ -1250,7 +1337,7 @@ impl App {
         } else {
             self.say(
                 Level::Warn,
-                format!("nothing to cancel: no download of {name} is running"),
+                format!("nothing to cancel: no download or install of {name} is running"),
             );
         }
         Vec::new()
@@ -1281,7 +1368,7 @@ impl App {
         self.dialog = Some(Dialog {
             title: "Quit lanspread?".to_owned(),
             message: format!(
-                "Still running: {}. Quitting stops it; a partial download is cleaned up.",
+                "Still running: {}. Quitting stops it; unfinished work is cleaned up.",
                 running.join(", ")
             ),
             confirm: Confirmed::Quit,
@@ -1290,6 +1377,7 @@ impl App {
 
     fn confirmed(&mut self, confirm: Confirmed) -> Vec<PeerCommand> {
         match confirm {
+            Confirmed::Install(id) => vec![PeerCommand::InstallGame { id }],
             Confirmed::Uninstall(id) => vec![PeerCommand::UninstallGame { id }],
             Confirmed::RemoveDownloaded(id) => vec![PeerCommand::RemoveDownloadedGame { id }],
             Confirmed::Quit => {
@@ -1305,7 +1393,7 @@ fn busy_verb(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::Download => "downloading",
         OperationKind::Install => "installing",
-        OperationKind::Update => "updating",
+        OperationKind::StreamInstall => "stream-installing",
         OperationKind::Uninstall => "uninstalling",
         OperationKind::RemoveDownloaded => "removing",
         #[allow(unreachable_patterns)]
@@ -1508,8 +1596,14 @@ mod tests {
         refused(
             "Xonotic",
             Action::Install,
-            "Xonotic is not downloaded: press d to download it first",
+            "Xonotic is not downloaded: press d to download it (it installs itself) or s to stream it",
         );
+        refused(
+            "Quake",
+            Action::StreamInstall,
+            "Quake is already downloaded: press i to install it from its archives",
+        );
+        refused("OpenArena", Action::StreamInstall, "OpenArena is already installed");
         refused("Xonotic", Action::Uninstall, "Xonotic is not installed");
         refused(
             "Xonotic",
@@ -1519,7 +1613,7 @@ mod tests {
         refused(
             "Xonotic",
             Action::Cancel,
-            "nothing to cancel: no download of Xonotic is running",
+            "nothing to cancel: no download or install of Xonotic is running",
         );
         refused(
             "OpenArena",
@@ -1700,14 +1794,93 @@ mod tests {
     }
 
     #[test]
-    fn streamed_install_and_install_are_not_in_this_build_yet() {
+    fn install_and_streamed_install_map_to_their_commands() {
+        let mut app = app_with_library();
+        select(&mut app, "Quake");
+        let commands = app.apply(Action::Install);
+        assert!(matches!(commands.as_slice(), [PeerCommand::InstallGame { id }] if id == "quake"));
+
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::StreamInstall);
+        assert!(matches!(commands.as_slice(), [PeerCommand::StreamInstallGame { id }] if id == "xonotic"));
+
+        // Reinstalling replaces local/, so it asks first.
+        select(&mut app, "OpenArena");
+        assert!(app.apply(Action::Install).is_empty());
+        assert_eq!(app.dialog().unwrap().title, "Reinstall OpenArena?");
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::InstallGame { id }] if id == "openarena"));
+    }
+
+    #[test]
+    fn a_streamed_install_that_cannot_fit_is_refused() {
         let mut app = app_with_library();
         select(&mut app, "Xonotic");
+        app.set_free_space(Some(5 * GIB));
         assert!(app.apply(Action::StreamInstall).is_empty());
-        assert!(status_text(&app).starts_with("streamed install is not available"));
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: even a streamed install needs ~6.0 GiB, 5.0 GiB free on /games"
+        );
+        app.set_free_space(Some(7 * GIB));
+        assert_eq!(app.apply(Action::StreamInstall).len(), 1, "fits as a streamed install");
+    }
+
+    #[test]
+    fn install_events_show_files_and_bytes_written_then_the_result() {
+        let mut app = app_with_library();
+        app.update(active("quake", OperationKind::Install));
+        app.update(PeerEvent::InstallGameBegin { id: "quake".into() });
+        assert_eq!(state_of(&app, "Quake"), "installing");
+        assert_eq!(app.transfer_rows()[0].activity, "installing");
+        app.update(PeerEvent::InstallGameProgress {
+            id: "quake".into(),
+            files: 12,
+            bytes: GIB,
+        });
+        let row = &app.transfer_rows()[0];
+        assert_eq!(row.label, "install");
+        assert_eq!(row.activity, "unpacked 12 files, 1.0 GiB");
+        // Installs are cancellable through CancelDownload.
         select(&mut app, "Quake");
-        assert!(app.apply(Action::Install).is_empty());
-        assert_eq!(status_text(&app), "installing is not available in this build yet");
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "quake"));
+        app.update(PeerEvent::InstallGameFinished {
+            id: "quake".into(),
+            updated: false,
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert!(app.transfer_rows().is_empty());
+        let lines: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(lines, ["installing Quake", "installed Quake"]);
+
+        app.update(active("xonotic", OperationKind::StreamInstall));
+        app.update(PeerEvent::InstallGameBegin { id: "xonotic".into() });
+        app.update(PeerEvent::StreamInstallAttemptFailed {
+            id: "xonotic".into(),
+            peer: addr(1),
+            reason: "connection lost".into(),
+        });
+        app.update(PeerEvent::InstallGameProgress {
+            id: "xonotic".into(),
+            files: 3,
+            bytes: 2048,
+        });
+        assert_eq!(app.transfer_rows()[0].activity, "received 3 files, 2.0 KiB");
+        app.update(PeerEvent::InstallGameFailed {
+            id: "xonotic".into(),
+            reason: "no peer could stream it".into(),
+        });
+        assert_eq!(status_text(&app), "install of Xonotic failed: no peer could stream it");
+        let lines: Vec<&str> = app.log_lines().iter().skip(2).map(|line| line.text.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "stream-installing Xonotic",
+                "Xonotic: streaming from 10.0.0.2:1 failed: connection lost; trying another peer",
+                "install of Xonotic failed: no peer could stream it",
+            ]
+        );
     }
 
     #[test]

@@ -378,6 +378,22 @@ mod tests {
     }
 
     #[test]
+    fn an_install_shows_files_and_bytes_written() {
+        let mut app = app_with_library();
+        app.update(active("quake", OperationKind::Install));
+        app.update(PeerEvent::InstallGameProgress {
+            id: "quake".into(),
+            files: 12,
+            bytes: GIB,
+        });
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            assert!(contains(&screen, "Quake · install"), "{}", screen.join("\n"));
+            assert!(contains(&screen, "unpacked 12 files, 1.0 GiB"), "{width}x{height}");
+        }
+    }
+
+    #[test]
     fn an_empty_lan_explains_itself() {
         let screen = draw(&app(), 80, 24);
         assert!(contains(&screen, "No games yet."));

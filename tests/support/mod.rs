@@ -2,6 +2,8 @@
 //! on 127.0.0.1, and bounded waits for runtime events.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod archives;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -50,6 +50,34 @@ pub struct DownloadPlan {
     pub excluded: Vec<(SocketAddr, String)>,
 }
 
+/// The union of the peers' file lists, sorted by path; where peers disagree on a
+/// file's size (or kind), the value most of them report wins.
+pub fn majority_file_list(manifests: &[(SocketAddr, &GameDetails)]) -> Vec<GameFileDescription> {
+    let mut votes: BTreeMap<&str, HashMap<(u64, bool), usize>> = BTreeMap::new();
+    for (_, details) in manifests {
+        for file in &details.files {
+            *votes
+                .entry(&file.path)
+                .or_default()
+                .entry((file.size, file.is_dir))
+                .or_default() += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .filter_map(|(path, counts)| {
+            let ((size, is_dir), _) = counts
+                .into_iter()
+                .max_by_key(|&((size, _), count)| (count, std::cmp::Reverse(size)))?;
+            Some(GameFileDescription {
+                path: path.to_owned(),
+                size,
+                is_dir,
+            })
+        })
+        .collect()
+}
+
 /// Compares each requested file's size across the peers' manifests. Peers
 /// that disagree with the strict majority on any file are left out; a file
 /// without a majority fails the plan.

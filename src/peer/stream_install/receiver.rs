@@ -95,7 +95,11 @@ pub fn receive_into(
             return Err(ReceiveError::Cancelled);
         }
         let Some(frame) = frames.blocking_recv() else {
-            return Err(ReceiveError::Truncated);
+            return Err(if cancelled() {
+                ReceiveError::Cancelled
+            } else {
+                ReceiveError::Truncated
+            });
         };
         match frame {
             StreamFrame::Data(bytes) => {

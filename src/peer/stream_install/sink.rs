@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{StreamFrame, StreamFrameError, write_stream_frame};
+use crate::peer::ratelimit::RateLimiter;
 
 /// Frames buffered between producer and forwarder (each at most 1 MiB).
 pub const FRAME_QUEUE: usize = 8;
@@ -79,11 +80,15 @@ pub async fn forward_frames<W, T>(
     mut source: FrameSource,
     writer: &mut W,
     producer: JoinHandle<T>,
+    upload_limit: Option<&RateLimiter>,
 ) -> Result<T, StreamFrameError>
 where
     W: AsyncWrite + Unpin,
 {
     while let Some(frame) = source.frames.recv().await {
+        if let (Some(limiter), StreamFrame::Data(bytes)) = (upload_limit, &frame) {
+            limiter.acquire(bytes.len()).await;
+        }
         if let Err(err) = write_stream_frame(writer, &frame).await {
             source.cancel();
             let _ = producer.await;
@@ -174,7 +179,7 @@ mod tests {
         };
         let result = tokio::time::timeout(
             std::time::Duration::from_secs(20),
-            forward_frames(source, &mut writer, producer),
+            forward_frames(source, &mut writer, producer, None),
         )
         .await
         .expect("the forwarder must not hang on a blocked producer");
@@ -192,7 +197,7 @@ mod tests {
             42
         });
         let mut out = Vec::new();
-        assert_eq!(forward_frames(source, &mut out, producer).await.unwrap(), 42);
+        assert_eq!(forward_frames(source, &mut out, producer, None).await.unwrap(), 42);
         let mut reader = out.as_slice();
         for i in 0..20u8 {
             let frame = super::super::wire::read_stream_frame(&mut reader).await.unwrap();

@@ -89,7 +89,7 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
         }
         _ => {
             let spinner = SPINNER[app.spinner() % SPINNER.len()];
-            let text = format!("{spinner} {}...", row.activity);
+            let text = format!("{spinner} {}", row.activity);
             frame.render_widget(
                 Paragraph::new(Line::styled(text, Style::new().fg(Color::Magenta))),
                 gauge_area,
