@@ -184,7 +184,7 @@ pub const KEY_TABLE: &[KeyBinding] = &[
         Action::RemoveDownloaded,
         "delete downloaded files",
     ),
-    bind(Normal, &[Key::char('c')], Action::Cancel, "cancel download or install"),
+    bind(Normal, &[Key::char('c')], Action::Cancel, "cancel download/install"),
     bind(Normal, &[Key::char('o')], Action::CycleSort, "sort: name, state, size"),
     bind(Normal, &[Key::char('/')], Action::StartFilter, "filter games by name"),
     bind(Normal, &[Key::char('?')], Action::ToggleHelp, "show this help"),
