@@ -261,6 +261,8 @@ pub struct App {
     active: BTreeMap<String, OperationKind>,
     downloads: BTreeMap<String, DownloadInfo>,
     installs: BTreeMap<String, InstallProgress>,
+    /// Games whose operation just ended: their next on-disk change is that operation's own.
+    just_ended: std::collections::BTreeSet<String>,
     fetching: BTreeMap<String, Fetch>,
     log: VecDeque<LogLine>,
     log_total: u64,
@@ -295,6 +297,7 @@ impl App {
             active: BTreeMap::new(),
             downloads: BTreeMap::new(),
             installs: BTreeMap::new(),
+            just_ended: std::collections::BTreeSet::new(),
             fetching: BTreeMap::new(),
             log: VecDeque::new(),
             log_total: 0,
@@ -667,9 +670,21 @@ impl App {
         match event {
             PeerEvent::LibraryUpdated(snapshot) => self.set_snapshot(snapshot),
             PeerEvent::LocalLibraryChanged { ids } => {
-                let names: Vec<&str> = ids.iter().map(|id| self.name_of(id)).collect();
-                let text = format!("changed on disk: {}", names.join(", "));
-                self.push_log(Level::Info, text);
+                // The rescan after our own operation says what its Finished line said already.
+                let names: Vec<&str> = ids
+                    .iter()
+                    .filter(|id| !self.just_ended.contains(*id))
+                    .map(|id| self.name_of(id))
+                    .collect();
+                if names.is_empty() {
+                    self.dirty = false;
+                } else {
+                    let text = format!("changed on disk: {}", names.join(", "));
+                    self.push_log(Level::Info, text);
+                }
+                for id in &ids {
+                    self.just_ended.remove(id);
+                }
             }
             PeerEvent::PeerJoined { addr, peer_id, name } => {
                 if !self.peers.iter().any(|row| row.summary.addr == addr) {
@@ -986,10 +1001,15 @@ impl App {
     }
 
     fn set_active(&mut self, operations: Vec<ActiveOperation>) {
-        self.active = operations
-            .into_iter()
-            .map(|operation| (operation.id, operation.kind))
-            .collect();
+        let previous = std::mem::replace(
+            &mut self.active,
+            operations
+                .into_iter()
+                .map(|operation| (operation.id, operation.kind))
+                .collect(),
+        );
+        self.just_ended
+            .extend(previous.into_keys().filter(|id| !self.active.contains_key(id)));
         let active = &self.active;
         self.downloads.retain(|id, _| active.contains_key(id));
         self.installs.retain(|id, _| active.contains_key(id));
@@ -1881,6 +1901,22 @@ mod tests {
                 "install of Xonotic failed: no peer could stream it",
             ]
         );
+    }
+
+    #[test]
+    fn on_disk_changes_are_logged_unless_they_are_our_own_operations() {
+        let mut app = app_with_library();
+        app.update(active("quake", OperationKind::Install));
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into()],
+        });
+        assert!(app.log_lines().is_empty(), "{:?}", app.log_lines());
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into(), "openarena".into()],
+        });
+        let lines: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(lines, ["changed on disk: Quake, OpenArena"]);
     }
 
     #[test]

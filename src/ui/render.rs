@@ -60,11 +60,18 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
         .map_or_else(|| "? free".to_owned(), |free| format!("{} free", format_size(free)));
     let peers = app.peer_count();
     let bar = Style::new().add_modifier(Modifier::REVERSED);
+    let rest = format!(
+        "  {free} │ {peers} peer{} │ listening on {} │ ? help",
+        if peers == 1 { "" } else { "s" },
+        app.listen_addr()
+    );
+    let room = usize::from(area.width).saturating_sub(rest.chars().count() + 1);
     let line = Line::from(vec![
-        Span::raw(format!(" {}  {free}", app.game_dir().display())),
-        Span::raw(format!(" │ {peers} peer{}", if peers == 1 { "" } else { "s" })),
-        Span::raw(format!(" │ listening on {}", app.listen_addr())),
-        Span::raw(" │ ? help"),
+        Span::raw(format!(
+            " {}",
+            elide_left(&app.game_dir().display().to_string(), room.max(12))
+        )),
+        Span::raw(rest),
     ]);
     frame.render_widget(Paragraph::new(line).style(bar), facts);
 
@@ -93,6 +100,16 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
         Line::styled(hint, Style::new().fg(Color::DarkGray))
     };
     frame.render_widget(Paragraph::new(line), message);
+}
+
+/// `…/you/games`: the end of a path is the part that tells paths apart.
+fn elide_left(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(count - width.saturating_sub(1)).collect();
+    format!("…{tail}")
 }
 
 fn render_dialog(frame: &mut Frame, area: Rect, title: &str, message: &str) {
@@ -391,6 +408,24 @@ mod tests {
             assert!(contains(&screen, "Quake · install"), "{}", screen.join("\n"));
             assert!(contains(&screen, "unpacked 12 files, 1.0 GiB"), "{width}x{height}");
         }
+    }
+
+    #[test]
+    fn a_long_game_dir_is_shortened_from_the_left_to_keep_the_status_bar_whole() {
+        let mut app = crate::ui::app::App::new(
+            std::path::PathBuf::from("/tmp/lanspread-demo-vUcBaI/a/long/way/down/you/games"),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+        );
+        app.set_free_space(Some(52 * GIB));
+        let screen = draw(&app, 80, 24);
+        let bar = &screen[22];
+        assert!(bar.starts_with(" …"), "{bar}");
+        assert!(
+            bar.contains("/you/games  52.0 GiB free │ 0 peers │ listening on 127.0.0.1:40000 │ ? help"),
+            "{bar}"
+        );
+        let wide = draw(&app, 120, 40);
+        assert!(wide[38].contains(" /tmp/lanspread-demo-vUcBaI/a/long/way/down/you/games  52.0 GiB free"));
     }
 
     #[test]
