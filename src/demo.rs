@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,14 +81,6 @@ impl Demo {
         config.auto_install = true;
         config.ping_interval = Duration::from_millis(500);
         config
-    }
-
-    pub fn seed_addrs(&self) -> Vec<SocketAddr> {
-        self.seeds.iter().map(PeerRuntimeHandle::local_addr).collect()
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Stops the seeds and removes every file the demo made.

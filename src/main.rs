@@ -8,9 +8,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lanspread::catalog::Catalog;
 use lanspread::config::{Config, DEFAULT_PORT, PeerArgs};
+use lanspread::demo::Demo;
 use lanspread::install::unpack::ArchiveUnpacker;
 use lanspread::peer::{LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use lanspread::ui::format::{format_rate, format_size, progress_line};
+use lanspread::ui::{TuiContext, run_tui};
 use lanspread::{install, logging, ui};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,12 +22,16 @@ use tokio::signal::unix::{SignalKind, signal};
 struct Cli {
     #[command(flatten)]
     peer: PeerArgs,
+    /// Without a command: the terminal UI (library, peers, transfers, log; `?` for keys)
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// A LAN party on this machine: three seed peers on loopback share generated games,
+    /// and the terminal UI opens on your own empty peer. Everything is removed on exit.
+    Demo,
     /// Run a peer without a user interface (e.g. on a seed box), until Ctrl-C or SIGTERM.
     /// Logs go to stderr and to a daily file in the log dir.
     Serve,
@@ -84,7 +90,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+        return tui(config).await;
+    };
+    match command {
+        Command::Demo => {
+            let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            demo(&config.log_dir).await
+        }
         Command::Serve => {
             let config = Config::resolve(&cli.peer, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))?;
             serve(config).await?;
@@ -131,6 +145,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             get(config, id, Duration::from_secs_f64(wait), stream).await
         }
     }
+}
+
+/// The terminal UI on a peer. Logs go to the log file only: the TUI owns the terminal.
+async fn tui(config: Config) -> anyhow::Result<ExitCode> {
+    let _log_guard = logging::init(&config.log_dir, false)
+        .with_context(|| format!("cannot set up logging in {}", config.log_dir.display()))?;
+    let catalog = load_catalog(&config)?;
+    let (game_dir, log_dir) = (config.game_dir.clone(), config.log_dir.clone());
+    let mut runtime = start_peer(config, catalog)?;
+    let context = TuiContext::new(game_dir, runtime.local_addr()).with_log_dir(log_dir);
+    let result = run_tui(&mut runtime, context).await;
+    runtime.shutdown().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(log_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let _log_guard =
+        logging::init(log_dir, false).with_context(|| format!("cannot set up logging in {}", log_dir.display()))?;
+    eprintln!("lanspread demo: generating games for three seed peers...");
+    let demo = Demo::start().await?;
+    let config = demo.user_config();
+    let (game_dir, listen) = (config.game_dir.clone(), config.listen);
+    let result = async {
+        let mut runtime = start_peer(config, Catalog::bundled())?;
+        let context = TuiContext::new(game_dir, runtime.local_addr()).with_log_dir(log_dir.to_owned());
+        let result = run_tui(&mut runtime, context).await;
+        runtime.shutdown().await;
+        anyhow::Ok(result?)
+    }
+    .await;
+    tracing::info!(%listen, "demo finished; removing its files");
+    demo.stop().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
