@@ -387,15 +387,7 @@ async fn get_with(
     let show_progress = std::io::stderr().is_terminal();
     let mut cancelled = false;
     loop {
-        let event = tokio::select! {
-            _ = tokio::signal::ctrl_c(), if !cancelled => {
-                cancelled = true;
-                eprintln!("\ncancelling...");
-                runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
-                continue;
-            }
-            event = runtime.next_event() => event,
-        };
+        let event = next_event_or_cancel(runtime, id, &mut cancelled).await?;
         match event {
             Some(PeerEvent::DownloadGameFilesBegin {
                 version,
@@ -544,15 +536,7 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
     let (mut files, mut bytes) = (0, 0);
     let mut cancelled = false;
     loop {
-        let event = tokio::select! {
-            _ = tokio::signal::ctrl_c(), if !cancelled => {
-                cancelled = true;
-                eprintln!("\ncancelling...");
-                runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
-                continue;
-            }
-            event = runtime.next_event() => event,
-        };
+        let event = next_event_or_cancel(runtime, id, &mut cancelled).await?;
         match event {
             Some(PeerEvent::InstallGameBegin { .. }) => eprintln!("stream-installing {id} {version}"),
             Some(PeerEvent::StreamInstallAttemptFailed { peer, reason, .. }) => {
@@ -592,6 +576,25 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
             }
             Some(_) => {}
             None => anyhow::bail!("the peer runtime stopped"),
+        }
+    }
+}
+
+/// The next runtime event. The first Ctrl-C cancels the operation on `id`;
+/// its end then still arrives as an event.
+async fn next_event_or_cancel(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    cancelled: &mut bool,
+) -> anyhow::Result<Option<PeerEvent>> {
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !*cancelled => {
+                *cancelled = true;
+                eprintln!("\ncancelling...");
+                runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+            }
+            event = runtime.next_event() => return Ok(event),
         }
     }
 }

@@ -148,6 +148,37 @@ pub struct Completed {
     pub warnings: Vec<String>,
 }
 
+/// The cleanup after an operation has already succeeded: failures become warnings for recovery.
+struct Cleanup<'a> {
+    id: &'a str,
+    after: &'static str,
+    completed: Completed,
+}
+
+impl<'a> Cleanup<'a> {
+    fn new(id: &'a str, after: &'static str, updated: bool) -> Self {
+        Cleanup {
+            id,
+            after,
+            completed: Completed {
+                updated,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    fn step(&mut self, what: &str, result: io::Result<()>) {
+        if let Err(err) = result {
+            tracing::warn!(
+                game = self.id,
+                "{what} failed after {}; recovery will finish it: {err}",
+                self.after
+            );
+            self.completed.warnings.push(format!("{what}: {err}"));
+        }
+    }
+}
+
 pub struct Transaction<'a> {
     pub game_dir: &'a Path,
     pub state_dir: &'a Path,
@@ -261,19 +292,8 @@ impl Transaction<'_> {
         self.failpoints.crash_point(Step::Promoted)?;
 
         // The new install is in place: from here on, failures are only warnings.
-        let mut completed = Completed {
-            updated: update,
-            ..Completed::default()
-        };
-        let mut warn = |what: &str, result: io::Result<()>| {
-            if let Err(err) = result {
-                tracing::warn!(
-                    game = self.id,
-                    "{what} failed after a successful install; recovery will finish it: {err}"
-                );
-                completed.warnings.push(format!("{what}: {err}"));
-            }
-        };
+        let mut cleanup = Cleanup::new(self.id, "a successful install", update);
+        let mut warn = |what: &str, result: io::Result<()>| cleanup.step(what, result);
         intent.phase = Phase::Cleanup;
         warn(
             "recording cleanup",
@@ -306,7 +326,7 @@ impl Transaction<'_> {
                 .io(Step::IntentRemoved, || InstallIntent::remove(self.state_dir, self.id)),
         );
         self.failpoints.crash_point(Step::IntentRemoved)?;
-        Ok(completed)
+        Ok(cleanup.completed)
     }
 
     /// Undoes an install that failed before promotion: the old `local/` back, staging gone, journal gone,
@@ -375,16 +395,8 @@ impl Transaction<'_> {
         self.failpoints.crash_point(Step::LocalRenamedForRemoval)?;
 
         // `local/` is gone: the game is uninstalled; what follows is cleanup.
-        let mut completed = Completed::default();
-        let mut warn = |what: &str, result: io::Result<()>| {
-            if let Err(err) = result {
-                tracing::warn!(
-                    game = self.id,
-                    "{what} failed after uninstalling; recovery will finish it: {err}"
-                );
-                completed.warnings.push(format!("{what}: {err}"));
-            }
-        };
+        let mut cleanup = Cleanup::new(self.id, "uninstalling", false);
+        let mut warn = |what: &str, result: io::Result<()>| cleanup.step(what, result);
         intent.phase = Phase::Cleanup;
         warn(
             "recording cleanup",
@@ -410,7 +422,7 @@ impl Transaction<'_> {
                 .io(Step::IntentRemoved, || InstallIntent::remove(self.state_dir, self.id)),
         );
         self.failpoints.crash_point(Step::IntentRemoved)?;
-        Ok(completed)
+        Ok(cleanup.completed)
     }
 
     /// Deletes a downloaded, uninstalled game root. Only catalog ids that are
