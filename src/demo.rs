@@ -132,7 +132,7 @@ fn demo_files(id: &str, version: &str, size: usize) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Deterministic incompressible bytes (xorshift), fast to make.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

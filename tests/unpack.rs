@@ -733,7 +733,10 @@ fn progress_game(setup: &Setup) -> (u64, u64) {
     }
     tree.insert("small".into(), None);
     for index in 0..3 {
-        tree.insert(format!("big{index}.bin"), Some(pseudo_random(index, 3 << 20)));
+        tree.insert(
+            format!("big{index}.bin"),
+            Some(support::pseudo_random_bytes(index, 3 << 20)),
+        );
     }
     write_tar(
         &setup.root.join("game.tar.zst"),

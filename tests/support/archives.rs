@@ -12,25 +12,13 @@ use zip::write::SimpleFileOptions;
 /// Path -> `Some(bytes)` for a file, `None` for a directory.
 pub type Tree = BTreeMap<String, Option<Vec<u8>>>;
 
-pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// What the generated archives hold: nested dirs, an empty dir, a zero-byte file, a file
 /// larger than one write buffer, a script marked executable (`bin/start.sh`).
 pub fn sample_tree() -> Tree {
     let mut tree = Tree::new();
     tree.insert("readme.txt".into(), Some(b"hello from lanspread\n".to_vec()));
     tree.insert("data".into(), None);
-    tree.insert("data/level1.dat".into(), Some(pseudo_random(1, 1_300_000)));
+    tree.insert("data/level1.dat".into(), Some(super::pseudo_random_bytes(1, 1_300_000)));
     tree.insert("data/empty.bin".into(), Some(Vec::new()));
     tree.insert("data/sub".into(), None);
     tree.insert("data/sub/deep.txt".into(), Some(b"deep file\n".to_vec()));

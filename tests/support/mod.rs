@@ -15,19 +15,8 @@ use lanspread::peer::{LibrarySnapshot, PeerEvent, PeerRuntimeHandle, start_peer}
 /// Upper bound for any wait in a test; generous so a loaded CI machine does not flake.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+/// Deterministic pseudo-random bytes, so failures reproduce (the demo's generator).
+pub use lanspread::demo::noise as pseudo_random_bytes;
 
 /// Writes `<game_dir>/<id>/` with the given files and a `version.ini` holding `version`.
 pub fn write_game(game_dir: &Path, id: &str, version: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
