@@ -135,9 +135,13 @@ fn file_frames(path: &str, bytes: &[u8], archive_crc: Option<u32>) -> Vec<Stream
     ]
 }
 
-async fn details_of(addr: SocketAddr) -> GameDetails {
+/// The sender's file list, once its first scan has published the game.
+async fn details_of(sender: &mut TestPeer) -> GameDetails {
+    sender
+        .wait_for_snapshot("the sender's own scan", |s| s.game(GAME).is_some())
+        .await;
     let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap()).unwrap());
-    client.get_game(addr, GAME).await.unwrap()
+    client.get_game(sender.addr(), GAME).await.unwrap()
 }
 
 /// Starts a streamed install once the receiver sees `peers` peers with the game.
@@ -293,8 +297,8 @@ fn corrupting_script(details: GameDetails) -> Script {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_chunk_fails_the_attempt_and_falls_back() {
     let tree = sample_tree();
-    let server = sender(&tree, None);
-    let fake = fake_sender(corrupting_script(details_of(server.addr()).await)).await;
+    let mut server = sender(&tree, None);
+    let fake = fake_sender(corrupting_script(details_of(&mut server).await)).await;
     assert!(fake < server.addr());
     let mut client = receiver(&[fake, server.addr()], |_| {});
     start_stream(&mut client, 2).await;

@@ -91,6 +91,8 @@ struct PeerActor {
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
     operations: BTreeMap<String, RunningOperation>,
+    /// The server component, until the first library scan has been applied.
+    pending_server: Option<(quinn::Endpoint, Arc<ServerContext>)>,
     /// Games this peer is streaming out (the server holds their guards).
     outbound: OutboundTransfers,
     unpacker: Arc<dyn Unpacker>,
@@ -178,6 +180,7 @@ pub(super) fn start(
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
         operations: BTreeMap::new(),
+        pending_server: None,
         outbound,
         unpacker,
         tasks,
@@ -247,7 +250,7 @@ impl PeerActor {
                 .await;
             }
         }
-        self.tasks.spawn(run_server_component(endpoint.clone(), server_context));
+        self.pending_server = Some((endpoint.clone(), server_context));
         let (monitor_tx, mut monitor_changes) = mpsc::channel(INTERNAL_QUEUE);
         self.start_monitor(monitor_tx);
         self.run_next_scan();
@@ -710,6 +713,7 @@ impl PeerActor {
     async fn handle_scan(&mut self, result: ScanResult) {
         let operations = &self.operations;
         let applied = self.library.apply(result, |id| operations.contains_key(id));
+        let applied_stale = applied.stale;
         if let Some(error) = applied.error {
             self.emit(PeerEvent::RuntimeFailed {
                 component: "library",
@@ -731,6 +735,10 @@ impl PeerActor {
                 self.emit(PeerEvent::LocalLibraryChanged { ids }).await;
             }
             self.emit_snapshot().await;
+        }
+        // Served once the first scan is published (or failed), so no peer sees a not-yet-scanned library.
+        if !applied_stale && let Some((endpoint, context)) = self.pending_server.take() {
+            self.tasks.spawn(run_server_component(endpoint, context));
         }
         self.run_next_scan();
     }
