@@ -279,3 +279,58 @@ fn get_downloads_a_game_from_every_serve_process() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not in the catalog"));
 }
+
+#[test]
+fn get_survives_a_serve_process_killed_mid_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = support::pseudo_random_bytes(9, 40_000_000);
+    let files = [("oa.zip", payload.clone())];
+    let (root_a, root_b) = (dir.path().join("a"), dir.path().join("b"));
+    write_game(&root_a.join("games"), "openarena", "20240301", &files);
+    write_game(&root_b.join("games"), "openarena", "20240301", &files);
+    let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    // Slow enough (2 x 8 MB/s for 40 MB) that the kill lands mid-download.
+    let mut a = Serve::start_with(&root_a, addr_a, addr_b, &["--upload-limit", "8"]);
+    let _b = Serve::start_with(&root_b, addr_b, addr_a, &["--upload-limit", "8"]);
+
+    let client = dir.path().join("client");
+    let mut get = Command::new(BIN)
+        .args(["get", "openarena", "--no-mdns", "--no-install", "--wait", "15"])
+        .args(["--peer", &addr_a.to_string(), "--peer", &addr_b.to_string()])
+        .arg("--game-dir")
+        .arg(client.join("games"))
+        .arg("--state-dir")
+        .arg(client.join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The download has begun once its pre-created payload file exists.
+    let target = client.join("games/openarena/oa.zip");
+    let deadline = Instant::now() + WAIT;
+    while !target.exists() {
+        assert!(Instant::now() < deadline, "the download never began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    a.child.kill().unwrap(); // SIGKILL: no goodbye; its chunks stall and go to the other peer
+    a.child.wait().unwrap();
+
+    let output = get.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "get failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("downloaded openarena 20240301: 40000008 bytes"),
+        "{stdout}"
+    );
+    assert!(std::fs::read(&target).unwrap() == payload, "the game is byte-identical");
+    assert_eq!(
+        std::fs::read_to_string(client.join("games/openarena/version.ini")).unwrap(),
+        "20240301"
+    );
+}
