@@ -295,7 +295,7 @@ fn get_survives_a_serve_process_killed_mid_download() {
     let _b = Serve::start_with(&root_b, addr_b, addr_a, &["--upload-limit", "8"]);
 
     let client = dir.path().join("client");
-    let mut get = Command::new(BIN)
+    let get = Command::new(BIN)
         .args(["get", "openarena", "--no-mdns", "--no-install", "--wait", "15"])
         .args(["--peer", &addr_a.to_string(), "--peer", &addr_b.to_string()])
         .arg("--game-dir")
