@@ -360,8 +360,20 @@ impl PeerActor {
                     return;
                 }
                 tracing::info!("game dir is now {}", path.display());
+                // Scan the new dir only once it is watched: a change in between is then either
+                // seen by the scan or reported by the watcher, never lost.
                 if let Some(control) = &self.monitor_control {
-                    let _ = control.send(MonitorControl::SetGameDir(path.clone())).await;
+                    let (watching, watched) = tokio::sync::oneshot::channel();
+                    if control
+                        .send(MonitorControl::SetGameDir(path.clone(), watching))
+                        .await
+                        .is_ok()
+                        && tokio::time::timeout(Duration::from_secs(5), watched).await.is_err()
+                    {
+                        tracing::warn!(
+                            "the file watcher did not confirm the new game dir; the periodic scan covers it"
+                        );
+                    }
                 }
                 self.library.set_game_dir(&path);
                 self.config.game_dir = path;

@@ -21,8 +21,8 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 const RAW_EVENT_QUEUE: usize = 1024;
 
 pub enum MonitorControl {
-    /// Move every watch to a new game dir.
-    SetGameDir(PathBuf),
+    /// Move every watch to a new game dir; the sender is told once the new watches are in place.
+    SetGameDir(PathBuf, tokio::sync::oneshot::Sender<()>),
 }
 
 pub struct LocalGameMonitor {
@@ -145,12 +145,13 @@ pub async fn run_local_game_monitor(
                 None => return,
             },
             command = control.recv() => match command {
-                Some(MonitorControl::SetGameDir(game_dir)) => {
+                Some(MonitorControl::SetGameDir(game_dir, watching)) => {
                     dirty.clear();
                     first_dirty = None;
                     if let Err(err) = monitor.set_game_dir(game_dir) {
                         tracing::warn!("cannot watch the new game dir: {err}; relying on periodic scans");
                     }
+                    let _ = watching.send(());
                 }
                 None => return,
             },
