@@ -28,10 +28,10 @@ use queue::{ChunkId, Completion, WorkQueue};
 use storage::DownloadStorage;
 
 /// Bytes per chunk request, and below the chunk requests each peer keeps in flight.
-/// Chosen with `examples/transfer_bench.rs` (1 GiB; MB/s for one peer / two fast
-/// peers plus a tenth-speed one): 2 MiB x4: 196 / 190; 8 MiB x2: 249 / 196;
-/// 8 MiB x4: 333 / 194; 8 MiB x8: 224 / 188; 16 MiB x4: 333 / 179. Smaller
-/// chunks cost per-request overhead; bigger ones lengthen the slow-peer endgame.
+/// Chosen with `examples/transfer_bench.rs` (1 GiB, medians of quiet interleaved
+/// runs): 1 MiB chunks cost 40-60% more CPU per GB; depth 8 and 16 MiB chunks raise
+/// peak memory (up to 536 MiB) and endgame duplicates and hurt the slow-peer case;
+/// among 4/8 MiB x 2/4 the rates are within noise, and 8 MiB x 4 was best or tied at 2 GiB.
 pub const CHUNK_SIZE: u64 = 8 << 20;
 pub const IN_FLIGHT_PER_PEER: usize = 4;
 /// Received bytes are written to disk in batches of this size (small writes are slow).
@@ -399,7 +399,13 @@ async fn fetch_chunk(
             position += written;
         }
         if finished {
-            return Ok(());
+            // Flush now, while other chunks still transfer, so the commit is not one long sync at the end
+            // (measured: the final sync alone cost ~10% of a rate-capped download).
+            let file = chunk.file.clone();
+            return tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|err| format!("sync task failed: {err}"))?
+                .map_err(|err| format!("cannot sync {}: {err}", chunk.path));
         }
     }
 }
