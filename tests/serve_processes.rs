@@ -3,97 +3,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use support::process::{BIN, Lanspread, free_port};
 use support::{WAIT, write_game};
-
-const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
-
-/// A free UDP port on loopback (released again; the race with other tests is harmless in practice).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed on drop, with its stderr lines forwarded to a channel.
-struct Serve {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Serve {
-    fn start(root: &Path, listen: SocketAddr, peer: SocketAddr) -> Self {
-        Self::start_with(root, listen, peer, &[])
-    }
-
-    fn start_with(root: &Path, listen: SocketAddr, peer: SocketAddr, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(extra)
-            .args([
-                "--no-mdns",
-                "--listen",
-                &listen.to_string(),
-                "--peer",
-                &peer.to_string(),
-            ])
-            .arg("--game-dir")
-            .arg(root.join("games"))
-            .arg("--state-dir")
-            .arg(root.join("state"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lanspread serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Serve {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for a stderr line containing every one of `needles`.
-    fn wait_for_line(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if needles.iter().all(|needle| line.contains(needle)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no stderr line with {needles:?} within {WAIT:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn two_serve_processes_see_each_others_games() {
@@ -109,8 +25,8 @@ fn two_serve_processes_see_each_others_games() {
     let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
 
-    let mut a = Serve::start(&root_a, addr_a, addr_b);
-    let mut b = Serve::start(&root_b, addr_b, addr_a);
+    let mut a = Lanspread::serve(&root_a, addr_a, &[addr_b], &[]);
+    let mut b = Lanspread::serve(&root_b, addr_b, &[addr_a], &[]);
     a.wait_for_line(&["library: teeworlds", "remote", "latest 0.7.5 on 1 peer(s)"]);
     b.wait_for_line(&["library: openarena", "remote", "latest 20240301 on 1 peer(s)"]);
 
@@ -173,8 +89,8 @@ fn a_killed_serve_process_is_pruned_after_the_ping_timeout() {
     write_game(&root_b.join("games"), "teeworlds", "0.7.5", &[("tw.zip", vec![2; 500])]);
     let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut a = Serve::start_with(&root_a, addr_a, addr_b, &["--config", config]);
-    let mut b = Serve::start_with(&root_b, addr_b, addr_a, &["--config", config]);
+    let mut a = Lanspread::serve(&root_a, addr_a, &[addr_b], &["--config", config]);
+    let mut b = Lanspread::serve(&root_b, addr_b, &[addr_a], &["--config", config]);
     a.wait_for_line(&["library: teeworlds", "on 1 peer(s)"]);
 
     // SIGKILL: no goodbye, so a only notices through missed pings.
@@ -244,8 +160,8 @@ fn get_downloads_a_game_from_every_serve_process() {
     write_game(&root_b.join("games"), "openarena", "20240301", &files);
     let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let _a = Serve::start(&root_a, addr_a, addr_b);
-    let _b = Serve::start(&root_b, addr_b, addr_a);
+    let _a = Lanspread::serve(&root_a, addr_a, &[addr_b], &[]);
+    let _b = Lanspread::serve(&root_b, addr_b, &[addr_a], &[]);
 
     let client = dir.path().join("client");
     let output = get_command(&client, "openarena", &[addr_a, addr_b]);
@@ -291,8 +207,8 @@ fn get_survives_a_serve_process_killed_mid_download() {
     let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     // Slow enough (2 x 8 MB/s for 40 MB) that the kill lands mid-download.
-    let mut a = Serve::start_with(&root_a, addr_a, addr_b, &["--upload-limit", "8"]);
-    let _b = Serve::start_with(&root_b, addr_b, addr_a, &["--upload-limit", "8"]);
+    let mut a = Lanspread::serve(&root_a, addr_a, &[addr_b], &["--upload-limit", "8"]);
+    let _b = Lanspread::serve(&root_b, addr_b, &[addr_a], &["--upload-limit", "8"]);
 
     let client = dir.path().join("client");
     let get = Command::new(BIN)

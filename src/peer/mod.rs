@@ -39,7 +39,6 @@ pub use download::progress::{DownloadProgress, PeerProgress};
 
 /// What callers ask the runtime to do. Answers arrive as [`PeerEvent`]s.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum PeerCommand {
     /// Rescan the local library and emit a fresh [`PeerEvent::LibraryUpdated`].
     ListGames,
@@ -75,7 +74,6 @@ pub enum PeerCommand {
 
 /// Everything the runtime reports.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum PeerEvent {
     /// The merged local + remote library; sent after every change.
     LibraryUpdated(LibrarySnapshot),
@@ -199,7 +197,6 @@ pub struct ActiveOperation {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum OperationKind {
     Download,
     Install,

@@ -871,9 +871,6 @@ impl App {
             PeerEvent::RuntimeFailed { component, error } => {
                 self.report(Level::Error, format!("{component} failed: {error}"));
             }
-            // PeerEvent is #[non_exhaustive]: events this UI does not know yet change nothing.
-            #[allow(unreachable_patterns)]
-            _ => self.dirty = false,
         }
         Vec::new()
     }
@@ -1416,8 +1413,6 @@ fn busy_verb(kind: OperationKind) -> &'static str {
         OperationKind::StreamInstall => "stream-installing",
         OperationKind::Uninstall => "uninstalling",
         OperationKind::RemoveDownloaded => "removing",
-        #[allow(unreachable_patterns)]
-        _ => "busy",
     }
 }
 
