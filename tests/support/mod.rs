@@ -104,3 +104,15 @@ pub fn start_test_peer(static_peers: &[SocketAddr], prepare: impl FnOnce(&Path))
         snapshot: LibrarySnapshot::default(),
     }
 }
+
+/// Polls `done` (bounded by [`WAIT`]) until it holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
