@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod durable;
 pub mod install;
+pub mod layout;
 pub mod library;
 pub mod logging;
 pub mod peer;

@@ -21,6 +21,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use crate::install::{InstallFailure, InstalledRecord};
+use crate::layout::GameLayout;
 pub use crate::proto::GameFileDescription;
 use crate::proto::{GameSummary, LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
 
@@ -145,13 +147,20 @@ impl fmt::Display for Version {
 }
 
 /// One catalog game found under the game dir.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Game {
     pub id: String,
     pub name: String,
     /// `Some` iff the game is downloaded (a regular root-level `version.ini`).
     pub version: Option<Version>,
     pub installed: bool,
+    /// What `local/` holds, from its record; `None` when not installed or installed
+    /// before records existed.
+    pub installed_version: Option<Version>,
+    /// Installed by a streamed install: `local/` only, no archives here.
+    pub streamed: bool,
+    /// Why the last install of the downloaded version failed, if it did.
+    pub install_failure: Option<String>,
     /// Sum of the served files' sizes.
     pub size: u64,
     /// Served files, sorted by path; empty unless downloaded.
@@ -269,12 +278,25 @@ pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut Libra
     if version.is_none() && !installed {
         return None;
     }
+    let layout = GameLayout::new(game_dir, id);
+    let record = installed.then(|| InstalledRecord::read(&layout)).flatten();
+    // A failure of an older download's install no longer says anything.
+    let install_failure = InstallFailure::read(&layout)
+        .filter(|failure| {
+            version
+                .as_ref()
+                .is_some_and(|version| version.as_str() == failure.version)
+        })
+        .map(|failure| failure.reason);
     Some(Game {
         id: id.to_owned(),
         name: catalog.display_name(id).to_owned(),
         size: files.iter().map(|file| file.size).sum(),
         version,
         installed,
+        installed_version: record.as_ref().map(|record| Version::new(record.version.clone())),
+        streamed: record.is_some_and(|record| record.streamed),
+        install_failure,
         files,
     })
 }

@@ -6,12 +6,16 @@
 //! follow their response header raw, so they are never JSON-encoded.
 //!
 //! Every relative path that crosses the wire goes through
-//! [`validate_relative_path`], on both sides, before it touches a filesystem.
-
-use std::path::{Path, PathBuf};
+//! [`validate_relative_path`] (from `layout`), on both sides, before it touches a filesystem.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+// The game-folder layout and the path validator live in `layout`; the wire uses them.
+pub use crate::layout::{
+    LOCAL_DIR, MAX_PATH_LEN, PathError, VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, is_reserved_name,
+    resolve_in_root, validate_game_id, validate_relative_path,
+};
 
 /// Bumped whenever a request or response changes shape incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -21,18 +25,6 @@ pub const ALPN: &[u8] = b"lanspread/1";
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// The largest range one `GetGameFileChunk` may ask for.
 pub const MAX_CHUNK_LEN: u64 = 64 << 20;
-/// Longest relative path accepted from the network.
-pub const MAX_PATH_LEN: usize = 4096;
-
-/// The root-level sentinel whose presence means "downloaded".
-pub const VERSION_FILE: &str = "version.ini";
-/// Where a new `version.ini` is written before its atomic rename.
-pub const VERSION_TMP_FILE: &str = ".version.ini.tmp";
-/// Where an old `version.ini` is parked while a download runs.
-pub const VERSION_DISCARDED_FILE: &str = ".version.ini.discarded";
-/// The installed game; never announced or served.
-pub const LOCAL_DIR: &str = "local";
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
@@ -196,136 +188,9 @@ where
     Ok(serde_json::from_slice(&body)?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    #[error("path is empty")]
-    Empty,
-    #[error("path is longer than {MAX_PATH_LEN} bytes")]
-    TooLong,
-    #[error("path {0:?} is absolute")]
-    Absolute(String),
-    #[error("path {0:?} must use '/' separators and no NUL bytes")]
-    BadCharacter(String),
-    #[error("path {0:?} has an empty, '.' or '..' component")]
-    BadComponent(String),
-    #[error("path {0:?} names a reserved entry")]
-    Reserved(String),
-    #[error("game id {0:?} must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")]
-    BadGameId(String),
-}
-
-/// Names inside a game root that belong to lanspread, never to the game's payload.
-pub fn is_reserved_name(name: &str) -> bool {
-    name.starts_with(".local.")
-        || name.starts_with(".lanspread")
-        || name == VERSION_TMP_FILE
-        || name == VERSION_DISCARDED_FILE
-}
-
-/// The one validator for relative paths from the network (server and client side):
-/// non-empty, `/`-separated, not absolute, no empty/`.`/`..` components, and
-/// nothing reserved (`local/` at the root, `.local.*`, `.lanspread*`, temp sentinels).
-pub fn validate_relative_path(path: &str) -> Result<(), PathError> {
-    if path.is_empty() {
-        return Err(PathError::Empty);
-    }
-    if path.len() > MAX_PATH_LEN {
-        return Err(PathError::TooLong);
-    }
-    if path.starts_with('/') || path.starts_with('\\') || has_drive_prefix(path) {
-        return Err(PathError::Absolute(path.to_owned()));
-    }
-    if path.contains('\\') || path.contains('\0') {
-        return Err(PathError::BadCharacter(path.to_owned()));
-    }
-    for (index, component) in path.split('/').enumerate() {
-        if component.is_empty() || component == "." || component == ".." {
-            return Err(PathError::BadComponent(path.to_owned()));
-        }
-        if is_reserved_name(component) || (index == 0 && component == LOCAL_DIR) {
-            return Err(PathError::Reserved(path.to_owned()));
-        }
-    }
-    Ok(())
-}
-
-fn has_drive_prefix(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
-}
-
-/// Game ids name directories directly under the game dir, so they are kept to a safe alphabet.
-pub fn validate_game_id(id: &str) -> Result<(), PathError> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-        && id.as_bytes()[0].is_ascii_alphanumeric();
-    if valid {
-        Ok(())
-    } else {
-        Err(PathError::BadGameId(id.to_owned()))
-    }
-}
-
-/// Validates `relative` and joins it onto `root` component by component.
-pub fn resolve_in_root(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
-    validate_relative_path(relative)?;
-    let mut path = root.to_path_buf();
-    path.extend(relative.split('/'));
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accepts_ordinary_relative_paths() {
-        for path in [
-            "game.rar",
-            "data/maps/dm1.pk3",
-            "a b/c-d_e.f",
-            "localdata/x",
-            "sub/local",
-        ] {
-            assert_eq!(validate_relative_path(path), Ok(()), "{path}");
-        }
-    }
-
-    #[test]
-    fn rejects_traversal_absolute_and_reserved_paths() {
-        let cases = [
-            ("", PathError::Empty),
-            ("../../etc/passwd", PathError::BadComponent("../../etc/passwd".into())),
-            ("a/../b", PathError::BadComponent("a/../b".into())),
-            ("a//b", PathError::BadComponent("a//b".into())),
-            ("./a", PathError::BadComponent("./a".into())),
-            ("a/", PathError::BadComponent("a/".into())),
-            ("/etc/passwd", PathError::Absolute("/etc/passwd".into())),
-            ("C:/windows", PathError::Absolute("C:/windows".into())),
-            ("a\\..\\b", PathError::BadCharacter("a\\..\\b".into())),
-            ("a\0b", PathError::BadCharacter("a\0b".into())),
-            ("local/game.exe", PathError::Reserved("local/game.exe".into())),
-            (".local.installing/x", PathError::Reserved(".local.installing/x".into())),
-            ("x/.lanspread_owned", PathError::Reserved("x/.lanspread_owned".into())),
-            (".version.ini.tmp", PathError::Reserved(".version.ini.tmp".into())),
-        ];
-        for (path, expected) in cases {
-            assert_eq!(validate_relative_path(path), Err(expected), "{path:?}");
-        }
-        assert_eq!(validate_relative_path(&"a/".repeat(3000)), Err(PathError::TooLong));
-    }
-
-    #[test]
-    fn game_ids_are_safe_directory_names() {
-        assert!(validate_game_id("openarena").is_ok());
-        assert!(validate_game_id("cs1.6_x-y").is_ok());
-        for bad in ["", "..", ".hidden", "A", "a/b", "a b", &"x".repeat(65)] {
-            assert!(validate_game_id(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[tokio::test]
     async fn frames_round_trip_and_oversized_frames_are_rejected() {

@@ -148,12 +148,19 @@ fn get_stream_installs_without_storing_archives() {
     assert!(stdout.contains(" files, ") && stdout.contains("MB/s"), "{stdout}");
     let root = client.join("games/openarena");
     assert_eq!(read_tree(&root.join("local")), sample_tree());
-    let names: Vec<_> = std::fs::read_dir(&root)
+    let mut names: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(names, ["local"], "no archive was stored");
+    names.sort();
+    assert_eq!(
+        names,
+        [".lanspread_installed", "local"],
+        "no archive was stored; the record says what is installed"
+    );
+    let record = std::fs::read_to_string(root.join(".lanspread_installed")).unwrap();
+    assert_eq!(record, r#"{"version":"20240301","streamed":true}"#);
 }
 
 #[test]

@@ -135,7 +135,7 @@ fn install_crash_at_every_step_recovers_to_nothing_or_the_new_install() {
                 crash_after: Some(step),
                 fail_at: None,
             })
-            .install(fill_new);
+            .install(None, fill_new);
         assert!(
             matches!(result, Err(InstallError::InjectedCrash(s)) if s == step),
             "{step:?}: {result:?}"
@@ -170,7 +170,7 @@ fn update_crash_at_every_step_recovers_to_the_old_or_the_new_install() {
                 crash_after: Some(step),
                 fail_at: None,
             })
-            .install(fill_new);
+            .install(None, fill_new);
         assert!(
             matches!(result, Err(InstallError::InjectedCrash(s)) if s == step),
             "{step:?}: {result:?}"
@@ -257,7 +257,7 @@ fn failures_at_every_step_roll_back_or_complete_without_recovery() {
                 crash_after: None,
                 fail_at: Some(step),
             })
-            .install(fill_new);
+            .install(None, fill_new);
         let context = format!("update failing at {step:?}");
         let promoted =
             Step::UPDATE.iter().position(|s| *s == step) > Step::UPDATE.iter().position(|s| *s == Step::Promoted);
@@ -292,7 +292,7 @@ fn failures_at_every_step_roll_back_or_complete_without_recovery() {
 #[test]
 fn a_failing_unpack_keeps_the_old_install_and_leaves_nothing() {
     let setup = Setup::new(true);
-    let result = setup.transaction(Failpoints::default()).install(|staging| {
+    let result = setup.transaction(Failpoints::default()).install(None, |staging| {
         fs::write(staging.join("half.pak"), b"partial").unwrap();
         Err(InstallError::Staging("archive game.zip is truncated".into()))
     });
@@ -311,13 +311,13 @@ fn a_failed_install_removes_a_root_it_created_but_keeps_a_pre_existing_one() {
         id: "xonotic",
         failpoints: Failpoints::default(),
     };
-    assert!(fresh.install(fail).is_err());
+    assert!(fresh.install(None, fail).is_err());
     assert!(
         !setup.games.path().join("xonotic").exists(),
         "the root this install created is gone"
     );
 
-    assert!(setup.transaction(Failpoints::default()).install(fail).is_err());
+    assert!(setup.transaction(Failpoints::default()).install(None, fail).is_err());
     assert!(
         setup.root().join("version.ini").exists(),
         "a pre-existing root and its download stay"
@@ -328,7 +328,10 @@ fn a_failed_install_removes_a_root_it_created_but_keeps_a_pre_existing_one() {
 #[test]
 fn install_update_and_uninstall_round_trip() {
     let setup = Setup::new(false);
-    setup.transaction(Failpoints::default()).install(fill_new).unwrap();
+    setup
+        .transaction(Failpoints::default())
+        .install(None, fill_new)
+        .unwrap();
     assert_eq!(setup.local().unwrap(), new_tree());
     setup.assert_settled("install");
     let launch = lanspread::install::launch::load(setup.state.path(), GAME)
@@ -338,7 +341,7 @@ fn install_update_and_uninstall_round_trip() {
 
     setup
         .transaction(Failpoints::default())
-        .install(|staging| {
+        .install(None, |staging| {
             write_tree(staging, &old_tree());
             Ok(())
         })

@@ -422,6 +422,7 @@ async fn failure_after_promotion_still_reports_success_and_recovery_cleans_up() 
                     fail_at: Some(lanspread::install::Step::IntentRemoved),
                 },
             },
+            version: "1",
         }
         .run(&mut rx, &mut |_| {}, &|| false)
     })

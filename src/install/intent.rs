@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::record::InstalledRecord;
 use crate::durable::{remove_file_if_exists, replace_file, sync_parent};
 
 pub const INTENT_FILE: &str = "install_intent.json";
@@ -45,6 +46,10 @@ pub struct InstallIntent {
     pub phase: Phase,
     /// Reserved directories (relative to the game root) this operation created and owns.
     pub created: Vec<String>,
+    /// For an install: the record to write once `local/` holds it (recovery writes it
+    /// if a crash came first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<InstalledRecord>,
 }
 
 /// Where the journal of `id` lives.
@@ -59,6 +64,7 @@ impl InstallIntent {
             operation,
             phase: Phase::Staging,
             created: Vec::new(),
+            installed: None,
         }
     }
 

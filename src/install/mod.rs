@@ -1,37 +1,26 @@
 //! Install, update, uninstall, remove-downloaded and startup recovery.
 //!
-//! Layout of a game root:
-//! - `<id>/local/` — the installed game.
-//! - `<id>/.local.installing/`, `<id>/.local.backup/`, `<id>/.local.removing/` —
-//!   staging, the previous install during an update, and an install being
-//!   deleted; lanspread's only when they hold [`OWNED_MARKER`] or the journal
-//!   (`<state_dir>/games/<id>/install_intent.json`) names them.
-//!
-//! The library scan and the protocol's path validator keep all of these out
-//! of file lists. Nothing here knows about the network or the UI.
+//! The game root's layout is in `crate::layout`; the journal lives at
+//! `<state_dir>/games/<id>/install_intent.json`. Nothing here knows about the
+//! network or the UI.
 
 pub mod intent;
 pub mod launch;
 pub mod lock;
+pub mod record;
 pub mod recovery;
 pub mod transaction;
 
 use std::path::PathBuf;
 
 pub use lock::{GameDirLock, LockError, OwnerLocks, StateDirLock};
+pub use record::{InstallFailure, InstalledRecord};
 pub use recovery::{RecoveryReport, recover};
-pub use transaction::{Completed, Failpoints, Step, Transaction};
+pub use transaction::{Completed, Failpoints, GameLayout, Step, Transaction};
 
 pub mod unpack;
 
-/// Staging directory an install unpacks into before it is renamed to `local/`.
-pub const INSTALLING_DIR: &str = ".local.installing";
-/// Where an update parks the old `local/` until the new one is promoted.
-pub const BACKUP_DIR: &str = ".local.backup";
-/// Where an uninstall moves `local/` before deleting it.
-pub const REMOVING_DIR: &str = ".local.removing";
-/// Marker file proving a reserved directory was created by lanspread.
-pub const OWNED_MARKER: &str = ".lanspread_owned";
+pub use crate::layout::{BACKUP_DIR, INSTALLING_DIR, OWNED_MARKER, REMOVING_DIR};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -65,34 +54,48 @@ pub enum InstallError {
 
 impl Transaction<'_> {
     /// Installs (or updates) a downloaded game by unpacking its archives into staging.
+    /// The outcome is recorded for the library: the installed version inside `local/`,
+    /// or, when it fails, an install-failed record in the game root.
     pub fn install_downloaded(
         &self,
         unpacker: &dyn unpack::Unpacker,
         progress: &mut dyn FnMut(unpack::UnpackProgress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Completed, InstallError> {
-        let root = self.game_dir.join(self.id);
-        let sentinel = root.join(crate::proto::VERSION_FILE);
-        if !std::fs::symlink_metadata(sentinel).is_ok_and(|meta| meta.is_file()) {
-            return Err(InstallError::NotDownloaded(self.id.to_owned()));
+        let layout = GameLayout::new(self.game_dir, self.id);
+        let version = downloaded_version(&layout).ok_or_else(|| InstallError::NotDownloaded(self.id.to_owned()))?;
+        let installed = InstalledRecord {
+            version: version.clone(),
+            streamed: false,
+        };
+        let result = self.install(Some(installed), |staging| {
+            match unpacker.unpack(&layout.root, staging, progress, cancelled) {
+                Ok(_) => Ok(()),
+                Err(unpack::UnpackError::Cancelled) => Err(InstallError::Cancelled),
+                Err(err) => Err(InstallError::Staging(err.to_string())),
+            }
+        });
+        if let Err(err) = &result
+            && !matches!(err, InstallError::Cancelled | InstallError::InjectedCrash(_))
+        {
+            let failure = InstallFailure {
+                version,
+                reason: err.to_string(),
+            };
+            if let Err(err) = failure.save(&layout) {
+                tracing::warn!(game = self.id, "cannot record the failed install: {err}");
+            }
         }
-        self.install(|staging| match unpacker.unpack(&root, staging, progress, cancelled) {
-            Ok(_) => Ok(()),
-            Err(unpack::UnpackError::Cancelled) => Err(InstallError::Cancelled),
-            Err(err) => Err(InstallError::Staging(err.to_string())),
-        })
+        result
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::is_reserved_name;
-
-    #[test]
-    fn install_directories_are_reserved_from_the_wire() {
-        for name in [INSTALLING_DIR, BACKUP_DIR, REMOVING_DIR, OWNED_MARKER] {
-            assert!(is_reserved_name(name), "{name}");
-        }
+/// The version in a regular `version.ini`, if the game is downloaded.
+pub fn downloaded_version(layout: &GameLayout) -> Option<String> {
+    if !std::fs::symlink_metadata(layout.sentinel()).is_ok_and(|meta| meta.is_file()) {
+        return None;
     }
+    let content = std::fs::read(layout.sentinel()).ok()?;
+    let version = crate::library::Version::parse_ini(&String::from_utf8_lossy(&content));
+    Some(version.map_or_else(|| "unknown".to_owned(), |version| version.to_string()))
 }

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use super::OWNED_MARKER;
 use super::intent::{InstallIntent, Operation, Phase, intent_path};
 use super::launch::{self, launch_path};
-use super::transaction::{GameLayout, is_owned};
+use super::record::{InstallFailure, InstalledRecord};
+use super::transaction::{GameLayout, is_owned, remove_root_if_empty};
 use crate::durable::{remove_file_if_exists, sync_dir};
 use crate::proto::{VERSION_DISCARDED_FILE, VERSION_TMP_FILE, validate_game_id};
 
@@ -134,7 +135,11 @@ fn recover_game(game_dir: &Path, state_dir: &Path, id: &str, report: &mut Recove
     };
     match intent {
         Some(intent) => follow_intent(&layout, state_dir, &intent, report)?,
-        None => sweep_without_intent(&layout, id, report)?,
+        None => {
+            sweep_without_intent(&layout, id, report)?;
+            // A crash during the first journal write leaves only its temp file: nothing began.
+            InstallIntent::remove(state_dir, id)?;
+        }
     }
     sweep_download_sentinels(&layout, id, report)
 }
@@ -175,6 +180,7 @@ fn follow_intent(
         (Operation::Install | Operation::Update, Phase::Staging) => {
             // Never promoted: the staging directory goes; `local/` was not touched.
             remove_tree(&layout.installing(), id, report)?;
+            record_interrupted_install(layout, id);
         }
         (Operation::Install | Operation::Update, Phase::Promoting) => {
             if staging {
@@ -183,10 +189,11 @@ fn follow_intent(
                     restore_backup(layout, id, report)?;
                 }
                 remove_tree(&layout.installing(), id, report)?;
+                record_interrupted_install(layout, id);
             } else if local {
                 // The rename completed: finish.
                 remove_tree(&layout.backup(), id, report)?;
-                finish_install(layout, state_dir, id, report)?;
+                finish_install(layout, state_dir, intent, report)?;
             } else if backup {
                 restore_backup(layout, id, report)?;
             } else {
@@ -199,12 +206,15 @@ fn follow_intent(
         (Operation::Install | Operation::Update, Phase::Cleanup) => {
             remove_tree(&layout.backup(), id, report)?;
             remove_tree(&layout.installing(), id, report)?;
-            finish_install(layout, state_dir, id, report)?;
+            finish_install(layout, state_dir, intent, report)?;
         }
         (Operation::Uninstall, _) => {
             if removing {
                 remove_tree(&layout.removing(), id, report)?;
                 launch::remove(state_dir, id)?;
+                InstallFailure::clear(layout)?;
+                InstalledRecord::remove(layout)?;
+                remove_root_if_empty(layout);
                 report.did(id, "finished the uninstall".to_owned());
             } else if local {
                 report.did(id, "the uninstall had not started; the game stays installed".to_owned());
@@ -230,8 +240,35 @@ fn follow_intent(
     Ok(())
 }
 
-fn finish_install(layout: &GameLayout, state_dir: &Path, id: &str, report: &mut RecoveryReport) -> io::Result<()> {
+/// A rolled-back install of a downloaded game shows as failed, so the user (and `get`) retry it.
+/// A streamed install has no download to retry from, so nothing is recorded for it.
+fn record_interrupted_install(layout: &GameLayout, id: &str) {
+    let Some(version) = super::downloaded_version(layout) else {
+        return;
+    };
+    let failure = InstallFailure {
+        version,
+        reason: "interrupted: lanspread stopped during the install".to_owned(),
+    };
+    if let Err(err) = failure.save(layout) {
+        tracing::warn!(game = id, "cannot record the interrupted install: {err}");
+    }
+}
+
+fn finish_install(
+    layout: &GameLayout,
+    state_dir: &Path,
+    intent: &InstallIntent,
+    report: &mut RecoveryReport,
+) -> io::Result<()> {
+    let id = intent.id.as_str();
     remove_file_if_exists(&layout.local().join(OWNED_MARKER))?;
+    match &intent.installed {
+        Some(record) => record.save(layout)?,
+        // A journal from before records existed: what `local/` holds is unknown.
+        None => InstalledRecord::remove(layout)?,
+    }
+    InstallFailure::clear(layout)?;
     launch::write_default(state_dir, id, &layout.local())?;
     report.did(id, "finished the install".to_owned());
     Ok(())

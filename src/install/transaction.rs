@@ -16,43 +16,16 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::intent::{InstallIntent, Operation, Phase};
 use super::launch;
+use super::record::{InstallFailure, InstalledRecord};
 use super::{BACKUP_DIR, INSTALLING_DIR, InstallError, OWNED_MARKER, REMOVING_DIR};
 use crate::catalog::Catalog;
 use crate::durable::{remove_file_if_exists, sync_dir, sync_filesystem};
-use crate::proto::{LOCAL_DIR, VERSION_FILE, validate_game_id};
-
-/// The paths of one game root.
-#[derive(Debug, Clone)]
-pub struct GameLayout {
-    pub root: PathBuf,
-}
-
-impl GameLayout {
-    pub fn new(game_dir: &Path, id: &str) -> Self {
-        GameLayout {
-            root: game_dir.join(id),
-        }
-    }
-    pub fn local(&self) -> PathBuf {
-        self.root.join(LOCAL_DIR)
-    }
-    pub fn installing(&self) -> PathBuf {
-        self.root.join(INSTALLING_DIR)
-    }
-    pub fn backup(&self) -> PathBuf {
-        self.root.join(BACKUP_DIR)
-    }
-    pub fn removing(&self) -> PathBuf {
-        self.root.join(REMOVING_DIR)
-    }
-    pub fn sentinel(&self) -> PathBuf {
-        self.root.join(VERSION_FILE)
-    }
-}
+pub use crate::layout::GameLayout;
+use crate::layout::validate_game_id;
 
 /// Points between the steps of a transaction, in order. Tests stop a
 /// transaction dead at any of them (a simulated crash) or make the step fail.
@@ -206,6 +179,13 @@ pub fn is_owned(path: &Path) -> bool {
     fs::symlink_metadata(path.join(OWNED_MARKER)).is_ok_and(|meta| meta.is_file())
 }
 
+/// Removes the game root if nothing is left in it (never anything in it: `remove_dir` refuses).
+pub(super) fn remove_root_if_empty(layout: &GameLayout) {
+    if fs::remove_dir(&layout.root).is_ok() {
+        let _ = layout.root.parent().map(sync_dir);
+    }
+}
+
 fn is_real_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
 }
@@ -221,8 +201,13 @@ impl Transaction<'_> {
             .map_err(io_error("write the install journal for", self.state_dir))
     }
 
-    /// Installs, or updates when `local/` exists. `fill` writes the new game into the staging directory.
-    pub fn install(&self, fill: impl FnOnce(&Path) -> Result<(), InstallError>) -> Result<Completed, InstallError> {
+    /// Installs, or updates when `local/` exists. `fill` writes the new game into the staging directory;
+    /// `installed` says what it is (recorded once it is in place; `None`: unknown).
+    pub fn install(
+        &self,
+        installed: Option<InstalledRecord>,
+        fill: impl FnOnce(&Path) -> Result<(), InstallError>,
+    ) -> Result<Completed, InstallError> {
         validate_game_id(self.id).map_err(|_| InstallError::UnknownGame(self.id.to_owned()))?;
         let layout = self.layout();
         let created_root = !is_real_dir(&layout.root);
@@ -239,6 +224,7 @@ impl Transaction<'_> {
 
         let mut intent = InstallIntent::new(self.id, if update { Operation::Update } else { Operation::Install });
         intent.created.push(INSTALLING_DIR.to_owned());
+        intent.installed = installed.clone();
         self.save(&intent, Step::IntentWritten)?;
         self.failpoints.crash_point(Step::IntentWritten)?;
 
@@ -301,6 +287,12 @@ impl Transaction<'_> {
                 .io(Step::CleanupRecorded, || intent.save(self.state_dir)),
         );
         self.failpoints.crash_point(Step::CleanupRecorded)?;
+        let recorded = match &installed {
+            Some(record) => record.save(&layout),
+            None => InstalledRecord::remove(&layout),
+        };
+        warn("recording the installed version", recorded);
+        warn("clearing the install-failed record", InstallFailure::clear(&layout));
         if update {
             warn(
                 "removing the old install",
@@ -410,6 +402,10 @@ impl Transaction<'_> {
                 .io(Step::RemovalDeleted, || fs::remove_dir_all(layout.removing())),
         );
         self.failpoints.crash_point(Step::RemovalDeleted)?;
+        warn("clearing the install-failed record", InstallFailure::clear(&layout));
+        warn("removing the installed record", InstalledRecord::remove(&layout));
+        // A streamed install had nothing but `local/`: its now empty root goes too.
+        remove_root_if_empty(&layout);
         warn(
             "removing launch settings",
             self.failpoints

@@ -183,6 +183,11 @@ impl PeerGameDB {
                 let latest = entry.peers.iter().map(|p| Version::new(p.version.clone())).max();
                 entry.local_version = local_game.and_then(|g| g.version.as_ref()).map(ToString::to_string);
                 entry.installed = local_game.is_some_and(|g| g.installed);
+                entry.installed_version = local_game
+                    .and_then(|g| g.installed_version.as_ref())
+                    .map(ToString::to_string);
+                entry.streamed = local_game.is_some_and(|g| g.streamed && !g.is_downloaded());
+                entry.install_failure = local_game.and_then(|g| g.install_failure.clone());
                 entry.size = match (local_game.filter(|g| g.is_downloaded()), &latest) {
                     (Some(game), _) => game.size,
                     (None, Some(latest)) => entry
@@ -192,11 +197,14 @@ impl PeerGameDB {
                         .map_or(0, |p| p.size),
                     (None, None) => 0,
                 };
+                let newest_here = entry.local_newest().map(|v| Version::new(v.to_owned()));
                 entry.state = match (local_game, &latest) {
                     (None, _) => GameState::RemoteOnly,
-                    (Some(game), Some(latest)) if game.version.as_ref().is_some_and(|v| v < latest) => {
+                    (Some(_), Some(latest)) if newest_here.as_ref().is_some_and(|v| v < latest) => {
                         GameState::UpdateAvailable
                     }
+                    (Some(_), _) if entry.install_failure.is_some() => GameState::InstallFailed,
+                    (Some(_), _) if entry.streamed => GameState::InstalledStreamed,
                     (Some(game), _) if game.installed => GameState::Installed,
                     (Some(_), _) => GameState::Downloaded,
                 };
@@ -236,6 +244,9 @@ impl LibraryEntry {
             local_version: None,
             latest_version: None,
             installed: false,
+            installed_version: None,
+            streamed: false,
+            install_failure: None,
             size: 0,
             peers: Vec::new(),
         }
@@ -296,7 +307,7 @@ mod tests {
             version: version.map(Version::new),
             installed,
             size: 1,
-            files: vec![],
+            ..Game::default()
         };
         local
             .games

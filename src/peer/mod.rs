@@ -242,7 +242,27 @@ impl LibrarySnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl LibraryEntry {
+    /// The newest version here: downloaded, or installed (a streamed install has only the latter).
+    pub fn local_newest(&self) -> Option<&str> {
+        [self.local_version.as_deref(), self.installed_version.as_deref()]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| crate::library::Version::new(*a).cmp(&crate::library::Version::new(*b)))
+    }
+
+    /// Whether `local/` holds the downloaded version (an install from before records
+    /// existed is taken to be that version).
+    pub fn installed_is_current(&self) -> bool {
+        self.installed
+            && match (&self.installed_version, &self.local_version) {
+                (Some(installed), Some(downloaded)) => installed == downloaded,
+                _ => true,
+            }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LibraryEntry {
     pub id: String,
     pub name: String,
@@ -252,20 +272,31 @@ pub struct LibraryEntry {
     /// Newest version any peer announces.
     pub latest_version: Option<String>,
     pub installed: bool,
+    /// The version `local/` holds, when its install recorded one.
+    pub installed_version: Option<String>,
+    /// Installed by a streamed install: there are no archives here to reinstall from.
+    pub streamed: bool,
+    /// Why the last install of the downloaded version failed (`GameState::InstallFailed`).
+    pub install_failure: Option<String>,
     /// Bytes of the local download, or of the latest remote version.
     pub size: u64,
     /// Which peer has which version.
     pub peers: Vec<PeerGameVersion>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GameState {
     /// Only other peers have it.
+    #[default]
     RemoteOnly,
     /// Downloaded here (archives present), not installed.
     Downloaded,
+    /// Downloaded here, but its last install failed or was interrupted; `local/` is as before it.
+    InstallFailed,
     /// Installed here (and downloaded at the latest version, or nothing newer is around).
     Installed,
+    /// Installed by a streamed install: `local/` only, no archives here.
+    InstalledStreamed,
     /// Here, but a peer announces a newer version.
     UpdateAvailable,
 }
@@ -275,7 +306,9 @@ impl GameState {
         match self {
             GameState::RemoteOnly => "remote",
             GameState::Downloaded => "downloaded",
+            GameState::InstallFailed => "install failed",
             GameState::Installed => "installed",
+            GameState::InstalledStreamed => "installed, streamed: no archives",
             GameState::UpdateAvailable => "update available",
         }
     }

@@ -104,6 +104,7 @@ mod tests {
                 installed: false,
                 size: 3 << 20,
                 peers: vec![peer(1, "1"), peer(2, "2")],
+                ..LibraryEntry::default()
             }],
             ..LibrarySnapshot::default()
         };

@@ -67,6 +67,7 @@ pub fn game(
         installed: matches!(state, GameState::Installed),
         size,
         peers,
+        ..LibraryEntry::default()
     }
 }
 

@@ -136,7 +136,7 @@ async fn attempt(job: &StreamInstallJob, addr: SocketAddr) -> Result<Completed, 
     let network = tokio::spawn(forward_from_network(reader, frames_tx, stop_network.clone()));
 
     let (game_dir, state_dir, id) = (job.game_dir.clone(), job.state_dir.clone(), job.id.clone());
-    let (events, cancel) = (job.events.clone(), job.cancel.clone());
+    let (events, cancel, version) = (job.events.clone(), job.cancel.clone(), job.version.clone());
     let result = tokio::task::spawn_blocking(move || {
         let mut progress = ProgressThrottle::new(events, id.clone());
         let transaction = StreamedInstallTransaction {
@@ -146,6 +146,7 @@ async fn attempt(job: &StreamInstallJob, addr: SocketAddr) -> Result<Completed, 
                 id: &id,
                 failpoints: Failpoints::default(),
             },
+            version: &version,
         };
         let mut last = receiver::Received::default();
         let result = transaction.run(

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 use super::wire::{StreamControl, StreamFrame};
-use crate::install::{Completed, InstallError, Transaction};
+use crate::install::{Completed, InstallError, InstalledRecord, Transaction};
 use crate::proto::resolve_in_root;
 
 const WRITE_BUFFER: usize = 1 << 20;
@@ -213,6 +213,8 @@ fn finish_file(file: OpenFile, sender_crc: Option<u32>) -> Result<(), ReceiveErr
 /// The install transaction of a streamed install: one attempt from one sender.
 pub struct StreamedInstallTransaction<'a> {
     pub transaction: Transaction<'a>,
+    /// The version being streamed, recorded in `local/` with the install.
+    pub version: &'a str,
 }
 
 impl StreamedInstallTransaction<'_> {
@@ -223,12 +225,17 @@ impl StreamedInstallTransaction<'_> {
         progress: &mut dyn FnMut(Received),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Completed, InstallError> {
-        self.transaction
-            .install(|staging| match receive_into(staging, frames, progress, cancelled) {
+        let installed = InstalledRecord {
+            version: self.version.to_owned(),
+            streamed: true,
+        };
+        self.transaction.install(Some(installed), |staging| {
+            match receive_into(staging, frames, progress, cancelled) {
                 Ok(_) => Ok(()),
                 Err(ReceiveError::Cancelled) => Err(InstallError::Cancelled),
                 Err(err) => Err(InstallError::Staging(err.to_string())),
-            })
+            }
+        })
     }
 }
 

@@ -110,8 +110,12 @@ impl App {
                 "{name} is already downloaded; a newer version ({}) is available: press u to update",
                 game.latest_version.as_deref().unwrap_or("?")
             ),
-            GameState::Downloaded => format!("{name} is already downloaded (not installed)"),
+            GameState::Downloaded => format!("{name} is already downloaded (not installed): press i to install it"),
+            GameState::InstallFailed => format!("{name} is already downloaded; its install failed: press i to retry"),
             GameState::Installed => format!("{name} is already downloaded and installed"),
+            GameState::InstalledStreamed => {
+                format!("{name} is installed (streamed: no archives here); its archives are only needed to share it")
+            }
         };
         self.refuse(refusal)
     }
@@ -124,10 +128,12 @@ impl App {
         let refusal = match game.state {
             GameState::UpdateAvailable => return self.fetch(&game, Fetch::Update),
             GameState::RemoteOnly => format!("{name} is not downloaded: press d to download it first"),
-            GameState::Downloaded | GameState::Installed => format!(
-                "{name} is up to date (version {})",
-                game.local_version.as_deref().unwrap_or("?")
-            ),
+            GameState::Downloaded | GameState::InstallFailed | GameState::Installed | GameState::InstalledStreamed => {
+                match game.local_newest() {
+                    Some(version) => format!("{name} is up to date (version {version})"),
+                    None => format!("{name} is up to date"),
+                }
+            }
         };
         self.refuse(refusal)
     }
@@ -164,8 +170,10 @@ impl App {
         };
         let name = &game.name;
         let refusal = match game.state {
-            GameState::Installed => format!("{name} is already installed"),
-            GameState::Downloaded => format!("{name} is already downloaded: press i to install it from its archives"),
+            GameState::Installed | GameState::InstalledStreamed => format!("{name} is already installed"),
+            GameState::Downloaded | GameState::InstallFailed => {
+                format!("{name} is already downloaded: press i to install it from its archives")
+            }
             GameState::RemoteOnly | GameState::UpdateAvailable if game.peers.is_empty() => {
                 format!("no peer shares {name} right now")
             }
@@ -193,12 +201,19 @@ impl App {
             return Vec::new();
         };
         let name = &game.name;
+        if game.streamed {
+            let text = format!(
+                "{name} was installed by a streamed install: there are no archives here to install from \
+                 (s streams it again when a peer has a newer version)"
+            );
+            return self.refuse(text);
+        }
         if game.local_version.is_none() {
             let text =
                 format!("{name} is not downloaded: press d to download it (it installs itself) or s to stream it");
             return self.refuse(text);
         }
-        if game.installed {
+        if game.installed_is_current() && game.install_failure.is_none() {
             // Unpacking again replaces local/, and whatever was changed in it.
             self.dialog = Some(Dialog {
                 title: format!("Reinstall {name}?"),
@@ -222,10 +237,15 @@ impl App {
             self.say(Level::Warn, format!("{name} is not installed"));
             return;
         }
+        let after = if game.streamed {
+            "It was a streamed install: no archives are kept here, so its folder goes too."
+        } else {
+            "The downloaded archives stay."
+        };
         self.dialog = Some(Dialog {
             title: format!("Uninstall {name}?"),
             message: format!(
-                "This deletes the installed files of {name} ({}). The downloaded archives stay.",
+                "This deletes the installed files of {name} ({}). {after}",
                 self.game_dir.join(&game.id).join("local").display()
             ),
             confirm: Confirmed::Uninstall(game.id.clone()),

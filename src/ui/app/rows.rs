@@ -21,6 +21,8 @@ pub enum RowKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
     Remote,
+    /// The last install failed.
+    Failed,
     Downloaded,
     Installed,
     Update,
@@ -212,10 +214,11 @@ impl App {
             return 0;
         }
         match game.state {
-            GameState::UpdateAvailable => 1,
-            GameState::Installed => 2,
-            GameState::Downloaded => 3,
-            GameState::RemoteOnly => 4,
+            GameState::InstallFailed => 1,
+            GameState::UpdateAvailable => 2,
+            GameState::Installed | GameState::InstalledStreamed => 3,
+            GameState::Downloaded => 4,
+            GameState::RemoteOnly => 5,
         }
     }
 
@@ -240,15 +243,17 @@ impl App {
                     )
                 }
                 GameState::Downloaded => ("downloaded".to_owned(), Tone::Downloaded),
+                GameState::InstallFailed => ("install failed: i to retry".to_owned(), Tone::Failed),
                 GameState::Installed => ("installed".to_owned(), Tone::Installed),
+                GameState::InstalledStreamed => ("installed, streamed".to_owned(), Tone::Installed),
                 GameState::UpdateAvailable => ("update available".to_owned(), Tone::Update),
             }
         };
-        let version = match (&game.local_version, &game.latest_version) {
+        let version = match (game.local_newest(), &game.latest_version) {
             (Some(local), Some(latest)) if local != latest && game.state == GameState::UpdateAvailable => {
                 format!("{local} → {latest}")
             }
-            (Some(local), _) => local.clone(),
+            (Some(local), _) => local.to_owned(),
             (None, Some(latest)) => latest.clone(),
             (None, None) => String::new(),
         };

@@ -62,6 +62,7 @@ fn tone_style(tone: Tone) -> Style {
         Tone::Downloaded => Style::new().fg(Color::Cyan),
         Tone::Installed => Style::new().fg(Color::Green),
         Tone::Update => Style::new().fg(Color::Yellow),
+        Tone::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         Tone::Busy => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
         Tone::Unshared => Style::new().fg(Color::DarkGray),
     }
