@@ -265,12 +265,9 @@ async fn download_impl(
             });
             aborts.insert((addr, chunk_id), handle);
         }
-        if queue.is_failed() {
+        if let Some(failure) = queue.take_failure() {
             fetches.shutdown().await;
-            let failure = queue.take_failure();
-            return Err(
-                failure.unwrap_or_else(|| TransferError::Internal("the download failed without a cause".into()))
-            );
+            return Err(failure);
         }
         tokio::select! {
             () = job.cancel.cancelled() => {

@@ -96,7 +96,7 @@ impl WorkQueue {
     }
 
     /// Why the download cannot finish, once it cannot (see [`WorkQueue::is_failed`]).
-    /// Takes a fatal error out: call it once, when giving up.
+    /// Takes a fatal error out: once it returns `Some`, give up.
     pub fn take_failure(&mut self) -> Option<TransferError> {
         if let Some(fatal) = self.fatal.take() {
             return Some(fatal);
