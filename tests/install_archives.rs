@@ -248,7 +248,7 @@ fn bad_archives_fail_cleanly_and_keep_the_previous_install() {
         setup.install().unwrap();
         setup.archives(write_bad);
         let result = setup.install();
-        assert!(matches!(result, Err(InstallError::Staging(_))), "{name}: {result:?}");
+        assert!(matches!(result, Err(InstallError::Unpack(_))), "{name}: {result:?}");
         assert_eq!(setup.local(), sample_tree(), "{name}: the previous install is intact");
         setup.assert_clean(name);
         let outside: Vec<_> = fs::read_dir(setup.games.path())

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use lanspread::catalog::Catalog;
 use lanspread::install::intent::intent_path;
+use lanspread::install::unpack::UnpackError;
 use lanspread::install::{
     BACKUP_DIR, Failpoints, INSTALLING_DIR, InstallError, OWNED_MARKER, REMOVING_DIR, Step, Transaction, recover,
 };
+use lanspread::peer::download::TransferError;
 
 const GAME: &str = "openarena";
 
@@ -294,9 +296,12 @@ fn a_failing_unpack_keeps_the_old_install_and_leaves_nothing() {
     let setup = Setup::new(true);
     let result = setup.transaction(Failpoints::default()).install(None, |staging| {
         fs::write(staging.join("half.pak"), b"partial").unwrap();
-        Err(InstallError::Staging("archive game.zip is truncated".into()))
+        Err(InstallError::Unpack(UnpackError::Corrupt {
+            archive: "game.zip".into(),
+            reason: "truncated".into(),
+        }))
     });
-    assert!(matches!(result, Err(InstallError::Staging(_))), "{result:?}");
+    assert!(matches!(result, Err(InstallError::Unpack(_))), "{result:?}");
     assert_eq!(setup.local().unwrap(), old_tree());
     setup.assert_settled("failed unpack");
 }
@@ -304,7 +309,9 @@ fn a_failing_unpack_keeps_the_old_install_and_leaves_nothing() {
 #[test]
 fn a_failed_install_removes_a_root_it_created_but_keeps_a_pre_existing_one() {
     let setup = Setup::new(false);
-    let fail = |_: &Path| -> Result<(), InstallError> { Err(InstallError::Staging("sender vanished".into())) };
+    let fail = |_: &Path| -> Result<(), InstallError> {
+        Err(InstallError::Transfer(TransferError::Peer("sender vanished".into())))
+    };
     let fresh = Transaction {
         game_dir: setup.games.path(),
         state_dir: setup.state.path(),

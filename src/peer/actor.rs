@@ -511,7 +511,7 @@ impl PeerActor {
                 })
             })
             .await
-            .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the install panicked: {err}"))));
+            .unwrap_or_else(|err| Err(install::InstallError::Panicked(format!("the install panicked: {err}"))));
             let kind = OperationKind::Install;
             let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
         });
@@ -582,7 +582,11 @@ impl PeerActor {
                 }
             })
             .await
-            .unwrap_or_else(|err| Err(install::InstallError::Staging(format!("the operation panicked: {err}"))));
+            .unwrap_or_else(|err| {
+                Err(install::InstallError::Panicked(format!(
+                    "the operation panicked: {err}"
+                )))
+            });
             let _ = internal.send(Internal::InstallSideEnded { id, kind, result }).await;
         });
     }
@@ -657,8 +661,8 @@ impl PeerActor {
             .collect();
         let plan = match validate_majority(&id, version.as_str(), &files, &manifests) {
             Ok(plan) => plan,
-            Err(reason) => {
-                self.emit(failed(reason)).await;
+            Err(err) => {
+                self.emit(failed(err.to_string())).await;
                 return;
             }
         };
@@ -704,7 +708,8 @@ impl PeerActor {
                 .await;
                 self.after_download_finished(&id).await;
             }
-            DownloadOutcome::Failed(reason) => {
+            DownloadOutcome::Failed(err) => {
+                let reason = err.to_string();
                 tracing::warn!(game = id, "download failed: {reason}");
                 self.emit(PeerEvent::DownloadGameFilesFailed { id, reason }).await;
             }

@@ -177,11 +177,13 @@ pub enum UnpackError {
          in the unpack target; unpack into a fresh directory"
     )]
     UnsafeTarget { path: PathBuf },
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}: {source}; {}", super::FreeSpace(*.free))]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
+        /// Bytes free on the file system holding `path` when the error happened (a full disk shows here).
+        free: Option<u64>,
     },
     #[error("unpack cancelled")]
     Cancelled,
@@ -200,6 +202,7 @@ impl UnpackError {
         UnpackError::Io {
             path: path.to_path_buf(),
             source,
+            free: super::free_space(path),
         }
     }
 
@@ -397,12 +400,12 @@ impl Walker<'_, '_> {
         let dir = tempfile::Builder::new()
             .prefix(".lanspread-unpack-")
             .tempdir_in(&parent)
-            .map_err(|err| UnpackError::Io {
-                path: parent,
-                source: io::Error::new(
+            .map_err(|err| {
+                let source = io::Error::new(
                     err.kind(),
                     format!("creating a scratch directory for {archive:?}: {err}"),
-                ),
+                );
+                UnpackError::io(&parent, source)
             })?;
         let path = dir.path().to_path_buf();
         self.scratch = Some(dir);

@@ -2,8 +2,10 @@
 //! one task per download that fetches chunks from every validated peer at once
 //! (see `queue`), writes them positionally into pre-created files (see
 //! `storage`), reports `DownloadProgressTracker` samples, and commits
-//! `version.ini` last.
+//! `version.ini` last. Failures are `TransferError`s (see `error`): a peer's
+//! fault moves its work to the other peers, a local one ends the download.
 
+pub mod error;
 pub mod progress;
 pub mod queue;
 pub mod storage;
@@ -11,7 +13,7 @@ pub mod storage;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::PeerEvent;
 use super::client::PeerClient;
 use crate::proto::{GameDetails, GameFileDescription, VERSION_FILE};
+pub use error::TransferError;
 use progress::{DownloadProgress, DownloadProgressTracker};
 use queue::{ChunkId, Completion, WorkQueue};
 use storage::DownloadStorage;
@@ -89,9 +92,11 @@ pub fn validate_majority(
     version: &str,
     requested: &[GameFileDescription],
     manifests: &[(SocketAddr, &GameDetails)],
-) -> Result<DownloadPlan, String> {
+) -> Result<DownloadPlan, TransferError> {
     if manifests.is_empty() {
-        return Err("no peer has sent a file list for this version; ask for the game's files first".to_owned());
+        return Err(TransferError::NoMajority(
+            "no peer has sent a file list for this version; ask for the game's files first".to_owned(),
+        ));
     }
     let peer_count = manifests.len();
     let lists: Vec<HashMap<&str, &GameFileDescription>> = manifests
@@ -111,22 +116,22 @@ pub fn validate_majority(
             .find(|(_, count)| **count * 2 > peer_count)
             .map(|(vote, _)| *vote);
         let Some(majority) = majority else {
-            return Err(format!(
+            return Err(TransferError::NoMajority(format!(
                 "the {peer_count} peers disagree about {} and no size has a majority; try again when more peers are around",
                 wanted.path
-            ));
+            )));
         };
         let Some((size, is_dir)) = majority else {
-            return Err(format!(
+            return Err(TransferError::NoMajority(format!(
                 "most peers do not have {}; fetch the file list again",
                 wanted.path
-            ));
+            )));
         };
         if (size, is_dir) != (wanted.size, wanted.is_dir) {
-            return Err(format!(
+            return Err(TransferError::NoMajority(format!(
                 "the file list is out of date ({} is {size} bytes at most peers); fetch it again",
                 wanted.path
-            ));
+            )));
         }
         for ((addr, _), list) in manifests.iter().zip(&lists) {
             let theirs = list.get(wanted.path.as_str()).map(|f| (f.size, f.is_dir));
@@ -160,10 +165,11 @@ pub struct DownloadSummary {
     pub peers_used: Vec<SocketAddr>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum DownloadOutcome {
     Finished(DownloadSummary),
-    Failed(String),
+    /// Never `TransferError::Cancelled`: that is `Cancelled`.
+    Failed(TransferError),
     Cancelled,
 }
 
@@ -179,14 +185,11 @@ pub struct DownloadJob {
 #[derive(Clone)]
 struct Chunk {
     path: Arc<str>,
+    /// Where `path` is on disk, for error messages.
+    disk_path: Arc<Path>,
     file: Arc<File>,
     offset: u64,
     len: u64,
-}
-
-enum Stop {
-    Failed(String),
-    Cancelled,
 }
 
 /// Runs a download to its end; on failure or cancel the payload is discarded.
@@ -195,32 +198,41 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
     let begun = tokio::task::spawn_blocking(move || DownloadStorage::begin(&game_dir, &id, &files)).await;
     let storage = match begun {
         Ok(Ok(storage)) => storage,
-        Ok(Err(err)) => return DownloadOutcome::Failed(format!("cannot prepare the game folder: {err}")),
-        Err(err) => return DownloadOutcome::Failed(format!("preparing the game folder panicked: {err}")),
+        Ok(Err(err)) => return DownloadOutcome::Failed(err),
+        Err(err) => {
+            return DownloadOutcome::Failed(TransferError::Internal(format!(
+                "preparing the game folder panicked: {err}"
+            )));
+        }
     };
     let storage = Arc::new(storage);
     let result = download_impl(&job, &storage).await;
     // Every fetch task has ended, so this is the only reference left.
     let Some(storage) = Arc::into_inner(storage) else {
-        return DownloadOutcome::Failed("internal error: download storage still in use".to_owned());
+        return DownloadOutcome::Failed(TransferError::Internal("download storage still in use".to_owned()));
     };
     match result {
         Ok((summary, version_ini)) => match tokio::task::spawn_blocking(move || storage.commit(&version_ini)).await {
             Ok(Ok(())) => DownloadOutcome::Finished(summary),
-            Ok(Err(err)) => DownloadOutcome::Failed(format!("cannot finish writing the game: {err}")),
-            Err(err) => DownloadOutcome::Failed(format!("finishing the download panicked: {err}")),
+            Ok(Err(err)) => DownloadOutcome::Failed(err),
+            Err(err) => DownloadOutcome::Failed(TransferError::Internal(format!(
+                "finishing the download panicked: {err}"
+            ))),
         },
-        Err(stop) => {
+        Err(err) => {
             let _ = tokio::task::spawn_blocking(move || storage.abort()).await;
-            match stop {
-                Stop::Failed(reason) => DownloadOutcome::Failed(reason),
-                Stop::Cancelled => DownloadOutcome::Cancelled,
+            match err {
+                TransferError::Cancelled => DownloadOutcome::Cancelled,
+                err => DownloadOutcome::Failed(err),
             }
         }
     }
 }
 
-async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Result<(DownloadSummary, Vec<u8>), Stop> {
+async fn download_impl(
+    job: &DownloadJob,
+    storage: &Arc<DownloadStorage>,
+) -> Result<(DownloadSummary, Vec<u8>), TransferError> {
     let plan = &job.plan;
     let started = Instant::now();
     let chunks = split_into_chunks(&plan.files, storage)?;
@@ -238,7 +250,7 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
     let mut queue = WorkQueue::new(chunks.len(), &plan.peers, IN_FLIGHT_PER_PEER);
     let mut tracker = DownloadProgressTracker::new(&plan.id, total, &plan.peers, started);
     let received: BTreeMap<SocketAddr, Arc<AtomicU64>> = plan.peers.iter().map(|a| (*a, Arc::default())).collect();
-    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<(), String>)> = JoinSet::new();
+    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<(), TransferError>)> = JoinSet::new();
     let mut aborts: HashMap<(SocketAddr, ChunkId), tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     let id: Arc<str> = plan.id.as_str().into();
@@ -253,14 +265,14 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
             });
             aborts.insert((addr, chunk_id), handle);
         }
-        if let Some(reason) = queue.failure() {
+        if let Some(failure) = queue.take_failure() {
             fetches.shutdown().await;
-            return Err(Stop::Failed(reason));
+            return Err(failure);
         }
         tokio::select! {
             () = job.cancel.cancelled() => {
                 fetches.shutdown().await;
-                return Err(Stop::Cancelled);
+                return Err(TransferError::Cancelled);
             }
             _ = ticker.tick() => {
                 emit_progress(job, &mut tracker, &received, queue.active_peers());
@@ -282,8 +294,9 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
                     }
                     Err(error) => {
                         tracing::debug!(%addr, chunk = chunk_id, "chunk failed: {error}");
-                        if queue.fail(addr, chunk_id, &error) {
-                            tracing::warn!(%addr, game = %plan.id, "dropping peer from this download: {error}");
+                        let reason = error.to_string();
+                        if queue.fail(addr, chunk_id, error) {
+                            tracing::warn!(%addr, game = %plan.id, "dropping peer from this download: {reason}");
                             for chunk in queue.take_in_flight(addr) {
                                 if let Some(handle) = aborts.remove(&(addr, chunk)) {
                                     handle.abort();
@@ -301,7 +314,7 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
     let (version_ini, sentinel_peer) = match sentinel {
         Some(file) => fetch_version_file(job, &queue, file.size).await?,
         None => {
-            return Err(Stop::Failed(
+            return Err(TransferError::PeersFailed(
                 "the file list has no version.ini; the peers' copies are incomplete".into(),
             ));
         }
@@ -325,18 +338,20 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
     ))
 }
 
-fn split_into_chunks(files: &[GameFileDescription], storage: &DownloadStorage) -> Result<Vec<Chunk>, Stop> {
+fn split_into_chunks(files: &[GameFileDescription], storage: &DownloadStorage) -> Result<Vec<Chunk>, TransferError> {
     let mut chunks = Vec::new();
     for file in files.iter().filter(|f| !f.is_dir && f.path != VERSION_FILE) {
         let handle = storage
             .file(&file.path)
-            .ok_or_else(|| Stop::Failed(format!("internal error: {} was not prepared", file.path)))?;
+            .ok_or_else(|| TransferError::Internal(format!("{} was not prepared", file.path)))?;
         let path: Arc<str> = file.path.as_str().into();
+        let disk_path: Arc<Path> = storage.root().join(&file.path).into();
         let mut offset = 0;
         while offset < file.size {
             let len = CHUNK_SIZE.min(file.size - offset);
             chunks.push(Chunk {
                 path: path.clone(),
+                disk_path: disk_path.clone(),
                 file: handle.clone(),
                 offset,
                 len,
@@ -368,21 +383,25 @@ async fn fetch_chunk(
     id: &str,
     chunk: &Chunk,
     received: &AtomicU64,
-) -> Result<(), String> {
+) -> Result<(), TransferError> {
+    let stalled = |_| TransferError::Stalled {
+        peer: addr,
+        waited: STALL_TIMEOUT,
+    };
     let mut reader = tokio::time::timeout(
         STALL_TIMEOUT,
         client.open_file_chunk(addr, id, &chunk.path, chunk.offset, chunk.len),
     )
     .await
-    .map_err(|_| format!("{addr} did not start sending within {STALL_TIMEOUT:?}"))?
-    .map_err(|err| err.to_string())?;
+    .map_err(stalled)?
+    .map_err(|err| TransferError::Peer(err.to_string()))?;
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut position = chunk.offset;
     loop {
         let piece = tokio::time::timeout(STALL_TIMEOUT, reader.next_piece(WRITE_BATCH))
             .await
-            .map_err(|_| format!("{addr} stalled for {STALL_TIMEOUT:?}"))?
-            .map_err(|err| err.to_string())?;
+            .map_err(stalled)?
+            .map_err(|err| TransferError::Peer(err.to_string()))?;
         let finished = piece.is_none();
         if let Some(piece) = &piece {
             received.fetch_add(piece.len() as u64, Ordering::Relaxed);
@@ -393,8 +412,8 @@ async fn fetch_chunk(
             let written = batch.len() as u64;
             batch = tokio::task::spawn_blocking(move || storage::write_at(&file, &batch, position).map(|()| batch))
                 .await
-                .map_err(|err| format!("write task failed: {err}"))?
-                .map_err(|err| format!("cannot write {}: {err}", chunk.path))?;
+                .map_err(|err| TransferError::Internal(format!("the write task failed: {err}")))?
+                .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
             batch.clear();
             position += written;
         }
@@ -404,23 +423,27 @@ async fn fetch_chunk(
             let file = chunk.file.clone();
             return tokio::task::spawn_blocking(move || file.sync_data())
                 .await
-                .map_err(|err| format!("sync task failed: {err}"))?
-                .map_err(|err| format!("cannot sync {}: {err}", chunk.path));
+                .map_err(|err| TransferError::Internal(format!("the sync task failed: {err}")))?
+                .map_err(|err| TransferError::local(&chunk.disk_path, err));
         }
     }
 }
 
 /// Fetches `version.ini` into memory from the first live peer that delivers it whole.
-async fn fetch_version_file(job: &DownloadJob, queue: &WorkQueue, size: u64) -> Result<(Vec<u8>, SocketAddr), Stop> {
+async fn fetch_version_file(
+    job: &DownloadJob,
+    queue: &WorkQueue,
+    size: u64,
+) -> Result<(Vec<u8>, SocketAddr), TransferError> {
     if size > MAX_VERSION_FILE {
-        return Err(Stop::Failed(format!(
+        return Err(TransferError::PeersFailed(format!(
             "version.ini is {size} bytes; over {MAX_VERSION_FILE} is not a version file"
         )));
     }
     let mut errors = Vec::new();
     for addr in queue.live_peers().chain(job.plan.peers.iter().copied()) {
         if job.cancel.is_cancelled() {
-            return Err(Stop::Cancelled);
+            return Err(TransferError::Cancelled);
         }
         let mut bytes = Vec::new();
         match job
@@ -433,7 +456,7 @@ async fn fetch_version_file(job: &DownloadJob, queue: &WorkQueue, size: u64) -> 
             Err(err) => errors.push(err.to_string()),
         }
     }
-    Err(Stop::Failed(format!(
+    Err(TransferError::PeersFailed(format!(
         "no peer delivered version.ini: {}",
         errors.join("; ")
     )))
@@ -480,13 +503,17 @@ mod tests {
     fn no_majority_or_stale_list_is_a_clear_failure() {
         let one = details(vec![file("a.zip", 100)]);
         let two = details(vec![file("a.zip", 200)]);
-        let err = validate_majority("g", "1", &one.files, &[(addr(1), &one), (addr(2), &two)]).unwrap_err();
+        let err = validate_majority("g", "1", &one.files, &[(addr(1), &one), (addr(2), &two)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no size has a majority"), "{err}");
 
-        let err = validate_majority("g", "1", &[file("a.zip", 5)], &[(addr(1), &one)]).unwrap_err();
+        let err = validate_majority("g", "1", &[file("a.zip", 5)], &[(addr(1), &one)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("out of date"), "{err}");
 
-        let err = validate_majority("g", "1", &one.files, &[]).unwrap_err();
+        let err = validate_majority("g", "1", &one.files, &[]).unwrap_err().to_string();
         assert!(err.contains("no peer"), "{err}");
     }
 }

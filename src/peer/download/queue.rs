@@ -4,12 +4,17 @@
 //! the queue for any peer, up to `MAX_RETRY_COUNT` tries; a peer that fails
 //! `PEER_FAILURE_LIMIT` times in a row is dropped. When the queue is empty,
 //! idle peers duplicate outstanding chunks (endgame) so one slow peer cannot
-//! stall the finish; the first copy to arrive wins.
+//! stall the finish; the first copy to arrive wins. Only a peer's fault
+//! (`TransferError::is_peer_fault`) is retried and counted against it; any
+//! other error (a full local disk) fails the download at once and blames no
+//! peer, since no other peer could do better.
 //!
 //! Pure bookkeeping: no I/O, no clock.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+
+use super::error::TransferError;
 
 /// Tries per chunk before the download fails.
 pub const MAX_RETRY_COUNT: u32 = 5;
@@ -40,6 +45,8 @@ pub struct WorkQueue {
     peers: BTreeMap<SocketAddr, PeerSlot>,
     /// Set when a chunk exhausted its tries.
     exhausted: Option<(ChunkId, String)>,
+    /// An error no peer caused: the download fails with it as it is.
+    fatal: Option<TransferError>,
 }
 
 /// What a finished fetch means for the other fetches of the same chunk.
@@ -62,6 +69,7 @@ impl WorkQueue {
             attempts: vec![0; chunk_count],
             peers: peers.iter().map(|addr| (*addr, PeerSlot::default())).collect(),
             exhausted: None,
+            fatal: None,
         }
     }
 
@@ -82,12 +90,21 @@ impl WorkQueue {
         self.peers.values().filter(|slot| !slot.in_flight.is_empty()).count()
     }
 
-    /// Why the download cannot finish, once it cannot.
-    pub fn failure(&self) -> Option<String> {
+    /// Whether the download can no longer finish.
+    pub fn is_failed(&self) -> bool {
+        self.fatal.is_some() || self.exhausted.is_some() || (!self.is_complete() && self.live_peers().next().is_none())
+    }
+
+    /// Why the download cannot finish, once it cannot (see [`WorkQueue::is_failed`]).
+    /// Takes a fatal error out: once it returns `Some`, give up.
+    pub fn take_failure(&mut self) -> Option<TransferError> {
+        if let Some(fatal) = self.fatal.take() {
+            return Some(fatal);
+        }
         if let Some((chunk, error)) = &self.exhausted {
-            return Some(format!(
+            return Some(TransferError::PeersFailed(format!(
                 "a chunk failed {MAX_RETRY_COUNT} times (chunk {chunk}; last error: {error})"
-            ));
+            )));
         }
         if !self.is_complete() && self.live_peers().next().is_none() {
             let errors: Vec<String> = self
@@ -95,7 +112,10 @@ impl WorkQueue {
                 .iter()
                 .map(|(addr, slot)| format!("{addr}: {}", slot.last_error.as_deref().unwrap_or("dropped")))
                 .collect();
-            return Some(format!("every peer failed ({})", errors.join("; ")));
+            return Some(TransferError::PeersFailed(format!(
+                "every peer failed ({})",
+                errors.join("; ")
+            )));
         }
         None
     }
@@ -104,7 +124,7 @@ impl WorkQueue {
     /// or with endgame duplicates once the queue is empty.
     pub fn assign(&mut self) -> Vec<(SocketAddr, ChunkId)> {
         let mut assigned = Vec::new();
-        if self.failure().is_some() {
+        if self.is_failed() {
             return assigned;
         }
         // Round-robin one slot at a time so peers share the queue's front fairly.
@@ -180,12 +200,19 @@ impl WorkQueue {
     }
 
     /// `addr` failed to deliver `chunk`. Returns whether the peer has now been dropped.
-    pub fn fail(&mut self, addr: SocketAddr, chunk: ChunkId, error: &str) -> bool {
+    /// An error that is not the peer's fault fails the download instead (the first one is kept)
+    /// and leaves the peer's record alone.
+    pub fn fail(&mut self, addr: SocketAddr, chunk: ChunkId, error: TransferError) -> bool {
         self.stop(addr, chunk);
+        if !error.is_peer_fault() {
+            self.fatal.get_or_insert(error);
+            return false;
+        }
+        let error = error.to_string();
         let mut dropped_now = false;
         if let Some(slot) = self.peers.get_mut(&addr) {
             slot.consecutive_failures += 1;
-            slot.last_error = Some(error.to_owned());
+            slot.last_error = Some(error.clone());
             if !slot.dropped && slot.consecutive_failures >= PEER_FAILURE_LIMIT {
                 slot.dropped = true;
                 dropped_now = true;
@@ -196,7 +223,7 @@ impl WorkQueue {
         }
         self.attempts[chunk] += 1;
         if self.attempts[chunk] >= MAX_RETRY_COUNT {
-            self.exhausted.get_or_insert((chunk, error.to_owned()));
+            self.exhausted.get_or_insert((chunk, error));
         } else if !self.in_flight.contains_key(&chunk) && !self.pending.contains(&chunk) {
             self.pending.push_front(chunk);
         }
@@ -229,6 +256,18 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], n))
     }
 
+    fn peer_error(reason: &str) -> TransferError {
+        TransferError::Peer(reason.to_owned())
+    }
+
+    fn disk_full() -> TransferError {
+        TransferError::Local {
+            path: "/games/openarena/a.zip".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            free: Some(0),
+        }
+    }
+
     #[test]
     fn each_peer_fills_its_slots_and_faster_peers_take_more() {
         let (a, b) = (peer(1), peer(2));
@@ -247,7 +286,7 @@ mod tests {
         let (a, b) = (peer(1), peer(2));
         let mut queue = WorkQueue::new(3, &[a, b], 1);
         assert_eq!(queue.assign(), [(a, 0), (b, 1)]);
-        assert!(!queue.fail(a, 0, "reset"));
+        assert!(!queue.fail(a, 0, peer_error("reset")));
         // Chunk 0 is back at the front; b finishes and takes it.
         queue.complete(b, 1);
         let next = queue.assign();
@@ -257,7 +296,7 @@ mod tests {
         for round in 0..PEER_FAILURE_LIMIT {
             let assigned = queue.assign();
             let (_, chunk) = *assigned.iter().find(|(p, _)| *p == a).expect("a gets work while live");
-            let dropped = queue.fail(a, chunk, "timeout");
+            let dropped = queue.fail(a, chunk, peer_error("timeout"));
             assert_eq!(dropped, round + 1 == PEER_FAILURE_LIMIT);
         }
         assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
@@ -271,13 +310,13 @@ mod tests {
         for _ in 0..MAX_RETRY_COUNT {
             let assigned = queue.assign();
             assert_eq!(assigned, [(a, 0)]);
-            queue.fail(a, 0, "bad");
+            queue.fail(a, 0, peer_error("bad"));
             // Keep a alive: a success elsewhere would reset its streak; here we only count chunk tries.
             if let Some(slot) = queue.peers.get_mut(&a) {
                 slot.consecutive_failures = 0;
             }
         }
-        let reason = queue.failure().expect("download failed");
+        let reason = queue.take_failure().expect("download failed").to_string();
         assert!(reason.contains("failed 5 times") && reason.contains("bad"), "{reason}");
         assert!(queue.assign().is_empty());
     }
@@ -303,13 +342,52 @@ mod tests {
         queue.assign();
         let returned = queue.take_in_flight(a);
         assert_eq!(returned.len(), 2);
-        assert!(queue.failure().is_none());
+        assert!(!queue.is_failed());
         for _ in 0..PEER_FAILURE_LIMIT {
             let chunk = *queue.peers[&b].in_flight.iter().next().unwrap_or(&0);
-            queue.fail(b, chunk, "gone");
-            queue.fail(a, chunk, "gone");
+            queue.fail(b, chunk, peer_error("gone"));
+            queue.fail(a, chunk, peer_error("gone"));
         }
-        let reason = queue.failure().expect("no live peer left");
+        let reason = queue.take_failure().expect("no live peer left").to_string();
         assert!(reason.contains("every peer failed"), "{reason}");
+    }
+
+    #[test]
+    fn a_local_error_fails_at_once_and_drops_no_peer() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = WorkQueue::new(6, &[a, b], 2);
+        assert_eq!(queue.assign().len(), 4);
+        assert!(!queue.fail(a, 0, disk_full()), "the peer is not dropped");
+        assert!(queue.is_failed(), "one local error is enough");
+        assert!(queue.assign().is_empty(), "no more work once failed");
+        // The other fetches still in flight end with the same cause; the first error is kept.
+        assert!(!queue.fail(b, 1, TransferError::Internal("second".into())));
+        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [a, b], "both peers stay live");
+        assert!(
+            queue
+                .peers
+                .values()
+                .all(|slot| slot.consecutive_failures == 0 && slot.last_error.is_none())
+        );
+        assert_eq!(queue.attempts, [0; 6], "a local error is no try of the chunk");
+        let failure = queue.take_failure().expect("failed");
+        assert!(matches!(failure, TransferError::Local { .. }), "{failure:?}");
+    }
+
+    #[test]
+    fn a_stall_counts_against_the_peer_like_a_wrong_answer() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = WorkQueue::new(5, &[a, b], 1);
+        for round in 0..PEER_FAILURE_LIMIT {
+            let assigned = queue.assign();
+            let (_, chunk) = *assigned.iter().find(|(p, _)| *p == a).expect("a gets work while live");
+            let stalled = TransferError::Stalled {
+                peer: a,
+                waited: std::time::Duration::from_secs(10),
+            };
+            assert_eq!(queue.fail(a, chunk, stalled), round + 1 == PEER_FAILURE_LIMIT);
+        }
+        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
+        assert!(!queue.is_failed());
     }
 }

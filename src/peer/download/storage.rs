@@ -11,7 +11,8 @@
 //!
 //! `local/` and lanspread's reserved entries can never be touched: every path
 //! passed the protocol's validator, which rejects them. Every call here blocks;
-//! run it on a blocking thread.
+//! run it on a blocking thread. Errors are `TransferError::Local`, naming the
+//! path that failed and the free space of its file system.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::error::TransferError;
 use crate::durable::{remove_file_if_exists, replace_file, sync_dir};
 use crate::proto::{GameFileDescription, VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, resolve_in_root};
 
@@ -35,7 +37,7 @@ pub struct DownloadStorage {
 
 impl DownloadStorage {
     /// Starts the transaction for `files` (which may include `version.ini`; it is written at commit).
-    pub fn begin(game_dir: &Path, id: &str, files: &[GameFileDescription]) -> io::Result<Self> {
+    pub fn begin(game_dir: &Path, id: &str, files: &[GameFileDescription]) -> Result<Self, TransferError> {
         let root = game_dir.join(id);
         let created_root = !root.exists();
         let mut storage = DownloadStorage {
@@ -53,18 +55,21 @@ impl DownloadStorage {
         }
     }
 
-    fn prepare(&mut self, files: &[GameFileDescription]) -> io::Result<()> {
+    fn prepare(&mut self, files: &[GameFileDescription]) -> Result<(), TransferError> {
+        let root = self.root.clone();
         if self.created_root {
-            fs::create_dir(&self.root)?;
+            fs::create_dir(&root).map_err(local(&root))?;
         } else {
-            ensure_real_dir(&self.root)?;
+            ensure_real_dir(&root).map_err(local(&root))?;
         }
-        let sentinel = self.root.join(VERSION_FILE);
+        let sentinel = root.join(VERSION_FILE);
         if fs::symlink_metadata(&sentinel).is_ok_and(|meta| meta.is_file()) {
-            fs::rename(&sentinel, self.root.join(VERSION_DISCARDED_FILE))?;
-            sync_dir(&self.root)?;
+            fs::rename(&sentinel, root.join(VERSION_DISCARDED_FILE))
+                .and_then(|()| sync_dir(&root))
+                .map_err(local(&sentinel))?;
         }
-        remove_file_if_exists(&self.root.join(VERSION_TMP_FILE))?;
+        let tmp = root.join(VERSION_TMP_FILE);
+        remove_file_if_exists(&tmp).map_err(local(&tmp))?;
 
         let mut dirs: Vec<&str> = files.iter().filter(|f| f.is_dir).map(|f| f.path.as_str()).collect();
         dirs.extend(
@@ -79,40 +84,41 @@ impl DownloadStorage {
             self.create_dirs(dir)?;
         }
         for file in files.iter().filter(|f| !f.is_dir && f.path != VERSION_FILE) {
-            let path = self.path_of(&file.path)?;
+            let path = self.path_of(&file.path).map_err(local(&root.join(&file.path)))?;
             if fs::symlink_metadata(&path).is_ok_and(|meta| !meta.is_file()) {
-                return Err(io::Error::other(format!(
-                    "{} exists and is not a regular file; move it away and retry",
-                    path.display()
-                )));
+                return Err(TransferError::local(
+                    &path,
+                    io::Error::other("it exists and is not a regular file; move it away"),
+                ));
             }
             let handle = OpenOptions::new()
                 .create(true)
                 .write(true)
                 .truncate(false)
-                .open(&path)?;
+                .open(&path)
+                .map_err(local(&path))?;
             // The final size up front: chunks land anywhere, and a bigger old file is cut to size once.
-            handle.set_len(file.size)?;
+            handle.set_len(file.size).map_err(local(&path))?;
             self.files.insert(file.path.clone(), Arc::new(handle));
         }
         Ok(())
     }
 
     /// Creates `relative` and its missing parents, refusing to pass through symlinks.
-    fn create_dirs(&mut self, relative: &str) -> io::Result<()> {
+    fn create_dirs(&mut self, relative: &str) -> Result<(), TransferError> {
         let mut current = self.root.clone();
         for component in relative.split('/') {
             current.push(component);
             match fs::symlink_metadata(&current) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => {
-                    return Err(io::Error::other(format!(
-                        "{} exists and is not a directory; move it away and retry",
-                        current.display()
-                    )));
+                    return Err(TransferError::local(
+                        &current,
+                        io::Error::other("it exists and is not a directory; move it away"),
+                    ));
                 }
                 Err(_) => {
-                    fs::create_dir(&current)?;
+                    fs::create_dir(&current).map_err(local(&current))?;
                     self.created_dirs.push(current.clone());
                 }
             }
@@ -124,6 +130,11 @@ impl DownloadStorage {
         resolve_in_root(&self.root, relative).map_err(io::Error::other)
     }
 
+    /// The game root being written.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The open payload file at `relative`, for positional writes from any thread.
     pub fn file(&self, relative: &str) -> Option<Arc<File>> {
         self.files.get(relative).cloned()
@@ -131,7 +142,7 @@ impl DownloadStorage {
 
     /// Syncs the payload, then makes the download visible by writing `version.ini` last.
     /// If that fails, the transaction is aborted.
-    pub fn commit(self, version_ini: &[u8]) -> io::Result<()> {
+    pub fn commit(self, version_ini: &[u8]) -> Result<(), TransferError> {
         let committed = self.try_commit(version_ini);
         if committed.is_err() {
             self.abort();
@@ -139,17 +150,15 @@ impl DownloadStorage {
         committed
     }
 
-    fn try_commit(&self, version_ini: &[u8]) -> io::Result<()> {
-        for file in self.files.values() {
-            file.sync_data()?;
+    fn try_commit(&self, version_ini: &[u8]) -> Result<(), TransferError> {
+        for (relative, file) in &self.files {
+            file.sync_data().map_err(local(&self.root.join(relative)))?;
         }
-        replace_file(
-            &self.root.join(VERSION_TMP_FILE),
-            &self.root.join(VERSION_FILE),
-            version_ini,
-        )?;
-        remove_file_if_exists(&self.root.join(VERSION_DISCARDED_FILE))?;
-        sync_dir(&self.root)
+        let sentinel = self.root.join(VERSION_FILE);
+        replace_file(&self.root.join(VERSION_TMP_FILE), &sentinel, version_ini).map_err(local(&sentinel))?;
+        let discarded = self.root.join(VERSION_DISCARDED_FILE);
+        remove_file_if_exists(&discarded).map_err(local(&discarded))?;
+        sync_dir(&self.root).map_err(local(&self.root))
     }
 
     /// Undoes the download: sentinels swept, payload removed, created directories removed if empty.
@@ -178,12 +187,16 @@ impl DownloadStorage {
     }
 }
 
+fn local(path: &Path) -> impl FnOnce(io::Error) -> TransferError + '_ {
+    move |err| TransferError::local(path, err)
+}
+
 fn ensure_real_dir(path: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
         Ok(())
     } else {
-        Err(io::Error::other(format!("{} is not a directory", path.display())))
+        Err(io::Error::other("it is not a directory"))
     }
 }
 

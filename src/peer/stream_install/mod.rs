@@ -1,6 +1,9 @@
 //! Streamed install: the sender expands its archives and streams the files;
 //! the receiver writes them straight into staging, checks each file's CRC32
-//! and promotes to `local/`, never storing the archives.
+//! and promotes to `local/`, never storing the archives. Only a sender's fault
+//! (`TransferError::is_peer_fault`) moves on to the next sender; a local error
+//! (a full disk) or any failure of the install transaction itself ends the
+//! install at once, since another sender could not do better.
 
 pub mod provider;
 pub mod receiver;
@@ -17,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use self::receiver::StreamedInstallTransaction;
 use self::wire::{StreamControl, StreamFrame};
 use super::client::{ClientError, PeerClient, StreamInstallReader};
-use super::download::{majority_file_list, validate_majority};
+use super::download::{TransferError, majority_file_list, validate_majority};
 use super::{PeerEvent, ProgressThrottle, join_all};
 use crate::install::{Completed, Failpoints, InstallError, Transaction};
 use crate::proto::ErrorKind;
@@ -43,9 +46,10 @@ pub struct StreamInstallJob {
     pub events: mpsc::Sender<PeerEvent>,
 }
 
-/// Preflight, then one attempt per validated peer (in address order) until one succeeds.
+/// Preflight, then one attempt per validated peer (in address order) until one succeeds
+/// or fails in a way no other peer could fix.
 pub async fn stream_install_game(job: StreamInstallJob) -> Result<Completed, InstallError> {
-    let peers = validated_peers(&job).await.map_err(InstallError::Staging)?;
+    let peers = validated_peers(&job).await.map_err(InstallError::Transfer)?;
     let mut failures = Vec::new();
     for addr in peers {
         if job.cancel.is_cancelled() {
@@ -53,8 +57,7 @@ pub async fn stream_install_game(job: StreamInstallJob) -> Result<Completed, Ins
         }
         match attempt(&job, addr).await {
             Ok(completed) => return Ok(completed),
-            Err(InstallError::Cancelled) => return Err(InstallError::Cancelled),
-            Err(err) => {
+            Err(InstallError::Transfer(err)) if err.is_peer_fault() => {
                 let reason = err.to_string();
                 tracing::warn!(game = job.id, %addr, "streamed install attempt failed: {reason}");
                 let _ = job
@@ -67,16 +70,17 @@ pub async fn stream_install_game(job: StreamInstallJob) -> Result<Completed, Ins
                     .await;
                 failures.push(format!("{addr}: {reason}"));
             }
+            Err(err) => return Err(err),
         }
     }
-    Err(InstallError::Staging(format!(
+    Err(InstallError::Transfer(TransferError::PeersFailed(format!(
         "every peer failed ({})",
         failures.join("; ")
-    )))
+    ))))
 }
 
 /// Fresh file lists from the latest-version peers, then the same majority validation as downloads.
-async fn validated_peers(job: &StreamInstallJob) -> Result<Vec<SocketAddr>, String> {
+async fn validated_peers(job: &StreamInstallJob) -> Result<Vec<SocketAddr>, TransferError> {
     let requests = job.peers.iter().map(|addr| {
         let (client, id, addr) = (job.client.clone(), job.id.clone(), *addr);
         async move { (addr, client.get_game(addr, &id).await) }
@@ -123,7 +127,7 @@ async fn open_stream(job: &StreamInstallJob, addr: SocketAddr) -> Result<StreamI
                 tries += 1;
                 tokio::time::sleep(BUSY_RETRY_DELAY).await;
             }
-            Err(err) => return Err(InstallError::Staging(err.to_string())),
+            Err(err) => return Err(InstallError::Transfer(TransferError::Peer(err.to_string()))),
         }
     }
 }
@@ -163,7 +167,7 @@ async fn attempt(job: &StreamInstallJob, addr: SocketAddr) -> Result<Completed, 
         result
     })
     .await
-    .unwrap_or_else(|err| Err(InstallError::Staging(format!("the streamed install panicked: {err}"))));
+    .unwrap_or_else(|err| Err(InstallError::Panicked(format!("the streamed install panicked: {err}"))));
     // Whatever happened, the sender must stop: it frees its transfer guard as soon as its write fails.
     stop_network.cancel();
     let _ = network.await;

@@ -10,18 +10,19 @@
 //! a sender cannot write outside staging, more than it announced, or less.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
 use super::wire::{StreamControl, StreamFrame};
-use crate::install::{Completed, InstallError, InstalledRecord, Transaction};
+use crate::install::{Completed, InstallError, InstalledRecord, Transaction, free_space};
+use crate::peer::download::TransferError;
 use crate::proto::resolve_in_root;
 
 const WRITE_BUFFER: usize = 1 << 20;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     #[error(
         "{path}: CRC32 {actual:08x} does not match the expected {expected:08x} (corrupted in transit or at the sender)"
@@ -39,8 +40,31 @@ pub enum ReceiveError {
     Truncated,
     #[error("cancelled")]
     Cancelled,
-    #[error("cannot write {path}: {message}")]
-    Write { path: String, message: String },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+        /// Bytes free on the file system holding `path` when the write failed.
+        free: Option<u64>,
+    },
+}
+
+impl From<ReceiveError> for TransferError {
+    /// Whose fault it is: a write into our own staging failing is this disk's (no other sender
+    /// can help), everything else is the sender's.
+    fn from(err: ReceiveError) -> Self {
+        match err {
+            ReceiveError::Cancelled => TransferError::Cancelled,
+            // Staging is fresh and only this stream writes into it: a file already there means
+            // the sender sent its path twice.
+            ReceiveError::Write { path, source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+                TransferError::Peer(format!("the sender sent {} twice", path.display()))
+            }
+            ReceiveError::Write { path, source, free } => TransferError::Local { path, source, free },
+            other => TransferError::Peer(other.to_string()),
+        }
+    }
 }
 
 /// Counts of what arrived, for progress and the final check.
@@ -53,6 +77,8 @@ pub struct Received {
 
 struct OpenFile {
     path: String,
+    /// Where `path` is in staging, for error messages.
+    full: PathBuf,
     writer: BufWriter<File>,
     size: u64,
     written: u64,
@@ -60,10 +86,11 @@ struct OpenFile {
     hasher: crc32fast::Hasher,
 }
 
-fn write_error(path: &str) -> impl Fn(std::io::Error) -> ReceiveError + '_ {
-    move |err| ReceiveError::Write {
+fn write_error(path: &Path) -> impl Fn(io::Error) -> ReceiveError + '_ {
+    move |source| ReceiveError::Write {
         path: path.to_owned(),
-        message: err.to_string(),
+        source,
+        free: free_space(path),
     }
 }
 
@@ -75,7 +102,7 @@ fn create_dirs(staging: &Path, relative: &str) -> Result<PathBuf, ReceiveError> 
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(ReceiveError::Protocol(format!("{relative} collides with a file"))),
-            Err(_) => fs::create_dir(&current).map_err(write_error(relative))?,
+            Err(_) => fs::create_dir(&current).map_err(write_error(&current))?,
         }
     }
     Ok(current)
@@ -113,7 +140,7 @@ pub fn receive_into(
                         got: file.written + bytes.len() as u64,
                     });
                 }
-                file.writer.write_all(&bytes).map_err(write_error(&file.path))?;
+                file.writer.write_all(&bytes).map_err(write_error(&file.full))?;
                 file.hasher.update(&bytes);
                 file.written += bytes.len() as u64;
                 received.bytes += bytes.len() as u64;
@@ -139,10 +166,11 @@ pub fn receive_into(
                     .write(true)
                     .create_new(true)
                     .open(&full)
-                    .map_err(write_error(&path))?;
+                    .map_err(write_error(&full))?;
                 open = Some(OpenFile {
                     writer: BufWriter::with_capacity(WRITE_BUFFER, handle),
                     path,
+                    full,
                     size,
                     written: 0,
                     archive_crc: crc32,
@@ -177,6 +205,7 @@ pub fn receive_into(
 fn finish_file(file: OpenFile, sender_crc: Option<u32>) -> Result<(), ReceiveError> {
     let OpenFile {
         path,
+        full,
         mut writer,
         size,
         written,
@@ -190,7 +219,7 @@ fn finish_file(file: OpenFile, sender_crc: Option<u32>) -> Result<(), ReceiveErr
             got: written,
         });
     }
-    writer.flush().map_err(write_error(&path))?;
+    writer.flush().map_err(write_error(&full))?;
     let actual = hasher.finalize();
     let expected = match (archive_crc, sender_crc) {
         (Some(archive), Some(sender)) if archive != sender => {
@@ -233,7 +262,7 @@ impl StreamedInstallTransaction<'_> {
             match receive_into(staging, frames, progress, cancelled) {
                 Ok(_) => Ok(()),
                 Err(ReceiveError::Cancelled) => Err(InstallError::Cancelled),
-                Err(err) => Err(InstallError::Staging(err.to_string())),
+                Err(err) => Err(InstallError::Transfer(err.into())),
             }
         })
     }
@@ -300,12 +329,9 @@ mod tests {
         let (_, result) = run(file_frames("a", b"hello", Some(crc32fast::hash(b"hellO"))));
         assert!(matches!(result, Err(ReceiveError::CrcMismatch { .. })), "{result:?}");
         let (_, result) = run(file_frames("a", b"hello", None));
-        assert_eq!(
-            result,
-            Err(ReceiveError::MissingCrc {
-                path: "a".into(),
-                size: 5
-            })
+        assert!(
+            matches!(&result, Err(ReceiveError::MissingCrc { path, size: 5 }) if path == "a"),
+            "{result:?}"
         );
     }
 
@@ -321,7 +347,10 @@ mod tests {
         assert!(matches!(result, Err(ReceiveError::SizeMismatch { .. })), "{result:?}");
 
         let (_, result) = run(file_frames("a", b"", None));
-        assert_eq!(result, Err(ReceiveError::Truncated), "no Done frame");
+        assert!(
+            matches!(result, Err(ReceiveError::Truncated)),
+            "no Done frame: {result:?}"
+        );
 
         let mut duplicate = file_frames("a", b"", None);
         duplicate.extend(file_frames("a", b"", None));
@@ -338,7 +367,29 @@ mod tests {
         let (_, result) = run(vec![control(StreamControl::Error {
             message: "bad archive".into(),
         })]);
-        assert_eq!(result, Err(ReceiveError::Sender("bad archive".into())));
+        assert!(
+            matches!(&result, Err(ReceiveError::Sender(message)) if message == "bad archive"),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_local_but_a_duplicate_path_is_the_senders_fault() {
+        let write = |kind| ReceiveError::Write {
+            path: "/games/openarena/.local.installing/a".into(),
+            source: io::Error::from(kind),
+            free: Some(0),
+        };
+        let full = TransferError::from(write(io::ErrorKind::StorageFull));
+        assert!(matches!(full, TransferError::Local { free: Some(0), .. }), "{full:?}");
+        assert!(!full.is_peer_fault());
+        let duplicate = TransferError::from(write(io::ErrorKind::AlreadyExists));
+        assert!(duplicate.is_peer_fault(), "{duplicate:?}");
+        assert!(TransferError::from(ReceiveError::Truncated).is_peer_fault());
+        assert!(matches!(
+            TransferError::from(ReceiveError::Cancelled),
+            TransferError::Cancelled
+        ));
     }
 
     #[test]
