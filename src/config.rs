@@ -105,6 +105,8 @@ pub enum ConfigError {
     BadDuration(&'static str),
     #[error("an upload limit must be a positive number of MB/s")]
     BadRate,
+    #[error("cannot make {path} an absolute path: {source}")]
+    Absolute { path: PathBuf, source: std::io::Error },
     #[error("cannot work out a default for {0}: set $HOME or pass the flag")]
     NoHome(&'static str),
 }
@@ -124,19 +126,24 @@ impl Config {
             None => ConfigFile::default(),
         };
 
-        let state_dir = match args.state_dir.clone().or(file.state_dir) {
+        // Flags are relative to the working directory, config-file paths to the file's folder;
+        // both are made absolute once, here (the watcher and the locks compare absolute paths).
+        let file_base = file_path.as_deref().and_then(Path::parent);
+        let from_flag = |path: &Option<PathBuf>| path.as_deref().map(|path| absolute(path, None)).transpose();
+        let from_file = |path: Option<PathBuf>| path.map(|path| absolute(&path, file_base)).transpose();
+        let state_dir = match from_flag(&args.state_dir)?.or(from_file(file.state_dir)?) {
             Some(dir) => dir,
-            None => xdg_dir("XDG_STATE_HOME", ".local/state")?.join("lanspread"),
+            None => absolute(&xdg_dir("XDG_STATE_HOME", ".local/state")?.join("lanspread"), None)?,
         };
-        let game_dir = match args.game_dir.clone().or(file.game_dir) {
+        let game_dir = match from_flag(&args.game_dir)?.or(from_file(file.game_dir)?) {
             Some(dir) => dir,
-            None => home()?.join("Games/lanspread"),
+            None => absolute(&home()?.join("Games/lanspread"), None)?,
         };
-        let log_dir = args
-            .log_dir
-            .clone()
-            .or(file.log_dir)
-            .unwrap_or_else(|| state_dir.join("logs"));
+        let log_dir = match from_flag(&args.log_dir)?.or(from_file(file.log_dir)?) {
+            Some(dir) => dir,
+            None => state_dir.join("logs"),
+        };
+        let catalog_file = from_flag(&args.catalog)?.or(from_file(file.catalog)?);
         let peers = if args.peers.is_empty() {
             file.peers
         } else {
@@ -155,7 +162,7 @@ impl Config {
             static_peers,
             mdns: !args.no_mdns && file.mdns.unwrap_or(true),
             advertise: true,
-            catalog_file: args.catalog.clone().or(file.catalog),
+            catalog_file,
             peer_name: args.name.clone().or(file.name).unwrap_or_else(host_name),
             ping_interval: seconds(file.ping_interval_secs, 2.0, "ping_interval_secs")?,
             peer_timeout: seconds(file.peer_timeout_secs, 10.0, "peer_timeout_secs")?,
@@ -245,6 +252,15 @@ pub fn resolve_peer_address(address: &str) -> Result<SocketAddr, ConfigError> {
         .ok_or_else(|| bad("no address found".to_owned()))
 }
 
+/// `path` made absolute against `base`, or against the working directory when `base` is `None`.
+pub fn absolute(path: &Path, base: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let joined = match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_owned(),
+    };
+    std::path::absolute(&joined).map_err(|source| ConfigError::Absolute { path: joined, source })
+}
+
 fn home() -> Result<PathBuf, ConfigError> {
     std::env::var_os("HOME")
         .filter(|home| !home.is_empty())
@@ -312,5 +328,31 @@ mod tests {
         std::fs::write(&file, "gamedir = \"/typo\"\n").unwrap();
         let err = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("gamedir"), "{err}");
+    }
+
+    #[test]
+    fn relative_dirs_become_absolute_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "state_dir = \"state\"\ncatalog = \"extra.toml\"\n").unwrap();
+        let args = PeerArgs {
+            game_dir: Some("games".into()),
+            config: Some(file),
+            ..PeerArgs::default()
+        };
+        let config = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            config.game_dir,
+            cwd.join("games"),
+            "a flag is relative to the working dir"
+        );
+        assert_eq!(
+            config.state_dir,
+            dir.path().join("state"),
+            "a config path is relative to the file"
+        );
+        assert_eq!(config.log_dir, dir.path().join("state/logs"));
+        assert_eq!(config.catalog_file, Some(dir.path().join("extra.toml")));
     }
 }

@@ -80,13 +80,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("lanspread: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // A blocking task still running (an install cut short by shutdown) must not hold the
+    // exit: it is left as a crash would leave it, for the journal and startup recovery.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -473,7 +477,7 @@ async fn local_operation(config: Config, operation: LocalOperation, id: String) 
         .with_context(|| format!("cannot set up logging in {}", config.log_dir.display()))?;
     let catalog = load_catalog(&config)?;
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(String, install::Completed)> {
-        let _lock = install::StateDirLock::acquire(&config.state_dir)?;
+        let _locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
         let report = install::recover(&config.game_dir, &config.state_dir);
         for problem in &report.left_alone {
             eprintln!("lanspread: recovery left alone {problem}");

@@ -18,7 +18,7 @@ pub mod transaction;
 
 use std::path::PathBuf;
 
-pub use lock::{LockError, StateDirLock};
+pub use lock::{GameDirLock, LockError, OwnerLocks, StateDirLock};
 pub use recovery::{RecoveryReport, recover};
 pub use transaction::{Completed, Failpoints, Step, Transaction};
 

@@ -37,6 +37,9 @@ use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCO
 const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 1024;
 const INTERNAL_QUEUE: usize = 256;
+/// How long shutdown waits for cancelled operations to clean up. With the endpoint's
+/// close (at most 500 ms) a shutdown ends within 2 s whatever runs.
+const SHUTDOWN_SETTLE: Duration = Duration::from_millis(1200);
 
 /// Results of the actor's own tasks.
 enum Internal {
@@ -97,8 +100,11 @@ struct PeerActor {
     outbound: OutboundTransfers,
     unpacker: Arc<dyn Unpacker>,
     tasks: JoinSet<()>,
-    /// Held for the actor's lifetime: no other lanspread changes these games meanwhile.
-    _state_lock: install::StateDirLock,
+    /// Held for the actor's lifetime (the game-dir lock moves with `SetGameDir`):
+    /// no other lanspread changes these games meanwhile.
+    locks: install::OwnerLocks,
+    /// Set once shutdown begins: no new operation starts (not even an auto-install).
+    shutting_down: bool,
 }
 
 pub(super) fn start(
@@ -112,7 +118,7 @@ pub(super) fn start(
             source,
         })?;
     }
-    let state_lock = install::StateDirLock::acquire(&config.state_dir)?;
+    let locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
     let endpoint = make_endpoint(config.listen)?;
     let local_addr = endpoint.local_addr().map_err(|source| PeerError::CreateDir {
         path: PathBuf::from("<udp socket>"),
@@ -184,7 +190,8 @@ pub(super) fn start(
         outbound,
         unpacker,
         tasks,
-        _state_lock: state_lock,
+        locks,
+        shutting_down: false,
     };
     let shutdown = CancellationToken::new();
     let actor_task = tokio::spawn(actor.run(Channels {
@@ -310,24 +317,45 @@ impl PeerActor {
         }
     }
 
-    /// Cancels running operations and lets them clean up (bounded), so a shutdown
-    /// never leaves a half-written download behind.
+    /// Cancels running operations and lets them clean up, briefly, so a shutdown
+    /// usually leaves nothing behind. What is still running after [`SHUTDOWN_SETTLE`]
+    /// is left as a crash would leave it: the journal and startup recovery finish it.
     async fn settle_operations(&mut self, internal: &mut mpsc::Receiver<Internal>) {
+        self.shutting_down = true;
         for operation in self.operations.values() {
             operation.cancel.cancel();
         }
         let settle = async {
             while !self.operations.is_empty() {
                 match internal.recv().await {
-                    Some(message @ Internal::DownloadEnded { .. }) => self.handle_internal(message).await,
+                    Some(message @ (Internal::DownloadEnded { .. } | Internal::InstallSideEnded { .. })) => {
+                        self.handle_internal(message).await;
+                    }
                     Some(_) => {}
                     None => break,
                 }
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), settle).await.is_err() {
-            tracing::warn!("operations still running at shutdown; startup recovery will finish them");
+        if tokio::time::timeout(SHUTDOWN_SETTLE, settle).await.is_err() {
+            let running: Vec<&str> = self.operations.keys().map(String::as_str).collect();
+            tracing::warn!(
+                "still running at shutdown: {}; startup recovery will finish them",
+                running.join(", ")
+            );
         }
+    }
+
+    /// Tells the server which games have an operation running (it answers `Busy` for them).
+    /// Published before an operation's task touches the disk.
+    fn publish_busy(&self) {
+        let busy: std::collections::BTreeSet<String> = self.operations.keys().cloned().collect();
+        self.served.send_if_modified(|served| {
+            if served.busy == busy {
+                return false;
+            }
+            Arc::make_mut(served).busy = busy;
+            true
+        });
     }
 
     async fn emit(&self, event: PeerEvent) {
@@ -349,36 +377,7 @@ impl PeerActor {
                 self.emit_snapshot().await;
             }
             PeerCommand::GetGame { id } | PeerCommand::FetchLatestFromPeers { id } => self.fetch_game_files(id).await,
-            PeerCommand::SetGameDir { path } => {
-                if let Err(err) = std::fs::create_dir_all(&path) {
-                    let error = format!("cannot use {} as the game dir: {err}", path.display());
-                    self.emit(PeerEvent::RuntimeFailed {
-                        component: "library",
-                        error,
-                    })
-                    .await;
-                    return;
-                }
-                tracing::info!("game dir is now {}", path.display());
-                // Scan the new dir only once it is watched: a change in between is then either
-                // seen by the scan or reported by the watcher, never lost.
-                if let Some(control) = &self.monitor_control {
-                    let (watching, watched) = tokio::sync::oneshot::channel();
-                    if control
-                        .send(MonitorControl::SetGameDir(path.clone(), watching))
-                        .await
-                        .is_ok()
-                        && tokio::time::timeout(Duration::from_secs(5), watched).await.is_err()
-                    {
-                        tracing::warn!(
-                            "the file watcher did not confirm the new game dir; the periodic scan covers it"
-                        );
-                    }
-                }
-                self.library.set_game_dir(&path);
-                self.config.game_dir = path;
-                self.run_next_scan();
-            }
+            PeerCommand::SetGameDir { path } => self.set_game_dir(path).await,
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
             PeerCommand::UninstallGame { id } => self.start_install_side(id, OperationKind::Uninstall).await,
@@ -397,6 +396,55 @@ impl PeerActor {
         }
     }
 
+    /// Moves to another game dir: it must be free (its lock is taken before the old one is let go)
+    /// and nothing may run in the current one.
+    async fn set_game_dir(&mut self, path: PathBuf) {
+        let refuse = |error: String| PeerEvent::RuntimeFailed {
+            component: "library",
+            error,
+        };
+        let path = match crate::config::absolute(&path, None) {
+            Ok(path) => path,
+            Err(err) => return self.emit(refuse(err.to_string())).await,
+        };
+        if path == self.config.game_dir {
+            self.request_scan(ScanScope::All);
+            return;
+        }
+        if !self.operations.is_empty() {
+            let error = format!(
+                "cannot switch the game dir to {} while operations run in the current one; wait for them or cancel them",
+                path.display()
+            );
+            return self.emit(refuse(error)).await;
+        }
+        if let Err(err) = std::fs::create_dir_all(&path) {
+            let error = format!("cannot use {} as the game dir: {err}", path.display());
+            return self.emit(refuse(error)).await;
+        }
+        match install::GameDirLock::acquire(&path, &self.config.state_dir) {
+            Ok(lock) => self.locks.game = lock,
+            Err(err) => return self.emit(refuse(err.to_string())).await,
+        }
+        tracing::info!("game dir is now {}", path.display());
+        // Scan the new dir only once it is watched: a change in between is then either
+        // seen by the scan or reported by the watcher, never lost.
+        if let Some(control) = &self.monitor_control {
+            let (watching, watched) = tokio::sync::oneshot::channel();
+            if control
+                .send(MonitorControl::SetGameDir(path.clone(), watching))
+                .await
+                .is_ok()
+                && tokio::time::timeout(Duration::from_secs(5), watched).await.is_err()
+            {
+                tracing::warn!("the file watcher did not confirm the new game dir; the periodic scan covers it");
+            }
+        }
+        self.library.set_game_dir(&path);
+        self.config.game_dir = path;
+        self.run_next_scan();
+    }
+
     fn busy_reason(&self, id: &str) -> Option<String> {
         if let Some(running) = self.operations.get(id) {
             return Some(format!("{id} is busy: a {} is already running", running.kind.label()));
@@ -409,7 +457,12 @@ impl PeerActor {
 
     /// Registers an operation on `id`, or refuses it (and returns None) when `id` is busy.
     async fn begin_operation(&mut self, id: &str, kind: OperationKind) -> Option<CancellationToken> {
-        if let Some(reason) = self.busy_reason(id) {
+        let refusal = if self.shutting_down {
+            Some("lanspread is shutting down".to_owned())
+        } else {
+            self.busy_reason(id)
+        };
+        if let Some(reason) = refusal {
             self.emit(PeerEvent::OperationRefused {
                 id: id.to_owned(),
                 reason,
@@ -425,6 +478,7 @@ impl PeerActor {
                 cancel: cancel.clone(),
             },
         );
+        self.publish_busy();
         self.emit_active_operations().await;
         Some(cancel)
     }
@@ -540,6 +594,7 @@ impl PeerActor {
         result: Result<install::Completed, install::InstallError>,
     ) {
         self.operations.remove(&id);
+        self.publish_busy();
         self.library.settled(&id);
         let reason = |err: install::InstallError| err.to_string();
         let event = match (kind, result) {
@@ -636,6 +691,7 @@ impl PeerActor {
 
     async fn handle_download_ended(&mut self, id: String, version: String, outcome: DownloadOutcome) {
         self.operations.remove(&id);
+        self.publish_busy();
         self.library.settled(&id);
         match outcome {
             DownloadOutcome::Finished(summary) => {
@@ -663,7 +719,7 @@ impl PeerActor {
 
     /// Auto-install: a finished download goes through the same path as `PeerCommand::InstallGame`.
     async fn after_download_finished(&mut self, id: &str) {
-        if self.config.auto_install {
+        if self.config.auto_install && !self.shutting_down {
             self.start_install(id.to_owned()).await;
         }
     }
@@ -741,6 +797,7 @@ impl PeerActor {
                 game_dir: self.library.game_dir().to_owned(),
                 games: local.clone(),
                 revision: previous.revision + u64::from(announced_changed),
+                busy: previous.busy.clone(),
             }));
             if !applied.changed.is_empty() {
                 let ids = applied.changed.into_iter().collect();

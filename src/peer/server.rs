@@ -3,6 +3,7 @@
 //! serves anything that library does not list (so never `local/`, reserved
 //! entries, symlinks, non-catalog games, or anything outside the game root).
 
+use std::collections::BTreeSet;
 use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,13 +25,17 @@ use crate::proto::{
     resolve_in_root, validate_game_id, write_frame,
 };
 
-/// What the server serves: the actor publishes a new one after every scan.
+/// What the server serves: the actor publishes a new one after every scan and
+/// whenever an operation starts or ends.
 #[derive(Debug, Clone, Default)]
 pub struct ServedLibrary {
     pub game_dir: PathBuf,
     pub games: GameDB,
     /// Bumped whenever the announced summaries change; sent in every `Pong`.
     pub revision: u64,
+    /// Games with a local operation running (download, install, removal...): their
+    /// files may be rewritten at any moment, so every request for them gets `Busy`.
+    pub busy: BTreeSet<String>,
 }
 
 pub struct ServerContext {
@@ -176,6 +181,10 @@ fn served_game<'a>(context: &ServerContext, library: &'a ServedLibrary, id: &str
     if validate_game_id(id).is_err() || !context.catalog.contains(id) {
         return Err(unknown());
     }
+    if library.busy.contains(id) {
+        let message = format!("this peer is changing {id} right now; ask another peer");
+        return Err(Response::error(ErrorKind::Busy, message));
+    }
     library
         .games
         .get(id)
@@ -221,6 +230,13 @@ async fn send_file_range(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("{path} shrank while being sent"),
             ));
+        }
+        // Checked after the read: an operation publishes `busy` before it writes, so bytes
+        // read before it was published are the old content, and later ones are never sent.
+        if context.library.borrow().busy.contains(id) {
+            return Err(std::io::Error::other(format!(
+                "{id} started changing while {path} was sent"
+            )));
         }
         if let Some(limiter) = &context.upload_limit {
             limiter.acquire(read).await;

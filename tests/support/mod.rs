@@ -32,3 +32,15 @@ pub fn write_game(game_dir: &Path, id: &str, version: &str, files: &[(&str, Vec<
     std::fs::write(root.join("version.ini"), version).unwrap();
     root
 }
+
+/// Polls `done` (bounded by [`WAIT`]) until it holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
