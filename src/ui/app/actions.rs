@@ -1,0 +1,572 @@
+//! The user's actions. A game action applies to the selected transfer's game
+//! while the transfers pane has the focus, the selected library row otherwise;
+//! each one that starts an operation opens with `idle_target`, which refuses a
+//! busy game (only `cancel` wants a busy one). A refusal says why on the status
+//! line and sends nothing. Destructive actions open a confirmation [`Dialog`]
+//! first and act in `confirmed`.
+
+use super::{App, Confirmed, Dialog, Fetch, INSTALL_SIZE_FACTOR, Level, Pane, RowKey, latest_size};
+use crate::peer::{GameState, LibraryEntry, PeerCommand};
+use crate::ui::format::format_size;
+
+/// Which game a game action applies to.
+enum Target<'a> {
+    Game(&'a LibraryEntry),
+    Folder(&'a str),
+}
+
+impl App {
+    /// The game a game action applies to: the selected transfer's game while the
+    /// transfers pane has the focus, the selected library row otherwise.
+    fn target(&self) -> Option<Target<'_>> {
+        if self.focus == Pane::Transfers {
+            let rows = self.transfer_rows();
+            if let Some(index) = self.selected_transfer_index() {
+                return self.snapshot.game(&rows[index].id).map(Target::Game);
+            }
+        }
+        let keys = self.library_keys();
+        let index = self.library_selection.resolve(&keys)?;
+        match &keys[index] {
+            RowKey::Game(id) => self.snapshot.game(id).map(Target::Game),
+            RowKey::Folder(folder) => self
+                .snapshot
+                .uncatalogued
+                .iter()
+                .find(|name| *name == folder)
+                .map(|name| Target::Folder(name.as_str())),
+        }
+    }
+
+    /// The selected catalog game, or a status message saying why there is none.
+    fn target_game(&mut self) -> Option<LibraryEntry> {
+        match self.target() {
+            Some(Target::Game(game)) => Some(game.clone()),
+            Some(Target::Folder(folder)) => {
+                let text = format!(
+                    "{folder} is not in the catalog, so lanspread neither shares nor manages it \
+                     (add it with --catalog)"
+                );
+                self.say(Level::Warn, text);
+                None
+            }
+            None => {
+                let text = if self.snapshot.games.is_empty() {
+                    "no games yet: games appear here as peers are found".to_owned()
+                } else {
+                    "no game selected".to_owned()
+                };
+                self.say(Level::Warn, text);
+                None
+            }
+        }
+    }
+
+    fn busy_reason(&self, game: &LibraryEntry) -> Option<String> {
+        let name = &game.name;
+        if let Some(kind) = self.active.get(&game.id) {
+            let hint = if kind.is_cancellable() {
+                " (press c to cancel it)"
+            } else {
+                ""
+            };
+            return Some(format!("{name} is busy: its {} is running{hint}", kind.label()));
+        }
+        self.fetching.get(&game.id).map(|fetch| {
+            format!(
+                "{name} is busy: its {} is asking peers for the file list",
+                fetch.label()
+            )
+        })
+    }
+
+    /// The selected catalog game when nothing runs on it; otherwise `None`, with
+    /// a status message saying why. Every action that starts an operation opens with it.
+    fn idle_target(&mut self) -> Option<LibraryEntry> {
+        let game = self.target_game()?;
+        match self.busy_reason(&game) {
+            Some(reason) => {
+                self.say(Level::Warn, reason);
+                None
+            }
+            None => Some(game),
+        }
+    }
+
+    /// Says why an action does nothing; the action returns what this returns.
+    fn refuse(&mut self, why: String) -> Vec<PeerCommand> {
+        self.say(Level::Warn, why);
+        Vec::new()
+    }
+
+    pub(super) fn download(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.idle_target() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        let refusal = match game.state {
+            GameState::RemoteOnly => return self.fetch(&game, Fetch::Download),
+            GameState::UpdateAvailable => format!(
+                "{name} is already downloaded; a newer version ({}) is available: press u to update",
+                game.latest_version.as_deref().unwrap_or("?")
+            ),
+            GameState::Downloaded => format!("{name} is already downloaded (not installed)"),
+            GameState::Installed => format!("{name} is already downloaded and installed"),
+        };
+        self.refuse(refusal)
+    }
+
+    pub(super) fn update_game(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.idle_target() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        let refusal = match game.state {
+            GameState::UpdateAvailable => return self.fetch(&game, Fetch::Update),
+            GameState::RemoteOnly => format!("{name} is not downloaded: press d to download it first"),
+            GameState::Downloaded | GameState::Installed => format!(
+                "{name} is up to date (version {})",
+                game.local_version.as_deref().unwrap_or("?")
+            ),
+        };
+        self.refuse(refusal)
+    }
+
+    /// Asks for the file list; its arrival ([`PeerEvent::GotGameFiles`]) starts the download.
+    fn fetch(&mut self, game: &LibraryEntry, fetch: Fetch) -> Vec<PeerCommand> {
+        let name = &game.name;
+        if game.peers.is_empty() {
+            return self.refuse(format!("no peer shares {name} right now"));
+        }
+        let archives = latest_size(game);
+        if let Some(free) = self.free_space.filter(|free| archives > *free) {
+            let text = format!(
+                "not enough space for {name}: its archives need {}, {} free on {}",
+                format_size(archives),
+                format_size(free),
+                self.game_dir.display()
+            );
+            self.say(Level::Error, text);
+            return Vec::new();
+        }
+        self.fetching.insert(game.id.clone(), fetch);
+        self.push_log(Level::Info, format!("{name}: asking peers for the file list"));
+        let id = game.id.clone();
+        vec![match fetch {
+            Fetch::Download => PeerCommand::GetGame { id },
+            Fetch::Update => PeerCommand::FetchLatestFromPeers { id },
+        }]
+    }
+
+    pub(super) fn stream_install(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.idle_target() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        let refusal = match game.state {
+            GameState::Installed => format!("{name} is already installed"),
+            GameState::Downloaded => format!("{name} is already downloaded: press i to install it from its archives"),
+            GameState::RemoteOnly | GameState::UpdateAvailable if game.peers.is_empty() => {
+                format!("no peer shares {name} right now")
+            }
+            GameState::RemoteOnly | GameState::UpdateAvailable => {
+                let install = latest_size(&game).saturating_mul(INSTALL_SIZE_FACTOR);
+                match self.free_space.filter(|free| install > *free) {
+                    Some(free) => format!(
+                        "not enough space for {name}: even a streamed install needs ~{}, {} free on {}",
+                        format_size(install),
+                        format_size(free),
+                        self.game_dir.display()
+                    ),
+                    None => {
+                        self.push_log(Level::Info, format!("{name}: asking a peer to stream its install"));
+                        return vec![PeerCommand::StreamInstallGame { id: game.id.clone() }];
+                    }
+                }
+            }
+        };
+        self.refuse(refusal)
+    }
+
+    pub(super) fn install(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.idle_target() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        if game.local_version.is_none() {
+            let text =
+                format!("{name} is not downloaded: press d to download it (it installs itself) or s to stream it");
+            return self.refuse(text);
+        }
+        if game.installed {
+            // Unpacking again replaces local/, and whatever was changed in it.
+            self.dialog = Some(Dialog {
+                title: format!("Reinstall {name}?"),
+                message: format!(
+                    "This unpacks the downloaded archives of {name} again and replaces its installed files ({}).",
+                    self.game_dir.join(&game.id).join("local").display()
+                ),
+                confirm: Confirmed::Install(game.id.clone()),
+            });
+            return Vec::new();
+        }
+        vec![PeerCommand::InstallGame { id: game.id.clone() }]
+    }
+
+    pub(super) fn ask_uninstall(&mut self) {
+        let Some(game) = self.idle_target() else {
+            return;
+        };
+        let name = &game.name;
+        if !game.installed {
+            self.say(Level::Warn, format!("{name} is not installed"));
+            return;
+        }
+        self.dialog = Some(Dialog {
+            title: format!("Uninstall {name}?"),
+            message: format!(
+                "This deletes the installed files of {name} ({}). The downloaded archives stay.",
+                self.game_dir.join(&game.id).join("local").display()
+            ),
+            confirm: Confirmed::Uninstall(game.id.clone()),
+        });
+    }
+
+    pub(super) fn ask_remove(&mut self) {
+        let Some(game) = self.idle_target() else {
+            return;
+        };
+        let name = &game.name;
+        if game.local_version.is_none() {
+            self.say(Level::Warn, format!("{name} is not downloaded here: nothing to remove"));
+            return;
+        }
+        if game.installed {
+            self.say(
+                Level::Warn,
+                format!("{name} is installed: press x to uninstall it first"),
+            );
+            return;
+        }
+        self.dialog = Some(Dialog {
+            title: format!("Remove the download of {name}?"),
+            message: format!(
+                "This deletes {} ({}). Peers that have {name} can send it again later.",
+                self.game_dir.join(&game.id).display(),
+                format_size(game.size)
+            ),
+            confirm: Confirmed::RemoveDownloaded(game.id.clone()),
+        });
+    }
+
+    pub(super) fn cancel(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.target_game() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        match self.active.get(&game.id) {
+            Some(kind) if kind.is_cancellable() => {
+                self.say(Level::Info, format!("cancelling the {} of {name}", kind.label()));
+                return vec![PeerCommand::CancelDownload { id: game.id.clone() }];
+            }
+            Some(kind) => {
+                let text = format!(
+                    "the {} of {name} cannot be cancelled; it finishes on its own",
+                    kind.label()
+                );
+                return self.refuse(text);
+            }
+            None => {}
+        }
+        let Some(fetch) = self.fetching.remove(&game.id) else {
+            return self.refuse(format!(
+                "nothing to cancel: no download or install of {name} is running"
+            ));
+        };
+        // The answer will be ignored, so nothing starts.
+        self.report(
+            Level::Info,
+            format!("{name}: {} cancelled before it started", fetch.label()),
+        );
+        Vec::new()
+    }
+
+    pub(super) fn ask_quit(&mut self) {
+        if matches!(&self.dialog, Some(dialog) if dialog.confirm == Confirmed::Quit) {
+            // Quit pressed again in the quit dialog: that is a yes.
+            self.quit = true;
+            return;
+        }
+        let running: Vec<String> = self
+            .transfer_rows()
+            .iter()
+            .map(|row| {
+                let percent = row
+                    .progress
+                    .as_ref()
+                    .map(|progress| format!(" {:.0}%", progress.fraction() * 100.0))
+                    .unwrap_or_default();
+                format!("{} of {}{percent}", row.label, row.name)
+            })
+            .collect();
+        if running.is_empty() || self.runtime_stopped {
+            self.quit = true;
+            return;
+        }
+        self.dialog = Some(Dialog {
+            title: "Quit lanspread?".to_owned(),
+            message: format!(
+                "Still running: {}. Quitting stops it; unfinished work is cleaned up.",
+                running.join(", ")
+            ),
+            confirm: Confirmed::Quit,
+        });
+    }
+
+    pub(super) fn confirmed(&mut self, confirm: Confirmed) -> Vec<PeerCommand> {
+        match confirm {
+            Confirmed::Install(id) => vec![PeerCommand::InstallGame { id }],
+            Confirmed::Uninstall(id) => vec![PeerCommand::UninstallGame { id }],
+            Confirmed::RemoveDownloaded(id) => vec![PeerCommand::RemoveDownloadedGame { id }],
+            Confirmed::Quit => {
+                self.quit = true;
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{state_of, status_text};
+    use crate::peer::{OperationKind, PeerCommand, PeerEvent};
+    use crate::ui::app::Pane;
+    use crate::ui::input::{Action, InputMode};
+    use crate::ui::test_support::*;
+
+    #[test]
+    fn download_asks_for_the_file_list_then_downloads_those_files() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::Download);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
+            "{commands:?}"
+        );
+        assert_eq!(state_of(&app, "Xonotic"), "asking peers...");
+        assert_eq!(app.transfer_rows().len(), 1);
+        assert!(app.is_animating());
+
+        // A second press while waiting is refused, not sent twice.
+        assert!(app.apply(Action::Download).is_empty());
+        assert!(status_text(&app).contains("busy"), "{}", status_text(&app));
+
+        let commands = app.update(PeerEvent::GotGameFiles {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            files: files(),
+            peers: vec![addr(1), addr(2)],
+        });
+        match commands.as_slice() {
+            [PeerCommand::DownloadGameFiles { id, files: sent }] => {
+                assert_eq!(id, "xonotic");
+                assert_eq!(sent, &files());
+            }
+            other => panic!("expected DownloadGameFiles, got {other:?}"),
+        }
+        // A file list nobody here asked for starts nothing.
+        let unasked = app.update(PeerEvent::GotGameFiles {
+            id: "quake".into(),
+            version: "1.09".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        assert!(unasked.is_empty());
+    }
+
+    #[test]
+    fn update_fetches_the_latest_file_list() {
+        let mut app = app_with_library();
+        select(&mut app, "Warsow");
+        let commands = app.apply(Action::Update);
+        assert!(matches!(commands.as_slice(), [PeerCommand::FetchLatestFromPeers { id }] if id == "warsow"));
+        let commands = app.update(PeerEvent::GotGameFiles {
+            id: "warsow".into(),
+            version: "2.1".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        assert!(matches!(commands.as_slice(), [PeerCommand::DownloadGameFiles { id, .. }] if id == "warsow"));
+    }
+
+    #[test]
+    fn refused_actions_say_why_and_send_nothing() {
+        let mut app = app_with_library();
+        let mut refused = |name: &str, action: Action, expected: &str| {
+            select(&mut app, name);
+            let commands = app.apply(action);
+            assert!(commands.is_empty(), "{action:?} on {name} sent {commands:?}");
+            assert_eq!(status_text(&app), expected, "{action:?} on {name}");
+        };
+        refused(
+            "Xonotic",
+            Action::Update,
+            "Xonotic is not downloaded: press d to download it first",
+        );
+        refused(
+            "Xonotic",
+            Action::Install,
+            "Xonotic is not downloaded: press d to download it (it installs itself) or s to stream it",
+        );
+        refused(
+            "Quake",
+            Action::StreamInstall,
+            "Quake is already downloaded: press i to install it from its archives",
+        );
+        refused("OpenArena", Action::StreamInstall, "OpenArena is already installed");
+        refused("Xonotic", Action::Uninstall, "Xonotic is not installed");
+        refused(
+            "Xonotic",
+            Action::RemoveDownloaded,
+            "Xonotic is not downloaded here: nothing to remove",
+        );
+        refused(
+            "Xonotic",
+            Action::Cancel,
+            "nothing to cancel: no download or install of Xonotic is running",
+        );
+        refused(
+            "OpenArena",
+            Action::Download,
+            "OpenArena is already downloaded and installed",
+        );
+        refused(
+            "OpenArena",
+            Action::RemoveDownloaded,
+            "OpenArena is installed: press x to uninstall it first",
+        );
+        refused("Quake", Action::Update, "Quake is up to date (version 1.09)");
+        refused(
+            "Warsow",
+            Action::Download,
+            "Warsow is already downloaded; a newer version (2.1) is available: press u to update",
+        );
+        refused(
+            "mystuff",
+            Action::Download,
+            "mystuff is not in the catalog, so lanspread neither shares nor manages it (add it with --catalog)",
+        );
+    }
+
+    #[test]
+    fn actions_on_a_busy_game_are_refused() {
+        let mut app = app_with_library();
+        app.update(active("openarena", OperationKind::Uninstall));
+        select(&mut app, "OpenArena");
+        assert!(app.apply(Action::Uninstall).is_empty());
+        assert_eq!(status_text(&app), "OpenArena is busy: its uninstall is running");
+        assert!(app.apply(Action::Cancel).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "the uninstall of OpenArena cannot be cancelled; it finishes on its own"
+        );
+        assert_eq!(state_of(&app, "OpenArena"), "uninstalling");
+        assert!(app.is_animating());
+    }
+
+    #[test]
+    fn cancel_sends_cancel_download_for_a_running_download() {
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "xonotic"));
+        // From the transfers pane the selected transfer is the target, whatever the library cursor says.
+        select(&mut app, "Quake");
+        app.apply(Action::NextPane);
+        app.apply(Action::NextPane);
+        assert_eq!(app.focus(), Pane::Transfers);
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "xonotic"));
+    }
+
+    #[test]
+    fn destructive_actions_ask_for_confirmation_first() {
+        let mut app = app_with_library();
+        select(&mut app, "OpenArena");
+        assert!(
+            app.apply(Action::Uninstall).is_empty(),
+            "nothing is sent before the answer"
+        );
+        assert_eq!(app.dialog().unwrap().title, "Uninstall OpenArena?");
+        assert_eq!(app.input_mode(), InputMode::Dialog);
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::UninstallGame { id }] if id == "openarena"));
+        assert!(app.dialog().is_none());
+
+        select(&mut app, "Quake");
+        assert!(app.apply(Action::RemoveDownloaded).is_empty());
+        assert_eq!(app.dialog().unwrap().title, "Remove the download of Quake?");
+        assert!(app.apply(Action::Back).is_empty(), "no keeps it");
+        assert!(app.dialog().is_none());
+        assert!(app.apply(Action::Confirm).is_empty(), "a stale yes does nothing");
+
+        app.apply(Action::RemoveDownloaded);
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::RemoveDownloadedGame { id }] if id == "quake"));
+    }
+
+    #[test]
+    fn quit_asks_only_while_something_runs() {
+        let mut app = app_with_library();
+        app.apply(Action::Quit);
+        assert!(app.should_quit());
+
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", GIB, 4 * GIB)));
+        app.apply(Action::Quit);
+        assert!(!app.should_quit());
+        let dialog = app.dialog().unwrap();
+        assert!(dialog.message.contains("download of Xonotic 25%"), "{}", dialog.message);
+        app.apply(Action::Back);
+        assert!(!app.should_quit());
+        app.apply(Action::Quit);
+        // Ctrl-C / q again in the dialog means yes.
+        app.apply(Action::Quit);
+        assert!(app.should_quit());
+    }
+
+    #[test]
+    fn install_and_streamed_install_map_to_their_commands() {
+        let mut app = app_with_library();
+        select(&mut app, "Quake");
+        let commands = app.apply(Action::Install);
+        assert!(matches!(commands.as_slice(), [PeerCommand::InstallGame { id }] if id == "quake"));
+
+        select(&mut app, "Xonotic");
+        let commands = app.apply(Action::StreamInstall);
+        assert!(matches!(commands.as_slice(), [PeerCommand::StreamInstallGame { id }] if id == "xonotic"));
+
+        // Reinstalling replaces local/, so it asks first.
+        select(&mut app, "OpenArena");
+        assert!(app.apply(Action::Install).is_empty());
+        assert_eq!(app.dialog().unwrap().title, "Reinstall OpenArena?");
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::InstallGame { id }] if id == "openarena"));
+    }
+
+    #[test]
+    fn a_streamed_install_that_cannot_fit_is_refused() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.set_free_space(Some(5 * GIB));
+        assert!(app.apply(Action::StreamInstall).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: even a streamed install needs ~6.0 GiB, 5.0 GiB free on /games"
+        );
+        app.set_free_space(Some(7 * GIB));
+        assert_eq!(app.apply(Action::StreamInstall).len(), 1, "fits as a streamed install");
+    }
+}

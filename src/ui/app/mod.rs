@@ -1,0 +1,970 @@
+//! `App`: everything the TUI shows, as plain data. [`App::update`] folds a
+//! [`PeerEvent`] in, [`App::apply`] carries out an [`Action`]; both return the
+//! [`PeerCommand`]s to send and do no I/O, so the whole behaviour is unit-tested
+//! without a terminal or a runtime. Rendering reads `&App` and nothing else.
+//!
+//! This file holds the state and the two entry points; the jobs behind them
+//! live beside it: `rows` turns the state into the rows the panes draw,
+//! `actions` carries out the user's game actions, `selection` keeps each
+//! pane's cursor.
+//!
+//! Invariants: what runs is what the last [`PeerEvent::ActiveOperations`] said
+//! (plus file-list requests this UI made and is waiting on); selections are
+//! kept by key, so rows moving around under a new snapshot keep the cursor on
+//! the same game or peer.
+
+mod actions;
+mod rows;
+mod selection;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size};
+pub use selection::Selection;
+
+use super::format::{format_duration, format_rate, format_size};
+use super::input::{Action, InputMode};
+use crate::peer::{
+    ActiveOperation, DownloadProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent, PeerSummary,
+};
+
+/// Log lines kept for the log pane; the log file has them all.
+pub const LOG_CAPACITY: usize = 1000;
+/// Rows moved by PgUp / PgDn.
+pub const PAGE: usize = 10;
+/// Until the runtime reports install sizes, an install is assumed to take this many times its archives.
+pub const INSTALL_SIZE_FACTOR: u64 = 2;
+
+/// A log-pane timestamp, e.g. `14:03:27`. A plain fn so tests can pin it.
+pub type Clock = fn() -> String;
+
+/// Local wall-clock time of day.
+pub fn local_clock() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Library,
+    Peers,
+    Transfers,
+    Log,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Library, Pane::Peers, Pane::Transfers, Pane::Log];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Library => "Library",
+            Pane::Peers => "Peers",
+            Pane::Transfers => "Transfers",
+            Pane::Log => "Log",
+        }
+    }
+
+    fn index(self) -> usize {
+        Pane::ALL.iter().position(|pane| *pane == self).unwrap_or(0)
+    }
+
+    fn next(self) -> Pane {
+        Pane::ALL[(self.index() + 1) % Pane::ALL.len()]
+    }
+
+    fn prev(self) -> Pane {
+        Pane::ALL[(self.index() + Pane::ALL.len() - 1) % Pane::ALL.len()]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    State,
+    Size,
+}
+
+impl SortKey {
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Name => "name",
+            SortKey::State => "state",
+            SortKey::Size => "size",
+        }
+    }
+
+    fn next(self) -> SortKey {
+        match self {
+            SortKey::Name => SortKey::State,
+            SortKey::State => SortKey::Size,
+            SortKey::Size => SortKey::Name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: String,
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusMessage {
+    pub level: Level,
+    pub text: String,
+}
+
+/// What a confirmation dialog does on "yes".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    Install(String),
+    Uninstall(String),
+    RemoveDownloaded(String),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    pub title: String,
+    pub message: String,
+    pub confirm: Confirmed,
+}
+
+/// A file-list request this UI made, and what to do with the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Download,
+    Update,
+}
+
+impl Fetch {
+    fn label(self) -> &'static str {
+        match self {
+            Fetch::Download => "download",
+            Fetch::Update => "update",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DownloadInfo {
+    version: Option<String>,
+    total_bytes: Option<u64>,
+    progress: Option<DownloadProgress>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    game_dir: PathBuf,
+    listen_addr: SocketAddr,
+    log_dir: Option<PathBuf>,
+    free_space: Option<u64>,
+    snapshot: LibrarySnapshot,
+    peers: Vec<PeerRow>,
+    active: BTreeMap<String, OperationKind>,
+    downloads: BTreeMap<String, DownloadInfo>,
+    installs: BTreeMap<String, InstallProgress>,
+    /// Games whose operation just ended: their next on-disk change is that operation's own.
+    just_ended: BTreeSet<String>,
+    fetching: BTreeMap<String, Fetch>,
+    log: VecDeque<LogLine>,
+    log_total: u64,
+    /// Lines scrolled up from the newest; 0 follows the tail.
+    log_scroll: usize,
+    status: Option<StatusMessage>,
+    focus: Pane,
+    library_selection: Selection<RowKey>,
+    peer_selection: Selection<SocketAddr>,
+    transfer_selection: Selection<String>,
+    filter: String,
+    filtering: bool,
+    sort: SortKey,
+    dialog: Option<Dialog>,
+    help: bool,
+    quit: bool,
+    runtime_stopped: bool,
+    spinner: usize,
+    dirty: bool,
+    clock: Clock,
+}
+
+impl App {
+    pub fn new(game_dir: PathBuf, listen_addr: SocketAddr) -> App {
+        App {
+            game_dir,
+            listen_addr,
+            log_dir: None,
+            free_space: None,
+            snapshot: LibrarySnapshot::default(),
+            peers: Vec::new(),
+            active: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            installs: BTreeMap::new(),
+            just_ended: BTreeSet::new(),
+            fetching: BTreeMap::new(),
+            log: VecDeque::new(),
+            log_total: 0,
+            log_scroll: 0,
+            status: None,
+            focus: Pane::Library,
+            library_selection: Selection::default(),
+            peer_selection: Selection::default(),
+            transfer_selection: Selection::default(),
+            filter: String::new(),
+            filtering: false,
+            sort: SortKey::Name,
+            dialog: None,
+            help: false,
+            quit: false,
+            runtime_stopped: false,
+            spinner: 0,
+            dirty: true,
+            clock: local_clock,
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> App {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_log_dir(mut self, log_dir: Option<PathBuf>) -> App {
+        self.log_dir = log_dir;
+        self
+    }
+
+    // ---- read side, for rendering and the event loop ----
+
+    pub fn game_dir(&self) -> &Path {
+        &self.game_dir
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    pub fn log_dir(&self) -> Option<&Path> {
+        self.log_dir.as_deref()
+    }
+
+    pub fn free_space(&self) -> Option<u64> {
+        self.free_space
+    }
+
+    pub fn snapshot(&self) -> &LibrarySnapshot {
+        &self.snapshot
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn focus(&self) -> Pane {
+        self.focus
+    }
+
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    pub fn is_filtering(&self) -> bool {
+        self.filtering
+    }
+
+    pub fn sort(&self) -> SortKey {
+        self.sort
+    }
+
+    pub fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    pub fn is_help_open(&self) -> bool {
+        self.help
+    }
+
+    pub fn status(&self) -> Option<&StatusMessage> {
+        self.status.as_ref()
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    pub fn log_lines(&self) -> &VecDeque<LogLine> {
+        &self.log
+    }
+
+    pub fn log_scroll(&self) -> usize {
+        self.log_scroll
+    }
+
+    /// Lines logged since `seen` lines were logged in total (for copying them to the log file).
+    pub fn log_lines_since(&self, seen: u64) -> impl Iterator<Item = &LogLine> {
+        let first = self.log_total - self.log.len() as u64;
+        let skip = usize::try_from(seen.saturating_sub(first)).unwrap_or(usize::MAX);
+        self.log.iter().skip(skip)
+    }
+
+    pub fn log_total(&self) -> u64 {
+        self.log_total
+    }
+
+    pub fn active_operations(&self) -> impl Iterator<Item = (&str, OperationKind)> {
+        self.active.iter().map(|(id, kind)| (id.as_str(), *kind))
+    }
+
+    /// A frame counter for the spinner of operations that report no progress.
+    pub fn spinner(&self) -> usize {
+        self.spinner
+    }
+
+    pub fn input_mode(&self) -> InputMode {
+        if self.help {
+            InputMode::Help
+        } else if self.dialog.is_some() {
+            InputMode::Dialog
+        } else if self.filtering {
+            InputMode::Filter
+        } else {
+            InputMode::Normal
+        }
+    }
+
+    /// True while something on screen moves without events (a spinner): only then does the loop tick.
+    pub fn is_animating(&self) -> bool {
+        !self.fetching.is_empty()
+            || self
+                .active
+                .keys()
+                .any(|id| self.downloads.get(id).is_none_or(|info| info.progress.is_none()))
+    }
+
+    /// Whether anything changed since the last call; the loop draws only then.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Marks the screen stale (e.g. after a terminal resize).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn name_of<'a>(&'a self, id: &'a str) -> &'a str {
+        self.snapshot.game(id).map_or(id, |game| game.name.as_str())
+    }
+
+    // ---- write side ----
+
+    /// Folds one runtime event into the state; returns the commands it calls for
+    /// (a requested file list arriving starts its download).
+    pub fn update(&mut self, event: PeerEvent) -> Vec<PeerCommand> {
+        self.dirty = true;
+        match event {
+            PeerEvent::LibraryUpdated(snapshot) => self.set_snapshot(snapshot),
+            PeerEvent::LocalLibraryChanged { ids } => {
+                // The rescan after our own operation says what its Finished line said already.
+                let names: Vec<&str> = ids
+                    .iter()
+                    .filter(|id| !self.just_ended.contains(*id))
+                    .map(|id| self.name_of(id))
+                    .collect();
+                if names.is_empty() {
+                    self.dirty = false;
+                } else {
+                    let text = format!("changed on disk: {}", names.join(", "));
+                    self.push_log(Level::Info, text);
+                }
+                for id in &ids {
+                    self.just_ended.remove(id);
+                }
+            }
+            PeerEvent::PeerJoined { addr, peer_id, name } => {
+                if !self.peers.iter().any(|row| row.summary.addr == addr) {
+                    let summary = PeerSummary {
+                        addr,
+                        peer_id,
+                        name: name.clone(),
+                        game_count: 0,
+                        latency: Duration::ZERO,
+                        library_loaded: false,
+                    };
+                    self.peers.push(PeerRow {
+                        summary,
+                        since: (self.clock)(),
+                        rate: None,
+                    });
+                }
+                self.push_log(Level::Info, format!("peer {name} joined ({addr})"));
+            }
+            PeerEvent::PeerLeft { addr, name, .. } => {
+                self.peers.retain(|row| row.summary.addr != addr);
+                self.push_log(Level::Info, format!("peer {name} left ({addr})"));
+            }
+            // The peer list itself is the count; nothing to show.
+            PeerEvent::PeerCount(_) => self.dirty = false,
+            PeerEvent::GotGameFiles {
+                id,
+                version,
+                files,
+                peers,
+            } => {
+                let Some(fetch) = self.fetching.remove(&id) else {
+                    self.dirty = false;
+                    return Vec::new();
+                };
+                let total: u64 = files.iter().map(|file| file.size).sum();
+                let text = format!(
+                    "{} {version}: {} files, {}, on {} peer{}; starting the {}",
+                    self.name_of(&id),
+                    files.len(),
+                    format_size(total),
+                    peers.len(),
+                    if peers.len() == 1 { "" } else { "s" },
+                    fetch.label()
+                );
+                self.push_log(Level::Info, text);
+                return vec![PeerCommand::DownloadGameFiles { id, files }];
+            }
+            PeerEvent::GameFilesUnavailable { id, reason } => {
+                self.fetching.remove(&id);
+                self.report_game(&id, |name| format!("cannot download {name}: {reason}"));
+            }
+            PeerEvent::DownloadGameFilesBegin {
+                id,
+                version,
+                total_bytes,
+                peers,
+            } => {
+                self.fetching.remove(&id);
+                let text = format!(
+                    "downloading {} {version} ({}) from {} peer{}",
+                    self.name_of(&id),
+                    format_size(total_bytes),
+                    peers.len(),
+                    if peers.len() == 1 { "" } else { "s" }
+                );
+                self.downloads.insert(
+                    id,
+                    DownloadInfo {
+                        version: Some(version),
+                        total_bytes: Some(total_bytes),
+                        progress: None,
+                    },
+                );
+                self.push_log(Level::Info, text);
+            }
+            PeerEvent::DownloadProgress(progress) => {
+                // A sample can trail its download's end; it must not bring the transfer back.
+                if !self.active.contains_key(&progress.id) {
+                    self.dirty = false;
+                    return Vec::new();
+                }
+                let info = self.downloads.entry(progress.id.clone()).or_insert(DownloadInfo {
+                    version: None,
+                    total_bytes: Some(progress.total_bytes),
+                    progress: None,
+                });
+                info.progress = Some(progress);
+            }
+            PeerEvent::DownloadGameFilesFinished { id, version, summary } => {
+                self.downloads.remove(&id);
+                let seconds = summary.elapsed.as_secs_f64();
+                let text = format!(
+                    "downloaded {} {version}: {} in {} ({}) from {} peer{}",
+                    self.name_of(&id),
+                    format_size(summary.bytes),
+                    format_duration(summary.elapsed),
+                    format_rate(summary.bytes as f64 / seconds.max(1e-9)),
+                    summary.peers_used.len(),
+                    if summary.peers_used.len() == 1 { "" } else { "s" }
+                );
+                self.push_log(Level::Info, text);
+            }
+            PeerEvent::DownloadGameFilesFailed { id, reason } => {
+                self.downloads.remove(&id);
+                self.fetching.remove(&id);
+                self.report_game(&id, |name| format!("download of {name} failed: {reason}"));
+            }
+            PeerEvent::DownloadGameFilesCancelled { id } => {
+                self.downloads.remove(&id);
+                self.log_game(Level::Info, &id, |name| {
+                    format!("download of {name} cancelled; partial files removed")
+                });
+            }
+            PeerEvent::DownloadPeersExcluded { id, peers } => {
+                for (addr, why) in peers {
+                    self.log_game(Level::Warn, &id, |name| format!("{name}: left out {addr}: {why}"));
+                }
+            }
+            PeerEvent::StreamInstallAttemptFailed { id, peer, reason } => {
+                self.log_game(Level::Warn, &id, |name| {
+                    format!("{name}: streaming from {peer} failed: {reason}; trying another peer")
+                });
+            }
+            PeerEvent::InstallGameBegin { id } => {
+                let how = match self.active.get(&id) {
+                    Some(OperationKind::StreamInstall) => "stream-installing",
+                    _ => "installing",
+                };
+                self.log_game(Level::Info, &id, |name| format!("{how} {name}"));
+            }
+            PeerEvent::InstallGameProgress { id, files, bytes } => {
+                if !self.active.contains_key(&id) {
+                    self.dirty = false;
+                    return Vec::new();
+                }
+                self.installs.insert(id, InstallProgress { files, bytes });
+            }
+            PeerEvent::InstallGameFinished { id, updated } => {
+                self.installs.remove(&id);
+                let verb = if updated { "updated" } else { "installed" };
+                self.log_game(Level::Info, &id, |name| format!("{verb} {name}"));
+            }
+            PeerEvent::InstallGameFailed { id, reason } => {
+                self.installs.remove(&id);
+                self.report_game(&id, |name| format!("install of {name} failed: {reason}"));
+            }
+            PeerEvent::UninstallGameBegin { id } => {
+                self.log_game(Level::Info, &id, |name| format!("uninstalling {name}"));
+            }
+            PeerEvent::UninstallGameFinished { id } => {
+                self.log_game(Level::Info, &id, |name| format!("uninstalled {name}"));
+            }
+            PeerEvent::UninstallGameFailed { id, reason } => {
+                self.report_game(&id, |name| format!("uninstall of {name} failed: {reason}"));
+            }
+            PeerEvent::RemoveDownloadedGameBegin { id } => {
+                self.log_game(Level::Info, &id, |name| format!("removing the download of {name}"));
+            }
+            PeerEvent::RemoveDownloadedGameFinished { id } => {
+                self.log_game(Level::Info, &id, |name| format!("removed the download of {name}"));
+            }
+            PeerEvent::RemoveDownloadedGameFailed { id, reason } => {
+                self.report_game(&id, |name| format!("removing {name} failed: {reason}"));
+            }
+            PeerEvent::ActiveOperations(operations) => self.set_active(operations),
+            PeerEvent::OperationRefused { id, reason } => {
+                self.fetching.remove(&id);
+                self.report(Level::Warn, reason);
+            }
+            PeerEvent::RuntimeFailed { component, error } => {
+                self.report(Level::Error, format!("{component} failed: {error}"));
+            }
+        }
+        Vec::new()
+    }
+
+    /// Carries out what the user asked for; returns the commands to send.
+    pub fn apply(&mut self, action: Action) -> Vec<PeerCommand> {
+        self.dirty = true;
+        // A message answers the last key; the next key replaces it.
+        self.status = None;
+        match action {
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(PAGE as isize)),
+            Action::PageDown => self.move_selection(PAGE as isize),
+            Action::Top => self.move_selection(isize::MIN),
+            Action::Bottom => self.move_selection(isize::MAX),
+            Action::NextPane => self.focus = self.focus.next(),
+            Action::PrevPane => self.focus = self.focus.prev(),
+            Action::Download => return self.download(),
+            Action::StreamInstall => return self.stream_install(),
+            Action::Update => return self.update_game(),
+            Action::Install => return self.install(),
+            Action::Uninstall => self.ask_uninstall(),
+            Action::RemoveDownloaded => self.ask_remove(),
+            Action::Cancel => return self.cancel(),
+            Action::CycleSort => {
+                self.sort = self.sort.next();
+                self.say(Level::Info, format!("sorted by {}", self.sort.label()));
+            }
+            Action::StartFilter => {
+                self.filtering = true;
+                self.focus = Pane::Library;
+            }
+            Action::FilterInput(typed) => {
+                if self.filtering {
+                    self.filter.push(typed);
+                }
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+            }
+            Action::FilterAccept => self.filtering = false,
+            Action::FilterClear => {
+                self.filtering = false;
+                self.filter.clear();
+            }
+            Action::ToggleHelp => self.help = !self.help,
+            Action::Confirm => {
+                if let Some(dialog) = self.dialog.take() {
+                    return self.confirmed(dialog.confirm);
+                }
+            }
+            Action::Back => {
+                if self.help {
+                    self.help = false;
+                } else if self.dialog.take().is_some() {
+                    self.say(Level::Info, "nothing was changed".to_owned());
+                } else if self.filtering || !self.filter.is_empty() {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+            }
+            Action::Quit => self.ask_quit(),
+        }
+        Vec::new()
+    }
+
+    /// The latest free-space reading of the game dir's file system.
+    pub fn set_free_space(&mut self, free: Option<u64>) {
+        // Redraw only when the shown figure changes, not on every byte some other program writes.
+        if free.map(format_size) != self.free_space.map(format_size) {
+            self.dirty = true;
+        }
+        self.free_space = free;
+    }
+
+    /// Advances the spinner; called by the loop's tick while [`App::is_animating`].
+    pub fn tick(&mut self) {
+        self.spinner = self.spinner.wrapping_add(1);
+        self.dirty = true;
+    }
+
+    /// The runtime's event channel closed: nothing will change any more.
+    pub fn runtime_stopped(&mut self) {
+        if !self.runtime_stopped {
+            self.runtime_stopped = true;
+            self.dirty = true;
+            self.active.clear();
+            self.fetching.clear();
+            self.downloads.clear();
+            self.installs.clear();
+            let text = "the peer runtime stopped (see the log file); press q to quit".to_owned();
+            self.report(Level::Error, text);
+        }
+    }
+
+    /// A command could not be handed to the runtime.
+    pub fn command_not_sent(&mut self, command: &PeerCommand, why: &str) {
+        self.dirty = true;
+        if let PeerCommand::GetGame { id } | PeerCommand::FetchLatestFromPeers { id } = command {
+            self.fetching.remove(id);
+        }
+        self.report(Level::Error, format!("could not ask the runtime: {why}; try again"));
+    }
+
+    fn set_snapshot(&mut self, snapshot: LibrarySnapshot) {
+        if !snapshot.game_dir.as_os_str().is_empty() {
+            self.game_dir = snapshot.game_dir.clone();
+        }
+        let since: BTreeMap<SocketAddr, String> = self
+            .peers
+            .iter()
+            .map(|row| (row.summary.addr, row.since.clone()))
+            .collect();
+        self.peers = snapshot
+            .peers
+            .iter()
+            .map(|summary| PeerRow {
+                summary: summary.clone(),
+                since: since.get(&summary.addr).cloned().unwrap_or_else(|| (self.clock)()),
+                rate: None,
+            })
+            .collect();
+        self.snapshot = snapshot;
+    }
+
+    fn set_active(&mut self, operations: Vec<ActiveOperation>) {
+        let previous = std::mem::replace(
+            &mut self.active,
+            operations
+                .into_iter()
+                .map(|operation| (operation.id, operation.kind))
+                .collect(),
+        );
+        self.just_ended
+            .extend(previous.into_keys().filter(|id| !self.active.contains_key(id)));
+        let active = &self.active;
+        self.downloads.retain(|id, _| active.contains_key(id));
+        self.installs.retain(|id, _| active.contains_key(id));
+        for id in self.active.keys() {
+            self.fetching.remove(id);
+        }
+    }
+
+    fn push_log(&mut self, level: Level, text: String) {
+        self.log.push_back(LogLine {
+            time: (self.clock)(),
+            level,
+            text,
+        });
+        if self.log.len() > LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log_total += 1;
+        if self.log_scroll > 0 {
+            // Keep the lines the user scrolled to in view.
+            self.log_scroll += 1;
+        }
+    }
+
+    /// Logs a line about one game, named as the library shows it.
+    fn log_game(&mut self, level: Level, id: &str, line: impl FnOnce(&str) -> String) {
+        let text = line(self.name_of(id));
+        self.push_log(level, text);
+    }
+
+    /// Reports a failure of one game's operation, named as the library shows it.
+    fn report_game(&mut self, id: &str, line: impl FnOnce(&str) -> String) {
+        let text = line(self.name_of(id));
+        self.report(Level::Error, text);
+    }
+
+    /// Status line only: the answer to a key.
+    fn say(&mut self, level: Level, text: String) {
+        self.status = Some(StatusMessage { level, text });
+    }
+
+    /// Status line and log: something the runtime reported.
+    fn report(&mut self, level: Level, text: String) {
+        self.push_log(level, text.clone());
+        self.say(level, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::DownloadSummary;
+    use crate::ui::test_support::*;
+
+    // Shared with the other files' tests.
+    pub(super) fn status_text(app: &App) -> String {
+        app.status().map(|status| status.text.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn state_of(app: &App, name: &str) -> String {
+        let rows = app.library_rows();
+        rows.iter()
+            .find(|row| row.name == name)
+            .map(|row| row.state.clone())
+            .unwrap_or_else(|| panic!("{name} not shown"))
+    }
+
+    #[test]
+    fn download_events_give_progress_then_a_finished_game() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesBegin {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            total_bytes: 4 * GIB,
+            peers: vec![addr(1), addr(2)],
+        });
+        assert_eq!(state_of(&app, "Xonotic"), "downloading");
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", GIB, 4 * GIB)));
+        assert_eq!(state_of(&app, "Xonotic"), "downloading 25%");
+        let transfers = app.transfer_rows();
+        assert_eq!(transfers.len(), 1);
+        assert_eq!(transfers[0].label, "download");
+        assert_eq!(transfers[0].version.as_deref(), Some("0.8.6"));
+        assert_eq!(transfers[0].progress.as_ref().unwrap().bytes_done, GIB);
+        assert!(!app.is_animating(), "a download with samples needs no tick");
+        let rates: Vec<Option<f64>> = app.peer_rows().iter().map(|row| row.rate).collect();
+        assert_eq!(rates, [Some(30e6), Some(20e6)]);
+
+        app.update(PeerEvent::DownloadGameFilesFinished {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            summary: DownloadSummary {
+                bytes: 4 * GIB,
+                elapsed: Duration::from_secs(20),
+                peers_used: vec![addr(1), addr(2)],
+            },
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert!(app.transfer_rows().is_empty());
+        assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
+        let last = &app.log_lines().back().unwrap().text;
+        assert!(last.starts_with("downloaded Xonotic 0.8.6: 4.0 GiB in 20s"), "{last}");
+
+        // A sample trailing the end does not bring the transfer back.
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", 4 * GIB, 4 * GIB)));
+        assert!(app.transfer_rows().is_empty());
+    }
+
+    #[test]
+    fn a_failed_download_says_why_in_the_status_line_and_the_log() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: "xonotic".into(),
+            reason: "every peer failed".into(),
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        let status = app.status().unwrap();
+        assert_eq!(status.level, Level::Error);
+        assert_eq!(status.text, "download of Xonotic failed: every peer failed");
+        assert_eq!(app.log_lines().back().unwrap().level, Level::Error);
+        assert!(app.transfer_rows().is_empty());
+        // Nothing is stuck: the game can be downloaded again.
+        assert_eq!(app.apply(Action::Download).len(), 1);
+    }
+
+    #[test]
+    fn install_events_show_files_and_bytes_written_then_the_result() {
+        let mut app = app_with_library();
+        app.update(active("quake", OperationKind::Install));
+        app.update(PeerEvent::InstallGameBegin { id: "quake".into() });
+        assert_eq!(state_of(&app, "Quake"), "installing");
+        assert_eq!(app.transfer_rows()[0].activity, "installing");
+        app.update(PeerEvent::InstallGameProgress {
+            id: "quake".into(),
+            files: 12,
+            bytes: GIB,
+        });
+        let row = &app.transfer_rows()[0];
+        assert_eq!(row.label, "install");
+        assert_eq!(row.activity, "unpacked 12 files, 1.0 GiB");
+        // Installs are cancellable through CancelDownload.
+        select(&mut app, "Quake");
+        let commands = app.apply(Action::Cancel);
+        assert!(matches!(commands.as_slice(), [PeerCommand::CancelDownload { id }] if id == "quake"));
+        app.update(PeerEvent::InstallGameFinished {
+            id: "quake".into(),
+            updated: false,
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert!(app.transfer_rows().is_empty());
+        let lines: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(lines, ["installing Quake", "installed Quake"]);
+
+        app.update(active("xonotic", OperationKind::StreamInstall));
+        app.update(PeerEvent::InstallGameBegin { id: "xonotic".into() });
+        app.update(PeerEvent::StreamInstallAttemptFailed {
+            id: "xonotic".into(),
+            peer: addr(1),
+            reason: "connection lost".into(),
+        });
+        app.update(PeerEvent::InstallGameProgress {
+            id: "xonotic".into(),
+            files: 3,
+            bytes: 2048,
+        });
+        assert_eq!(app.transfer_rows()[0].activity, "received 3 files, 2.0 KiB");
+        app.update(PeerEvent::InstallGameFailed {
+            id: "xonotic".into(),
+            reason: "no peer could stream it".into(),
+        });
+        assert_eq!(status_text(&app), "install of Xonotic failed: no peer could stream it");
+        let lines: Vec<&str> = app.log_lines().iter().skip(2).map(|line| line.text.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "stream-installing Xonotic",
+                "Xonotic: streaming from 10.0.0.2:1 failed: connection lost; trying another peer",
+                "install of Xonotic failed: no peer could stream it",
+            ]
+        );
+    }
+
+    #[test]
+    fn on_disk_changes_are_logged_unless_they_are_our_own_operations() {
+        let mut app = app_with_library();
+        app.update(active("quake", OperationKind::Install));
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into()],
+        });
+        assert!(app.log_lines().is_empty(), "{:?}", app.log_lines());
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into(), "openarena".into()],
+        });
+        let lines: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(lines, ["changed on disk: Quake, OpenArena"]);
+    }
+
+    #[test]
+    fn only_visible_changes_mark_the_screen_dirty() {
+        let mut app = app_with_library();
+        assert!(app.take_dirty());
+        assert!(!app.take_dirty());
+        app.update(PeerEvent::PeerCount(2));
+        assert!(!app.take_dirty(), "the peer count is already shown");
+        app.set_free_space(Some(10 * GIB));
+        assert!(app.take_dirty());
+        app.set_free_space(Some(10 * GIB + 1));
+        assert!(!app.take_dirty(), "the same figure on screen");
+        app.update(PeerEvent::DownloadProgress(progress("nothing-running", 1, 2)));
+        assert!(!app.take_dirty());
+        app.update(PeerEvent::UninstallGameBegin { id: "openarena".into() });
+        assert!(app.take_dirty());
+    }
+
+    #[test]
+    fn runtime_failures_and_refusals_reach_the_status_line() {
+        let mut app = app_with_library();
+        app.update(PeerEvent::RuntimeFailed {
+            component: "discovery",
+            error: "no multicast".into(),
+        });
+        assert_eq!(status_text(&app), "discovery failed: no multicast");
+        select(&mut app, "Xonotic");
+        app.apply(Action::Download);
+        app.update(PeerEvent::OperationRefused {
+            id: "xonotic".into(),
+            reason: "xonotic is busy: a removal is already running".into(),
+        });
+        assert_eq!(status_text(&app), "xonotic is busy: a removal is already running");
+        assert!(app.transfer_rows().is_empty(), "the refused request no longer waits");
+        app.update(PeerEvent::GameFilesUnavailable {
+            id: "xonotic".into(),
+            reason: "no peer answered".into(),
+        });
+        assert_eq!(status_text(&app), "cannot download Xonotic: no peer answered");
+    }
+
+    #[test]
+    fn the_log_scrolls_and_keeps_its_place_as_lines_arrive() {
+        let mut app = app();
+        for index in 0..30 {
+            app.update(PeerEvent::UninstallGameBegin {
+                id: format!("g{index}"),
+            });
+        }
+        app.apply(Action::PrevPane);
+        assert_eq!(app.focus(), Pane::Log);
+        app.apply(Action::Up);
+        app.apply(Action::Up);
+        assert_eq!(app.log_scroll(), 2);
+        app.update(PeerEvent::UninstallGameBegin { id: "new".into() });
+        assert_eq!(app.log_scroll(), 3);
+        app.apply(Action::Bottom);
+        assert_eq!(app.log_scroll(), 0);
+        app.apply(Action::Top);
+        assert_eq!(app.log_scroll(), 30);
+        assert_eq!(app.log_lines_since(29).count(), 2);
+        for _ in 0..LOG_CAPACITY {
+            app.update(PeerEvent::UninstallGameBegin { id: "more".into() });
+        }
+        assert_eq!(app.log_lines().len(), LOG_CAPACITY);
+        assert_eq!(app.log_lines_since(0).count(), LOG_CAPACITY);
+    }
+}

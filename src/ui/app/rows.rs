@@ -1,0 +1,383 @@
+//! What the panes draw, derived from the state on each call: library rows
+//! (filtered, sorted, each game's state in words and a tone to colour it),
+//! peer rows with their current send rates, and one transfer row per running
+//! operation or waiting file-list request. Nothing here changes the state.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::{App, INSTALL_SIZE_FACTOR, SortKey};
+use crate::peer::{DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
+use crate::ui::format::format_size;
+
+/// A library row: a catalog game, or a folder in the game dir that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Game(String),
+    Folder(String),
+}
+
+/// How a row's state reads, for colouring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Remote,
+    Downloaded,
+    Installed,
+    Update,
+    Busy,
+    Unshared,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryRow {
+    pub key: RowKey,
+    pub name: String,
+    pub state: String,
+    pub tone: Tone,
+    pub version: String,
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRow {
+    pub summary: PeerSummary,
+    /// When this UI first saw the peer (log clock).
+    pub since: String,
+    /// Bytes per second this peer sends us right now, summed over running downloads.
+    pub rate: Option<f64>,
+}
+
+/// What the transfers pane shows for one running operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferRow {
+    pub id: String,
+    pub name: String,
+    /// `download`, `uninstall`, ...
+    pub label: String,
+    /// What it is doing, for operations without progress samples.
+    pub activity: String,
+    pub version: Option<String>,
+    pub total_bytes: Option<u64>,
+    pub progress: Option<DownloadProgress>,
+    pub install: Option<InstallProgress>,
+}
+
+/// Files and bytes an install has written so far (the runtime reports no totals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallProgress {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl App {
+    /// The library as shown: filtered, sorted, with uncatalogued folders last.
+    pub fn library_rows(&self) -> Vec<LibraryRow> {
+        let needle = self.filter.to_lowercase();
+        let matches = |text: &str| needle.is_empty() || text.to_lowercase().contains(&needle);
+        let mut games: Vec<&LibraryEntry> = self
+            .snapshot
+            .games
+            .iter()
+            .filter(|game| matches(&game.name) || matches(&game.id))
+            .collect();
+        match self.sort {
+            SortKey::Name => games.sort_by_key(|game| game.name.to_lowercase()),
+            SortKey::State => games.sort_by_key(|game| (self.state_rank(game), game.name.to_lowercase())),
+            SortKey::Size => games.sort_by_key(|game| (std::cmp::Reverse(latest_size(game)), game.name.to_lowercase())),
+        }
+        let mut rows: Vec<LibraryRow> = games.into_iter().map(|game| self.game_row(game)).collect();
+        rows.extend(
+            self.snapshot
+                .uncatalogued
+                .iter()
+                .filter(|folder| matches(folder))
+                .map(|folder| LibraryRow {
+                    key: RowKey::Folder(folder.clone()),
+                    name: folder.clone(),
+                    state: "not shared (not in catalog)".to_owned(),
+                    tone: Tone::Unshared,
+                    version: String::new(),
+                    size: None,
+                }),
+        );
+        rows
+    }
+
+    pub fn peer_rows(&self) -> Vec<PeerRow> {
+        let mut rates: BTreeMap<SocketAddr, f64> = BTreeMap::new();
+        for progress in self.downloads.values().filter_map(|info| info.progress.as_ref()) {
+            for peer in &progress.peers {
+                *rates.entry(peer.addr).or_default() += peer.bytes_per_second;
+            }
+        }
+        let mut rows: Vec<PeerRow> = self
+            .peers
+            .iter()
+            .map(|row| PeerRow {
+                rate: rates.get(&row.summary.addr).copied(),
+                ..row.clone()
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.summary.name.to_lowercase(), a.summary.addr).cmp(&(b.summary.name.to_lowercase(), b.summary.addr))
+        });
+        rows
+    }
+
+    /// Running operations, then file-list requests still waiting for an answer.
+    pub fn transfer_rows(&self) -> Vec<TransferRow> {
+        let mut rows: Vec<TransferRow> = self
+            .active
+            .iter()
+            .map(|(id, kind)| {
+                let info = self.downloads.get(id);
+                let install = self.installs.get(id).copied();
+                let activity = match (kind, install) {
+                    (OperationKind::Install, Some(done)) => {
+                        format!("unpacked {} files, {}", done.files, format_size(done.bytes))
+                    }
+                    (OperationKind::StreamInstall, Some(done)) => {
+                        format!("received {} files, {}", done.files, format_size(done.bytes))
+                    }
+                    (kind, _) => busy_verb(*kind).to_owned(),
+                };
+                TransferRow {
+                    id: id.clone(),
+                    name: self.name_of(id).to_owned(),
+                    label: kind.label().to_owned(),
+                    activity,
+                    install,
+                    version: info.and_then(|info| info.version.clone()),
+                    total_bytes: info.and_then(|info| info.total_bytes),
+                    progress: info.and_then(|info| info.progress.clone()),
+                }
+            })
+            .collect();
+        rows.extend(
+            self.fetching
+                .iter()
+                .filter(|(id, _)| !self.active.contains_key(*id))
+                .map(|(id, fetch)| TransferRow {
+                    id: id.clone(),
+                    name: self.name_of(id).to_owned(),
+                    label: fetch.label().to_owned(),
+                    activity: "asking peers for the file list".to_owned(),
+                    install: None,
+                    version: None,
+                    total_bytes: None,
+                    progress: None,
+                }),
+        );
+        rows
+    }
+
+    /// A warning when the selected game would not fit the free space, offering a streamed install.
+    pub fn space_warning(&self) -> Option<String> {
+        let free = self.free_space?;
+        let index = self.selected_library_index()?;
+        let RowKey::Game(id) = self.library_keys().swap_remove(index) else {
+            return None;
+        };
+        let game = self.snapshot.game(&id)?;
+        let archives = latest_size(game);
+        let install = archives.saturating_mul(INSTALL_SIZE_FACTOR);
+        let name = &game.name;
+        match game.state {
+            GameState::RemoteOnly | GameState::UpdateAvailable if free < install => Some(format!(
+                "{name} needs ~{} even as a streamed install; only {} free",
+                format_size(install),
+                format_size(free)
+            )),
+            GameState::RemoteOnly | GameState::UpdateAvailable if free < archives.saturating_add(install) => {
+                Some(format!(
+                    "{name} needs ~{} ({} archives + ~{} installed), {} free: press s for a streamed install (~{})",
+                    format_size(archives.saturating_add(install)),
+                    format_size(archives),
+                    format_size(install),
+                    format_size(free),
+                    format_size(install)
+                ))
+            }
+            GameState::Downloaded if free < install => Some(format!(
+                "installing {name} needs ~{}; only {} free",
+                format_size(install),
+                format_size(free)
+            )),
+            _ => None,
+        }
+    }
+
+    fn state_rank(&self, game: &LibraryEntry) -> u8 {
+        if self.active.contains_key(&game.id) || self.fetching.contains_key(&game.id) {
+            return 0;
+        }
+        match game.state {
+            GameState::UpdateAvailable => 1,
+            GameState::Installed => 2,
+            GameState::Downloaded => 3,
+            GameState::RemoteOnly => 4,
+        }
+    }
+
+    fn game_row(&self, game: &LibraryEntry) -> LibraryRow {
+        let (state, tone) = if let Some(kind) = self.active.get(&game.id) {
+            let percent = self
+                .downloads
+                .get(&game.id)
+                .and_then(|info| info.progress.as_ref())
+                .map(|progress| format!(" {:.0}%", progress.fraction() * 100.0))
+                .unwrap_or_default();
+            (format!("{}{percent}", busy_verb(*kind)), Tone::Busy)
+        } else if self.fetching.contains_key(&game.id) {
+            ("asking peers...".to_owned(), Tone::Busy)
+        } else {
+            match game.state {
+                GameState::RemoteOnly => {
+                    let count = game.peers.len();
+                    (
+                        format!("on {count} peer{}", if count == 1 { "" } else { "s" }),
+                        Tone::Remote,
+                    )
+                }
+                GameState::Downloaded => ("downloaded".to_owned(), Tone::Downloaded),
+                GameState::Installed => ("installed".to_owned(), Tone::Installed),
+                GameState::UpdateAvailable => ("update available".to_owned(), Tone::Update),
+            }
+        };
+        let version = match (&game.local_version, &game.latest_version) {
+            (Some(local), Some(latest)) if local != latest && game.state == GameState::UpdateAvailable => {
+                format!("{local} → {latest}")
+            }
+            (Some(local), _) => local.clone(),
+            (None, Some(latest)) => latest.clone(),
+            (None, None) => String::new(),
+        };
+        LibraryRow {
+            key: RowKey::Game(game.id.clone()),
+            name: game.name.clone(),
+            state,
+            tone,
+            version,
+            size: Some(game.size),
+        }
+    }
+}
+
+/// What a running operation is doing, as a library state.
+fn busy_verb(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Download => "downloading",
+        OperationKind::Install => "installing",
+        OperationKind::StreamInstall => "stream-installing",
+        OperationKind::Uninstall => "uninstalling",
+        OperationKind::RemoveDownloaded => "removing",
+    }
+}
+
+/// Bytes of the newest version's archives: what a download would fetch.
+pub fn latest_size(game: &LibraryEntry) -> u64 {
+    game.latest_version
+        .as_ref()
+        .and_then(|latest| game.peers.iter().find(|peer| &peer.version == latest))
+        .map_or(game.size, |peer| peer.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{state_of, status_text};
+    use crate::peer::PeerEvent;
+    use crate::ui::app::SortKey;
+    use crate::ui::input::{Action, InputMode};
+    use crate::ui::test_support::*;
+
+    #[test]
+    fn peers_joining_and_a_snapshot_fill_the_peer_list_and_library() {
+        let mut app = app();
+        app.update(PeerEvent::PeerJoined {
+            addr: addr(1),
+            peer_id: "id-alice".into(),
+            name: "alice".into(),
+        });
+        assert_eq!(app.peer_count(), 1);
+        assert_eq!(app.peer_rows()[0].summary.name, "alice");
+        assert_eq!(app.peer_rows()[0].since, "12:00:00");
+        assert_eq!(app.log_lines()[0].text, format!("peer alice joined ({})", addr(1)));
+        assert_eq!(app.log_lines()[0].time, "12:00:00");
+
+        app.update(PeerEvent::LibraryUpdated(snapshot()));
+        assert_eq!(app.peer_count(), 2);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["OpenArena", "Quake", "Warsow", "Xonotic", "mystuff"]);
+        assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
+        assert_eq!(state_of(&app, "OpenArena"), "installed");
+        assert_eq!(state_of(&app, "Warsow"), "update available");
+        assert_eq!(state_of(&app, "mystuff"), "not shared (not in catalog)");
+        assert_eq!(app.library_rows()[2].version, "2.0 → 2.1");
+
+        app.update(PeerEvent::PeerLeft {
+            addr: addr(2),
+            peer_id: "id-bob".into(),
+            name: "bob".into(),
+        });
+        assert_eq!(app.peer_count(), 1);
+        assert!(app.log_lines().back().unwrap().text.starts_with("peer bob left"));
+    }
+
+    #[test]
+    fn filter_and_sort_change_the_rows_and_the_cursor_follows_its_game() {
+        let mut app = app_with_library();
+        select(&mut app, "Quake");
+        app.apply(Action::StartFilter);
+        assert_eq!(app.input_mode(), InputMode::Filter);
+        for typed in "XO".chars() {
+            app.apply(Action::FilterInput(typed));
+        }
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Xonotic"]);
+        app.apply(Action::FilterBackspace);
+        assert_eq!(app.filter(), "X");
+        app.apply(Action::FilterAccept);
+        assert_eq!(app.input_mode(), InputMode::Normal);
+        assert_eq!(app.filter(), "X");
+        app.apply(Action::Back);
+        assert_eq!(app.filter(), "");
+        assert_eq!(app.library_rows()[app.selected_library_index().unwrap()].name, "Quake");
+
+        app.apply(Action::CycleSort);
+        assert_eq!(app.sort(), SortKey::State);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Warsow", "OpenArena", "Quake", "Xonotic", "mystuff"]);
+        assert_eq!(app.library_rows()[app.selected_library_index().unwrap()].name, "Quake");
+        app.apply(Action::CycleSort);
+        let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Xonotic", "Warsow", "OpenArena", "Quake", "mystuff"]);
+    }
+
+    #[test]
+    fn too_little_space_warns_and_offers_a_streamed_install() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.set_free_space(Some(100 * GIB));
+        assert_eq!(app.space_warning(), None);
+        app.set_free_space(Some(7 * GIB));
+        let warning = app.space_warning().unwrap();
+        assert_eq!(
+            warning,
+            "Xonotic needs ~9.0 GiB (3.0 GiB archives + ~6.0 GiB installed), 7.0 GiB free: \
+             press s for a streamed install (~6.0 GiB)"
+        );
+        app.set_free_space(Some(5 * GIB));
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "Xonotic needs ~6.0 GiB even as a streamed install; only 5.0 GiB free"
+        );
+        app.set_free_space(Some(GIB));
+        assert!(app.apply(Action::Download).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: its archives need 3.0 GiB, 1.0 GiB free on /games"
+        );
+        select(&mut app, "OpenArena");
+        assert_eq!(app.space_warning(), None, "an installed game needs no space");
+    }
+}
