@@ -326,22 +326,104 @@ fn tree(root: &Path, skip: &[&str]) -> BTreeMap<PathBuf, Entry> {
 /// The peer itself writes its state (and possibly logs); everything else must stay as the test left it.
 const PEER_OWNED: &[&str] = &["state", "logs"];
 
+/// One raw client against a fresh serving peer. [`Session::finish`] checks what
+/// every hostile request must leave true, so each test shows one behaviour and
+/// still proves it leaks nothing.
+struct Session {
+    fixture: Fixture,
+    /// The peer's temp dir before any request, except what the peer itself writes.
+    before: BTreeMap<PathBuf, Entry>,
+    endpoint: Endpoint,
+    probe: Probe,
+}
+
+impl Session {
+    async fn start() -> Result<Self> {
+        let fixture = serving_peer().await;
+        let before = tree(&fixture.root(), PEER_OWNED);
+        assert!(
+            before.contains_key(Path::new("secret.txt"))
+                && before.contains_key(Path::new("games/openarena/secret-link")),
+            "fixture layout: {:?}",
+            before.keys().collect::<Vec<_>>()
+        );
+        let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+        let probe = Probe::connect(&endpoint, fixture.peer.addr()).await?;
+        Ok(Session {
+            fixture,
+            before,
+            endpoint,
+            probe,
+        })
+    }
+
+    /// Expects a `kind` error for `path` both as a whole-file and as a chunk request.
+    async fn expect_path_error(&mut self, path: &str, kind: ErrorKind) -> Result<()> {
+        self.probe
+            .expect_error(&format!("file data {path}"), &file_data(path), kind)
+            .await?;
+        self.probe
+            .expect_error(&format!("file chunk {path}"), &file_chunk(path, 0, 8), kind)
+            .await?;
+        Ok(())
+    }
+
+    /// The same connection and a fresh one still serve exactly the served file
+    /// list, nothing bait-like was ever sent back, and nothing on disk changed.
+    async fn finish(mut self) -> Result<()> {
+        let server = self.fixture.peer.addr();
+        let probe = &mut self.probe;
+        assert!(
+            probe.connection.close_reason().is_none(),
+            "the server closed the connection"
+        );
+        assert_eq!(probe.get_game().await?, self.fixture.expected_details());
+        assert_eq!(
+            probe.get_chunk("maps/dm1.bsp", 100, 50).await?,
+            self.fixture.map[100..150]
+        );
+
+        let other_endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+        let mut fresh = Probe::connect(&other_endpoint, server).await?;
+        assert_eq!(fresh.get_game().await?, self.fixture.expected_details());
+        assert!(
+            fresh.get_file("data.pk3", DATA_LEN).await? == self.fixture.data,
+            "data.pk3 differs"
+        );
+        assert_eq!(
+            fresh.get_file("readme.txt", self.fixture.readme.len()).await?,
+            self.fixture.readme
+        );
+
+        for (name, transcript) in [
+            ("hostile connection", &probe.transcript),
+            ("fresh connection", &fresh.transcript),
+        ] {
+            assert!(!contains(transcript, SECRET), "the secret leaked on the {name}");
+        }
+        if let Ok(passwd) = std::fs::read("/etc/passwd") {
+            let first_line = passwd.split(|&b| b == b'\n').next().unwrap_or_default();
+            assert!(!contains(&probe.transcript, first_line), "/etc/passwd leaked");
+        }
+        let after = tree(&self.fixture.root(), PEER_OWNED);
+        assert!(
+            self.before == after,
+            "files changed:\nbefore {:#?}\nafter {after:#?}",
+            self.before
+        );
+
+        probe.connection.close(0u32.into(), b"done");
+        fresh.connection.close(0u32.into(), b"done");
+        self.endpoint.close(0u32.into(), b"done");
+        other_endpoint.close(0u32.into(), b"done");
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
-    let fixture = serving_peer().await;
-    let server = fixture.peer.addr();
-    let before = tree(&fixture.root(), PEER_OWNED);
-    assert!(
-        before.contains_key(Path::new("secret.txt")) && before.contains_key(Path::new("games/openarena/secret-link")),
-        "fixture layout: {:?}",
-        before.keys().collect::<Vec<_>>()
-    );
-
-    let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
-    let mut probe = Probe::connect(&endpoint, server).await?;
-
-    // The peer announces only its catalog game, never the uncatalogued folder.
-    let reply = probe.send(&Request::ListGames, ERROR_TAIL_LIMIT).await?;
+async fn the_peer_announces_only_its_catalog_games() -> Result<()> {
+    let mut session = Session::start().await?;
+    let reply = session.probe.send(&Request::ListGames, ERROR_TAIL_LIMIT).await?;
     match reply.frame {
         Ok(Response::Games { games }) => {
             let ids: Vec<_> = games.iter().map(|game| game.id.as_str()).collect();
@@ -349,9 +431,16 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
         }
         other => panic!("ListGames: expected Games, got {other:?}"),
     }
+    session.finish().await
+}
 
-    // 1. Garbage. Its first four bytes read as a length far over the limit, so the frame is rejected
-    //    as too large; a valid length around garbage is rejected as malformed. Both: BadRequest.
+/// Garbage whose first four bytes read as a length far over the limit is rejected
+/// as too large; a valid length around garbage as malformed; a request cut off
+/// mid-frame (the client finished its side early) as malformed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_cut_off_frames_are_bad_requests() -> Result<()> {
+    let mut session = Session::start().await?;
+    let probe = &mut session.probe;
     probe
         .expect_error_raw(
             "garbage bytes",
@@ -369,14 +458,18 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
     probe
         .expect_error_raw("an empty frame", &raw_frame(b""), ErrorKind::BadRequest)
         .await?;
-    // A request cut off mid-frame (the client finished its side early) is a bad request too.
     let mut truncated = 100u32.to_be_bytes().to_vec();
     truncated.extend_from_slice(b"{\"type\":");
     probe
         .expect_error_raw("a request cut off mid-frame", &truncated, ErrorKind::BadRequest)
         .await?;
+    session.finish().await
+}
 
-    // 2. A length prefix over the limit is rejected before any body is read or allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_length_prefix_over_the_limit_is_refused_before_any_body_is_read() -> Result<()> {
+    let mut session = Session::start().await?;
+    let probe = &mut session.probe;
     let mut oversized = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
     oversized.extend_from_slice(b"{\"type\":\"list_games\"}");
     let message = probe
@@ -390,8 +483,12 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
             ErrorKind::BadRequest,
         )
         .await?;
+    session.finish().await
+}
 
-    // 3. Valid frames holding JSON of the wrong shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_of_the_wrong_shape_is_a_bad_request() -> Result<()> {
+    let mut session = Session::start().await?;
     for json in [
         serde_json::json!({"type": "get_game", "idd": 3}),
         serde_json::json!({"type": "nope"}),
@@ -400,7 +497,8 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
         serde_json::json!({"type": "get_game_file_chunk", "id": "openarena", "path": "data.pk3", "offset": -1, "len": 1}),
         serde_json::json!({"type": "ping", "protocol_version": "one"}),
     ] {
-        probe
+        session
+            .probe
             .expect_error_raw(
                 &format!("wrong shape {json}"),
                 &encode(&json).await?,
@@ -408,53 +506,52 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
             )
             .await?;
     }
+    session.finish().await
+}
 
-    // 4. Traversal out of the game root (`../../secret.txt` is the real secret), whole file and chunk.
+/// `../../secret.txt` is the real secret, so an unchecked join would serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_out_of_the_game_root_are_invalid() -> Result<()> {
+    let mut session = Session::start().await?;
     for path in [
         "../../etc/passwd",
         "../secret.txt",
         "../../secret.txt",
         "maps/../../../secret.txt",
     ] {
-        probe
-            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
-            .await?;
-        probe
-            .expect_error(
-                &format!("file chunk {path}"),
-                &file_chunk(path, 0, 8),
-                ErrorKind::InvalidPath,
-            )
-            .await?;
+        session.expect_path_error(path, ErrorKind::InvalidPath).await?;
     }
-    // 5. Absolute paths, including the secret's own absolute path.
-    let absolute_secret = fixture.root().join("secret.txt");
-    for path in [
-        "/etc/passwd",
-        absolute_secret.to_str().expect("UTF-8 temp path"),
-        "C:/windows/win.ini",
-    ] {
-        probe
-            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
-            .await?;
-        probe
-            .expect_error(
-                &format!("file chunk {path}"),
-                &file_chunk(path, 0, 8),
-                ErrorKind::InvalidPath,
-            )
-            .await?;
-    }
-    probe
+    session
+        .probe
         .expect_error(
             "backslash traversal",
             &file_data("..\\..\\secret.txt"),
             ErrorKind::InvalidPath,
         )
         .await?;
+    session.finish().await
+}
 
-    // 6. Ids that are not served: not in the catalog, in the catalog but absent, or not an id at all.
-    //    (`..` + `secret.txt` would name the real secret if the id were joined unchecked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_paths_are_invalid_even_the_secrets_own() -> Result<()> {
+    let mut session = Session::start().await?;
+    let absolute_secret = session.fixture.root().join("secret.txt");
+    for path in [
+        "/etc/passwd",
+        absolute_secret.to_str().expect("UTF-8 temp path"),
+        "C:/windows/win.ini",
+    ] {
+        session.expect_path_error(path, ErrorKind::InvalidPath).await?;
+    }
+    session.finish().await
+}
+
+/// Not in the catalog, in the catalog but absent, or not an id at all. (`..` +
+/// `secret.txt` would name the real secret if the id were joined unchecked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_served_are_unknown_games() -> Result<()> {
+    let mut session = Session::start().await?;
+    let probe = &mut session.probe;
     for id in [UNCATALOGUED, "xonotic", "../x", "..", "", "OpenArena", "openarena/maps"] {
         probe
             .expect_error(
@@ -488,13 +585,24 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
             .expect_error(&format!("file chunk {id:?}/{path}"), &chunk, ErrorKind::UnknownGame)
             .await?;
     }
+    session.finish().await
+}
 
-    // 7. Valid paths that are not served files; the installed game and reserved names never are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_paths_that_are_not_served_files_are_not_found() -> Result<()> {
+    let mut session = Session::start().await?;
     for path in ["missing.pk3", "maps/missing.bsp", "maps"] {
-        probe
+        session
+            .probe
             .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::NotFound)
             .await?;
     }
+    session.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_game_and_reserved_names_are_invalid_paths() -> Result<()> {
+    let mut session = Session::start().await?;
     for path in [
         "local/game.exe",
         "local",
@@ -502,10 +610,12 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
         ".version.ini.tmp",
         "maps/.lanspread_owned",
     ] {
-        probe
+        session
+            .probe
             .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::InvalidPath)
             .await?;
-        probe
+        session
+            .probe
             .expect_error(
                 &format!("file chunk {path}"),
                 &file_chunk(path, 0, 4),
@@ -513,8 +623,12 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
             )
             .await?;
     }
+    session.finish().await
+}
 
-    // 8. Ranges outside the file, too long, or overflowing u64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_outside_the_file_too_long_or_overflowing_are_invalid() -> Result<()> {
+    let mut session = Session::start().await?;
     let size = DATA_LEN as u64;
     for (offset, len) in [
         (size - 10, 11),
@@ -525,7 +639,8 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
         (2, u64::MAX),
         (u64::MAX, u64::MAX),
     ] {
-        probe
+        session
+            .probe
             .expect_error(
                 &format!("chunk data.pk3 {offset}+{len}"),
                 &file_chunk("data.pk3", offset, len),
@@ -533,29 +648,30 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
             )
             .await?;
     }
+    session.finish().await
+}
 
-    // 9. Symlinks inside the game root (to the secret file and to an outside dir) are never served.
+/// To the secret file and to a dir outside the game dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_inside_the_game_root_are_never_served() -> Result<()> {
+    let mut session = Session::start().await?;
     for path in ["secret-link", "maps/outside-link", "maps/outside-link/notes.txt"] {
-        probe
-            .expect_error(&format!("file data {path}"), &file_data(path), ErrorKind::NotFound)
-            .await?;
-        probe
-            .expect_error(
-                &format!("file chunk {path}"),
-                &file_chunk(path, 0, 8),
-                ErrorKind::NotFound,
-            )
-            .await?;
+        session.expect_path_error(path, ErrorKind::NotFound).await?;
     }
+    session.finish().await
+}
 
-    // 10. A ping with another protocol version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_with_another_protocol_version_is_a_mismatch_naming_both_versions() -> Result<()> {
+    let mut session = Session::start().await?;
     let hello = Hello {
         protocol_version: 999,
         peer_id: "bad-input-test".to_owned(),
         name: "bad input".to_owned(),
         library_revision: 0,
     };
-    let message = probe
+    let message = session
+        .probe
         .expect_error(
             "ping with protocol 999",
             &Request::Ping(hello),
@@ -570,51 +686,11 @@ async fn hostile_requests_get_typed_errors_and_leak_nothing() -> Result<()> {
         numbers.contains(&999) && numbers.contains(&PROTOCOL_VERSION),
         "the mismatch message should name both versions: {message}"
     );
-
-    // The same connection still serves valid requests, with exactly the served file list.
-    assert!(
-        probe.connection.close_reason().is_none(),
-        "the server closed the connection"
-    );
-    assert_eq!(probe.get_game().await?, fixture.expected_details());
-    assert_eq!(probe.get_chunk("maps/dm1.bsp", 100, 50).await?, fixture.map[100..150]);
-
-    // So does a new connection from a new endpoint.
-    let other_endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
-    let mut fresh = Probe::connect(&other_endpoint, server).await?;
-    assert_eq!(fresh.get_game().await?, fixture.expected_details());
-    assert!(
-        fresh.get_file("data.pk3", DATA_LEN).await? == fixture.data,
-        "data.pk3 differs"
-    );
-    assert_eq!(
-        fresh.get_file("readme.txt", fixture.readme.len()).await?,
-        fixture.readme
-    );
-
-    // Nothing bait-like was ever sent back, and nothing on disk changed.
-    for (name, transcript) in [
-        ("hostile connection", &probe.transcript),
-        ("fresh connection", &fresh.transcript),
-    ] {
-        assert!(!contains(transcript, SECRET), "the secret leaked on the {name}");
-    }
-    if let Ok(passwd) = std::fs::read("/etc/passwd") {
-        let first_line = passwd.split(|&b| b == b'\n').next().unwrap_or_default();
-        assert!(!contains(&probe.transcript, first_line), "/etc/passwd leaked");
-    }
-    let after = tree(&fixture.root(), PEER_OWNED);
-    assert!(before == after, "files changed:\nbefore {before:#?}\nafter {after:#?}");
-
-    probe.connection.close(0u32.into(), b"done");
-    fresh.connection.close(0u32.into(), b"done");
-    endpoint.close(0u32.into(), b"done");
-    other_endpoint.close(0u32.into(), b"done");
-    Ok(())
+    session.finish().await
 }
 
 /// The positive control: valid requests return exactly the generated bytes, and the
-/// transcript check used above does see served bytes.
+/// transcript check in [`Session::finish`] does see served bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_chunks_return_exactly_the_requested_bytes() -> Result<()> {
     let fixture = serving_peer().await;

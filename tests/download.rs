@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lanspread::peer::{DownloadProgress, GameState, OperationKind, PeerCommand, PeerEvent};
-use lanspread::proto::GameFileDescription;
-use support::{TestPeer, pseudo_random_bytes, start_test_peer, test_config, write_game};
+use lanspread::peer::{DownloadProgress, GameState, OperationKind, PeerEvent};
+use support::peer::{Downloaded, GameFiles};
+use support::{Ended, Outcome, TestPeer, pseudo_random_bytes, start_test_peer, write_game};
 
 const GAME: &str = "openarena";
 
@@ -30,78 +30,45 @@ fn game_files(seed: u64) -> Vec<(&'static str, Vec<u8>)> {
 fn serving_peers(count: usize, version: &str, files: &[(&'static str, Vec<u8>)], cap: Option<u64>) -> Vec<TestPeer> {
     (0..count)
         .map(|_| {
-            let (mut config, dir) = test_config();
-            config.upload_limit = cap;
-            write_game(&config.game_dir, GAME, version, files);
-            let runtime = lanspread::peer::start_peer(config, lanspread::catalog::Catalog::bundled()).unwrap();
-            TestPeer {
-                runtime,
-                dir,
-                snapshot: Default::default(),
-            }
+            TestPeer::builder()
+                .config(|c| c.upload_limit = cap)
+                .game(GAME, version, files)
+                .start()
         })
         .collect()
 }
 
-/// Waits until `peer` sees `GAME` at `version` on `count` peers, then fetches its file list.
-async fn file_list(peer: &mut TestPeer, version: &str, count: usize) -> Vec<GameFileDescription> {
-    peer.wait_for_snapshot("the game on every serving peer", |s| {
-        s.game(GAME)
-            .is_some_and(|g| g.latest_version.as_deref() == Some(version) && g.peers.len() == count)
-    })
-    .await;
-    peer.runtime
-        .send(PeerCommand::GetGame { id: GAME.into() })
-        .await
-        .unwrap();
-    peer.wait_for("GotGameFiles", |event| match event {
-        PeerEvent::GotGameFiles { id, files, .. } if id == GAME => Some(files.clone()),
-        _ => None,
-    })
-    .await
+/// Waits until `peer` sees `GAME` on `count` peers, then fetches its file list, which must be at `version`.
+async fn file_list(peer: &mut TestPeer, version: &str, count: usize) -> GameFiles {
+    peer.wait_for_holders(GAME, count).await;
+    let list = peer.fetch_files(GAME).await.unwrap();
+    assert_eq!(list.version, version);
+    list
 }
 
-/// What a download ended with, every progress sample along the way, and the
-/// local-library change events seen while it ran (which must not name the game).
-#[derive(Debug)]
-struct Ended {
-    event: PeerEvent,
-    samples: Vec<DownloadProgress>,
-    changes_while_running: Vec<String>,
-}
-
-async fn wait_for_end(peer: &mut TestPeer) -> Ended {
-    let mut samples = Vec::new();
-    let mut changes_while_running = Vec::new();
-    let event = peer
-        .wait_for("the download to end", |event| match event {
-            PeerEvent::DownloadProgress(sample) => {
-                samples.push(sample.clone());
-                None
-            }
-            PeerEvent::LocalLibraryChanged { ids } => {
-                changes_while_running.extend(ids.iter().cloned());
-                None
-            }
-            PeerEvent::DownloadGameFilesFinished { .. }
-            | PeerEvent::DownloadGameFilesFailed { .. }
-            | PeerEvent::DownloadGameFilesCancelled { .. } => Some(event.clone()),
+/// Every progress sample seen while the download ran.
+fn samples(ended: &Ended<Downloaded>) -> Vec<DownloadProgress> {
+    ended
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            PeerEvent::DownloadProgress(sample) => Some(sample.clone()),
             _ => None,
         })
-        .await;
-    Ended {
-        event,
-        samples,
-        changes_while_running,
-    }
+        .collect()
 }
 
-async fn wait_for_progress(peer: &mut TestPeer) -> DownloadProgress {
-    peer.wait_for("download progress", |event| match event {
-        PeerEvent::DownloadProgress(sample) if sample.bytes_done > 0 => Some(sample.clone()),
-        _ => None,
-    })
-    .await
+/// The local-library change events seen while the download ran (which must not name the game).
+fn changes_while_running(ended: &Ended<Downloaded>) -> Vec<String> {
+    ended
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            PeerEvent::LocalLibraryChanged { ids } => Some(ids.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 fn assert_tree_matches(root: &Path, files: &[(&str, Vec<u8>)], version: &str) {
@@ -190,22 +157,14 @@ async fn downloads_from_one_two_and_three_peers_are_byte_identical_with_the_sent
         let root = downloader.game_dir().join(GAME);
         let watch = SentinelWatch::start(root.clone(), files.clone());
 
-        downloader
-            .runtime
-            .send(PeerCommand::DownloadGameFiles {
-                id: GAME.into(),
-                files: wanted,
-            })
-            .await
-            .unwrap();
-        let ended = wait_for_end(&mut downloader).await;
-        let PeerEvent::DownloadGameFilesFinished {
+        downloader.start_download(GAME, wanted.files).await;
+        let ended = downloader.wait_for_download_end(GAME).await;
+        let Outcome::Finished(Downloaded {
             summary,
             version: got_version,
-            ..
-        } = &ended.event
+        }) = &ended.outcome
         else {
-            panic!("{count} peer(s): {:?}", ended.event);
+            panic!("{count} peer(s): {:?}", ended.outcome);
         };
         assert_eq!(got_version, version);
         let mut used = summary.peers_used.clone();
@@ -220,7 +179,7 @@ async fn downloads_from_one_two_and_three_peers_are_byte_identical_with_the_sent
             None => panic!("{count} peer(s): the watcher never saw version.ini"),
         }
         assert_tree_matches(&root, &files, version);
-        assert_monotone_to(&ended.samples, total_size(&files, version));
+        assert_monotone_to(&samples(&ended), total_size(&files, version));
         let snapshot = downloader
             .wait_for_snapshot("the rescan after the download", |s| {
                 s.game(GAME).is_some_and(|g| g.state == GameState::Downloaded)
@@ -247,18 +206,11 @@ async fn a_peer_lying_about_a_file_size_is_left_out_by_majority() {
     let mut downloader = start_test_peer(&addrs, |_| {});
     let wanted = file_list(&mut downloader, "3", 3).await;
     assert_eq!(
-        wanted.iter().find(|f| f.path == "oa-part2.zip").unwrap().size,
+        wanted.files.iter().find(|f| f.path == "oa-part2.zip").unwrap().size,
         12_500_000
     );
 
-    downloader
-        .runtime
-        .send(PeerCommand::DownloadGameFiles {
-            id: GAME.into(),
-            files: wanted,
-        })
-        .await
-        .unwrap();
+    downloader.start_download(GAME, wanted.files).await;
     let excluded = downloader
         .wait_for("the liar to be excluded", |event| match event {
             PeerEvent::DownloadPeersExcluded { peers, .. } => Some(peers.clone()),
@@ -268,9 +220,9 @@ async fn a_peer_lying_about_a_file_size_is_left_out_by_majority() {
     assert_eq!(excluded.len(), 1);
     assert_eq!(excluded[0].0, liar);
     assert!(excluded[0].1.contains("oa-part2.zip"), "{}", excluded[0].1);
-    let ended = wait_for_end(&mut downloader).await;
-    let PeerEvent::DownloadGameFilesFinished { summary, .. } = &ended.event else {
-        panic!("{:?}", ended.event);
+    let ended = downloader.wait_for_download_end(GAME).await;
+    let Outcome::Finished(Downloaded { summary, .. }) = &ended.outcome else {
+        panic!("{:?}", ended.outcome);
     };
     assert!(!summary.peers_used.contains(&liar));
     assert_tree_matches(&downloader.game_dir().join(GAME), &files, "3");
@@ -283,27 +235,16 @@ async fn a_peer_lost_mid_download_is_replaced_by_the_others() {
     let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
     let mut downloader = start_test_peer(&addrs, |_| {});
     let wanted = file_list(&mut downloader, "7", 3).await;
-    downloader
-        .runtime
-        .send(PeerCommand::DownloadGameFiles {
-            id: GAME.into(),
-            files: wanted,
-        })
-        .await
-        .unwrap();
-    wait_for_progress(&mut downloader).await;
+    downloader.start_download(GAME, wanted.files).await;
+    downloader.wait_for_download_progress(GAME).await;
 
     let mut servers = servers;
     let lost = servers.remove(0);
     lost.runtime.shutdown().await;
-    let ended = wait_for_end(&mut downloader).await;
-    assert!(
-        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
-        "{:?}",
-        ended.event
-    );
+    let ended = downloader.wait_for_download_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Finished(_)), "{:?}", ended.outcome);
     assert_tree_matches(&downloader.game_dir().join(GAME), &files, "7");
-    assert_monotone_to(&ended.samples, total_size(&files, "7"));
+    assert_monotone_to(&samples(&ended), total_size(&files, "7"));
 }
 
 /// An installed older version, with the archive names the new version reuses.
@@ -346,22 +287,15 @@ async fn every_peer_lost_mid_download_fails_cleanly_and_keeps_local() {
     let root = downloader.game_dir().join(GAME);
     let local_before = snapshot_tree(&root.join("local"));
     let wanted = file_list(&mut downloader, "2", 2).await;
-    downloader
-        .runtime
-        .send(PeerCommand::DownloadGameFiles {
-            id: GAME.into(),
-            files: wanted,
-        })
-        .await
-        .unwrap();
-    wait_for_progress(&mut downloader).await;
+    downloader.start_download(GAME, wanted.files).await;
+    downloader.wait_for_download_progress(GAME).await;
     for server in servers {
         server.runtime.shutdown().await;
     }
 
-    let ended = wait_for_end(&mut downloader).await;
-    let PeerEvent::DownloadGameFilesFailed { reason, .. } = &ended.event else {
-        panic!("{:?}", ended.event);
+    let ended = downloader.wait_for_download_end(GAME).await;
+    let Outcome::Failed(reason) = &ended.outcome else {
+        panic!("{:?}", ended.outcome);
     };
     assert!(
         reason.contains("every peer failed") || reason.contains("failed 5 times"),
@@ -397,12 +331,8 @@ async fn cancel_mid_download_cleans_up_and_a_new_download_then_works() {
     let servers = serving_peers(1, "5", &files, Some(10_000_000));
     let mut downloader = start_test_peer(&[servers[0].addr()], |_| {});
     let root = downloader.game_dir().join(GAME);
-    let wanted = file_list(&mut downloader, "5", 1).await;
-    let start = PeerCommand::DownloadGameFiles {
-        id: GAME.into(),
-        files: wanted.clone(),
-    };
-    downloader.runtime.send(start.clone()).await.unwrap();
+    let wanted = file_list(&mut downloader, "5", 1).await.files;
+    downloader.start_download(GAME, wanted.clone()).await;
     let active = downloader
         .wait_for("the download to be active", |event| match event {
             PeerEvent::ActiveOperations(ops) if !ops.is_empty() => Some(ops.clone()),
@@ -410,42 +340,25 @@ async fn cancel_mid_download_cleans_up_and_a_new_download_then_works() {
         })
         .await;
     assert_eq!((active[0].id.as_str(), active[0].kind), (GAME, OperationKind::Download));
-    wait_for_progress(&mut downloader).await;
+    downloader.wait_for_download_progress(GAME).await;
 
     // A second download of the same game is refused while the first runs.
-    downloader.runtime.send(start.clone()).await.unwrap();
-    let refused = downloader
-        .wait_for("the second download to be refused", |event| match event {
-            PeerEvent::OperationRefused { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .await;
+    downloader.start_download(GAME, wanted.clone()).await;
+    let refused = downloader.wait_for_refusal(GAME).await;
     assert!(refused.contains("already running"), "{refused}");
 
-    downloader
-        .runtime
-        .send(PeerCommand::CancelDownload { id: GAME.into() })
-        .await
-        .unwrap();
-    let ended = wait_for_end(&mut downloader).await;
-    assert!(
-        matches!(ended.event, PeerEvent::DownloadGameFilesCancelled { .. }),
-        "{:?}",
-        ended.event
-    );
+    downloader.cancel(GAME).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Cancelled);
     assert!(
         !root.exists(),
         "a root the cancelled download created is removed: {:?}",
         snapshot_tree(&root)
     );
 
-    downloader.runtime.send(start).await.unwrap();
-    let ended = wait_for_end(&mut downloader).await;
-    assert!(
-        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
-        "{:?}",
-        ended.event
-    );
+    downloader.start_download(GAME, wanted).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Finished(_)), "{:?}", ended.outcome);
     assert_tree_matches(&root, &files, "5");
 }
 
@@ -461,26 +374,9 @@ async fn an_update_parks_the_old_sentinel_and_leaves_local_alone() {
             s.game(GAME).is_some_and(|g| g.state == GameState::UpdateAvailable)
         })
         .await;
-    downloader
-        .runtime
-        .send(PeerCommand::FetchLatestFromPeers { id: GAME.into() })
-        .await
-        .unwrap();
-    let wanted = downloader
-        .wait_for("GotGameFiles", |event| match event {
-            PeerEvent::GotGameFiles { files, .. } => Some(files.clone()),
-            _ => None,
-        })
-        .await;
-    downloader
-        .runtime
-        .send(PeerCommand::DownloadGameFiles {
-            id: GAME.into(),
-            files: wanted,
-        })
-        .await
-        .unwrap();
-    wait_for_progress(&mut downloader).await;
+    let wanted = downloader.fetch_latest_files(GAME).await.unwrap();
+    downloader.start_download(GAME, wanted.files).await;
+    downloader.wait_for_download_progress(GAME).await;
     assert!(
         !root.join("version.ini").exists(),
         "the old sentinel is parked during the download"
@@ -488,16 +384,12 @@ async fn an_update_parks_the_old_sentinel_and_leaves_local_alone() {
     assert_eq!(std::fs::read(root.join(".version.ini.discarded")).unwrap(), b"1");
     assert_eq!(snapshot_tree(&root.join("local")), local_before);
 
-    let ended = wait_for_end(&mut downloader).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Finished(_)), "{:?}", ended.outcome);
+    let changes = changes_while_running(&ended);
     assert!(
-        matches!(ended.event, PeerEvent::DownloadGameFilesFinished { .. }),
-        "{:?}",
-        ended.event
-    );
-    assert!(
-        !ended.changes_while_running.iter().any(|id| id == GAME),
-        "the half-written game was rescanned during its download: {:?}",
-        ended.changes_while_running
+        !changes.iter().any(|id| id == GAME),
+        "the half-written game was rescanned during its download: {changes:?}"
     );
     assert_tree_matches(&root, &files, "2");
     assert_eq!(

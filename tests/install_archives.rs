@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use lanspread::install::intent::intent_path;
 use lanspread::install::unpack::{ArchiveUnpacker, Unpacker};
 use lanspread::install::{BACKUP_DIR, Failpoints, INSTALLING_DIR, InstallError, Transaction};
-use lanspread::peer::{GameState, PeerCommand, PeerEvent, start_peer};
+use lanspread::peer::{GameState, PeerCommand, PeerEvent};
 use support::archives::{
     Compression, TarMember, Tree, fixture, read_tree, sample_tree, tree_members, write_tar, write_zip,
 };
-use support::{TestPeer, start_test_peer, test_config};
+use support::{Outcome, TestPeer, start_test_peer};
 
 const GAME: &str = "openarena";
 
@@ -260,69 +260,33 @@ fn bad_archives_fail_cleanly_and_keep_the_previous_install() {
     }
 }
 
-/// A peer serving `GAME` as a zip of `tree`.
-fn serving_peer(tree: &Tree) -> TestPeer {
-    let (config, dir) = test_config();
-    let root = config.game_dir.join(GAME);
-    fs::create_dir_all(&root).unwrap();
-    write_zip(&root.join("game.zip"), tree);
-    fs::write(root.join("version.ini"), "20240301").unwrap();
-    TestPeer {
-        runtime: start_peer(config, lanspread::catalog::Catalog::bundled()).unwrap(),
-        dir,
-        snapshot: Default::default(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_download_installs_itself() {
-    let server = serving_peer(&sample_tree());
-    let (mut config, dir) = test_config();
-    config.static_peers = vec![server.addr()];
-    config.auto_install = true;
-    let mut client = TestPeer {
-        runtime: start_peer(config, lanspread::catalog::Catalog::bundled()).unwrap(),
-        dir,
-        snapshot: Default::default(),
-    };
+    let tree = sample_tree();
+    let server = TestPeer::builder().zipped_game(GAME, "20240301", &tree).start();
+    let mut client = TestPeer::builder()
+        .static_peers(&[server.addr()])
+        .config(|c| c.auto_install = true)
+        .start();
     client
         .wait_for_snapshot("the game at the server", |s| s.game(GAME).is_some())
         .await;
-    client
-        .runtime
-        .send(PeerCommand::GetGame { id: GAME.into() })
-        .await
-        .unwrap();
-    let files = client
-        .wait_for("GotGameFiles", |event| match event {
-            PeerEvent::GotGameFiles { files, .. } => Some(files.clone()),
-            _ => None,
-        })
-        .await;
-    client
-        .runtime
-        .send(PeerCommand::DownloadGameFiles { id: GAME.into(), files })
-        .await
-        .unwrap();
-    let mut order = Vec::new();
-    client
-        .wait_for("the install to finish", |event| {
-            match event {
-                PeerEvent::DownloadGameFilesFinished { .. } => order.push("downloaded"),
-                PeerEvent::InstallGameBegin { .. } => order.push("install begins"),
-                PeerEvent::InstallGameFinished { updated: false, .. } => {
-                    order.push("installed");
-                    return Some(());
-                }
-                PeerEvent::DownloadGameFilesFailed { reason, .. } | PeerEvent::InstallGameFailed { reason, .. } => {
-                    panic!("{reason}")
-                }
-                _ => {}
-            }
-            None
-        })
-        .await;
-    assert_eq!(order, ["downloaded", "install begins", "installed"]);
+    client.download(GAME).await;
+    let downloaded = client.wait_for_download_end(GAME).await;
+    assert!(
+        matches!(downloaded.outcome, Outcome::Finished(_)),
+        "{:?}",
+        downloaded.outcome
+    );
+    let installed = client.wait_for_install_end(GAME).await;
+    assert_eq!(installed.outcome, Outcome::Finished(false));
+    assert!(
+        installed
+            .seen
+            .iter()
+            .any(|event| matches!(event, PeerEvent::InstallGameBegin { .. })),
+        "the install begins after the download ends"
+    );
     assert_eq!(read_tree(&client.game_dir().join(GAME).join("local")), sample_tree());
     client
         .wait_for_snapshot("installed in the library", |s| {
@@ -335,37 +299,15 @@ async fn a_finished_download_installs_itself() {
 async fn removal_and_install_are_refused_while_the_game_downloads() {
     let mut tree = sample_tree();
     tree.insert("big.bin".into(), Some(support::pseudo_random_bytes(3, 20_000_000)));
-    let (mut config, dir) = test_config();
-    config.upload_limit = Some(5_000_000);
-    let root = config.game_dir.join(GAME);
-    fs::create_dir_all(&root).unwrap();
-    write_zip(&root.join("game.zip"), &tree);
-    fs::write(root.join("version.ini"), "2").unwrap();
-    let server = TestPeer {
-        runtime: start_peer(config, lanspread::catalog::Catalog::bundled()).unwrap(),
-        dir,
-        snapshot: Default::default(),
-    };
+    let server = TestPeer::builder()
+        .config(|c| c.upload_limit = Some(5_000_000))
+        .zipped_game(GAME, "2", &tree)
+        .start();
     let mut client = start_test_peer(&[server.addr()], |_| {});
     client
         .wait_for_snapshot("the game at the server", |s| s.game(GAME).is_some())
         .await;
-    client
-        .runtime
-        .send(PeerCommand::GetGame { id: GAME.into() })
-        .await
-        .unwrap();
-    let files = client
-        .wait_for("GotGameFiles", |event| match event {
-            PeerEvent::GotGameFiles { files, .. } => Some(files.clone()),
-            _ => None,
-        })
-        .await;
-    client
-        .runtime
-        .send(PeerCommand::DownloadGameFiles { id: GAME.into(), files })
-        .await
-        .unwrap();
+    client.download(GAME).await;
     client
         .wait_for("the download to begin", |event| {
             matches!(event, PeerEvent::DownloadGameFilesBegin { .. }).then_some(())
@@ -375,23 +317,10 @@ async fn removal_and_install_are_refused_while_the_game_downloads() {
         PeerCommand::RemoveDownloadedGame { id: GAME.into() },
         PeerCommand::InstallGame { id: GAME.into() },
     ] {
-        client.runtime.send(command).await.unwrap();
-        let reason = client
-            .wait_for("a refusal", |event| match event {
-                PeerEvent::OperationRefused { reason, .. } => Some(reason.clone()),
-                _ => None,
-            })
-            .await;
+        client.send(command).await;
+        let reason = client.wait_for_refusal(GAME).await;
         assert!(reason.contains("download is already running"), "{reason}");
     }
-    client
-        .runtime
-        .send(PeerCommand::CancelDownload { id: GAME.into() })
-        .await
-        .unwrap();
-    client
-        .wait_for("the cancel", |event| {
-            matches!(event, PeerEvent::DownloadGameFilesCancelled { .. }).then_some(())
-        })
-        .await;
+    client.cancel(GAME).await;
+    assert_eq!(client.wait_for_download_end(GAME).await.outcome, Outcome::Cancelled);
 }

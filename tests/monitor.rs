@@ -10,9 +10,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use lanspread::catalog::Catalog;
-use lanspread::peer::{GameState, PeerCommand, PeerEvent, start_peer};
-use support::{TestPeer, start_test_peer, test_config, write_game};
+use lanspread::peer::{GameState, PeerCommand, PeerEvent};
+use support::{TestPeer, start_test_peer, write_game};
 
 /// Waits for the change event naming `id`, counting every change event per id on the way.
 async fn wait_for_change(peer: &mut TestPeer, id: &str, seen: &mut Vec<String>) {
@@ -78,17 +77,13 @@ async fn each_change_on_disk_gives_exactly_one_change_event_for_its_game() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fallback_scan_catches_changes_when_the_watcher_is_off() {
-    let (mut config, dir) = test_config();
-    config.watch_game_dir = false;
-    config.fallback_scan_interval = Duration::from_millis(300);
-    let game_dir = config.game_dir.clone();
-    let runtime = start_peer(config, Catalog::bundled()).unwrap();
-    let mut peer = TestPeer {
-        runtime,
-        dir,
-        snapshot: Default::default(),
-    };
-    write_game(&game_dir, "teeworlds", "0.7", &[("tw.zip", vec![1; 10])]);
+    let mut peer = TestPeer::builder()
+        .config(|c| {
+            c.watch_game_dir = false;
+            c.fallback_scan_interval = Duration::from_millis(300);
+        })
+        .start();
+    write_game(&peer.game_dir(), "teeworlds", "0.7", &[("tw.zip", vec![1; 10])]);
     let mut seen = Vec::new();
     wait_for_change(&mut peer, "teeworlds", &mut seen).await;
     let snapshot = peer
@@ -104,10 +99,7 @@ async fn watches_move_with_the_game_dir() {
     let old_dir = peer.game_dir();
     peer.wait_for_snapshot("the initial scan", |_| true).await;
     let new_dir = peer.dir.path().join("other-games");
-    peer.runtime
-        .send(PeerCommand::SetGameDir { path: new_dir.clone() })
-        .await
-        .unwrap();
+    peer.send(PeerCommand::SetGameDir { path: new_dir.clone() }).await;
     peer.wait_for_snapshot("the new game dir", |s| s.game_dir == new_dir)
         .await;
 

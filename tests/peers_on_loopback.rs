@@ -5,8 +5,9 @@ mod support;
 
 use lanspread::peer::client::PeerClient;
 use lanspread::peer::transport::make_endpoint;
-use lanspread::peer::{GameState, PeerCommand, PeerEvent};
+use lanspread::peer::{GameState, PeerEvent};
 use lanspread::proto::GameFileDescription;
+use support::peer::GameFiles;
 use support::{pseudo_random_bytes, start_test_peer, write_game};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,21 +77,11 @@ async fn three_peers_see_each_others_games_and_serve_files() {
     assert_eq!(game(&snap_c, "teeworlds").state, GameState::RemoteOnly);
 
     // GetGame: b asks for openarena's file list, served by both a and c.
-    b.runtime
-        .send(PeerCommand::GetGame { id: "openarena".into() })
-        .await
-        .unwrap();
-    let (version, files, mut peers) = b
-        .wait_for("GotGameFiles for openarena", |event| match event {
-            PeerEvent::GotGameFiles {
-                id,
-                version,
-                files,
-                peers,
-            } if id == "openarena" => Some((version.clone(), files.clone(), peers.clone())),
-            _ => None,
-        })
-        .await;
+    let GameFiles {
+        version,
+        files,
+        mut peers,
+    } = b.fetch_files("openarena").await.unwrap();
     peers.sort();
     assert_eq!(version, "20240301");
     assert_eq!(peers, expected);
@@ -110,16 +101,7 @@ async fn three_peers_see_each_others_games_and_serve_files() {
     );
 
     // A non-catalog id and a game nobody has are refused with a reason.
-    b.runtime
-        .send(PeerCommand::GetGame { id: "quake3".into() })
-        .await
-        .unwrap();
-    let reason = b
-        .wait_for("GameFilesUnavailable for quake3", |event| match event {
-            PeerEvent::GameFilesUnavailable { id, reason } if id == "quake3" => Some(reason.clone()),
-            _ => None,
-        })
-        .await;
+    let reason = b.fetch_files("quake3").await.unwrap_err();
     assert!(reason.contains("no peer"), "{reason}");
 
     // Ranged chunks return exactly the requested bytes, from either holder.

@@ -13,19 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use lanspread::catalog::Catalog;
 use lanspread::install::unpack::{ArchiveUnpacker, Unpacker};
 use lanspread::install::{Failpoints, Transaction, recover};
 use lanspread::peer::client::PeerClient;
 use lanspread::peer::stream_install::receiver::StreamedInstallTransaction;
 use lanspread::peer::stream_install::wire::{StreamControl, StreamFrame, write_stream_frame};
 use lanspread::peer::transport::make_endpoint;
-use lanspread::peer::{GameState, PeerCommand, PeerEvent, start_peer};
+use lanspread::peer::{GameState, PeerCommand, PeerEvent};
 use lanspread::proto::{
     ErrorKind, GameDetails, GameSummary, Hello, PROTOCOL_VERSION, Request, Response, read_frame, write_frame,
 };
-use support::archives::{Tree, read_tree, sample_tree, write_zip};
-use support::{TestPeer, pseudo_random_bytes, test_config};
+use support::archives::{Tree, read_tree, sample_tree};
+use support::{Ended, Outcome, TestPeer, pseudo_random_bytes, start_test_peer};
 
 const GAME: &str = "openarena";
 const VERSION: &str = "20240301";
@@ -38,23 +37,13 @@ fn big_tree() -> Tree {
 
 /// A real sender on 127.0.0.2 sharing `GAME` as a zip of `tree`, optionally with an upload cap.
 fn sender(tree: &Tree, cap: Option<u64>) -> TestPeer {
-    let (mut config, dir) = test_config();
-    config.listen = "127.0.0.2:0".parse().unwrap();
-    config.upload_limit = cap;
-    let root = config.game_dir.join(GAME);
-    fs::create_dir_all(&root).unwrap();
-    write_zip(&root.join("game.zip"), tree);
-    fs::write(root.join("version.ini"), VERSION).unwrap();
-    TestPeer {
-        runtime: start_peer(config, Catalog::bundled()).unwrap(),
-        dir,
-        snapshot: Default::default(),
-    }
-}
-
-/// The receiving peer; `prepare` may put an existing root into its game dir first.
-fn receiver(peers: &[SocketAddr], prepare: impl FnOnce(&Path)) -> TestPeer {
-    support::start_test_peer(peers, prepare)
+    TestPeer::builder()
+        .config(|c| {
+            c.listen = "127.0.0.2:0".parse().unwrap();
+            c.upload_limit = cap;
+        })
+        .zipped_game(GAME, VERSION, tree)
+        .start()
 }
 
 /// What a scripted sender announces and streams.
@@ -146,37 +135,20 @@ async fn details_of(sender: &mut TestPeer) -> GameDetails {
 
 /// Starts a streamed install once the receiver sees `peers` peers with the game.
 async fn start_stream(receiver: &mut TestPeer, peers: usize) {
-    receiver
-        .wait_for_snapshot("the senders", |s| s.game(GAME).is_some_and(|g| g.peers.len() == peers))
-        .await;
-    receiver
-        .runtime
-        .send(PeerCommand::StreamInstallGame { id: GAME.into() })
-        .await
-        .unwrap();
+    receiver.wait_for_holders(GAME, peers).await;
+    receiver.send(PeerCommand::StreamInstallGame { id: GAME.into() }).await;
 }
 
-/// Waits for the install's end: `Ok(updated)` or `Err(reason)`; collects failed attempts on the way.
-async fn wait_for_install(receiver: &mut TestPeer, attempts: &mut Vec<(SocketAddr, String)>) -> Result<bool, String> {
-    receiver
-        .wait_for("the streamed install to end", |event| match event {
-            PeerEvent::StreamInstallAttemptFailed { peer, reason, .. } => {
-                attempts.push((*peer, reason.clone()));
-                None
-            }
-            PeerEvent::InstallGameFinished { updated, .. } => Some(Ok(*updated)),
-            PeerEvent::InstallGameFailed { reason, .. } => Some(Err(reason.clone())),
+/// The failed attempts (sender and reason) seen before the install ended.
+fn attempts(ended: &Ended<bool>) -> Vec<(SocketAddr, String)> {
+    ended
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            PeerEvent::StreamInstallAttemptFailed { peer, reason, .. } => Some((*peer, reason.clone())),
             _ => None,
         })
-        .await
-}
-
-async fn wait_for_progress(receiver: &mut TestPeer) {
-    receiver
-        .wait_for("streamed bytes", |event| {
-            matches!(event, PeerEvent::InstallGameProgress { bytes, .. } if *bytes > 0).then_some(())
-        })
-        .await;
+        .collect()
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -193,14 +165,10 @@ fn entries(dir: &Path) -> Vec<String> {
 async fn streamed_install_matches_a_normal_install_and_stores_no_archive() {
     let tree = big_tree();
     let server = sender(&tree, None);
-    let mut client = receiver(&[server.addr()], |_| {});
+    let mut client = start_test_peer(&[server.addr()], |_| {});
     start_stream(&mut client, 1).await;
-    let mut attempts = Vec::new();
-    assert_eq!(
-        wait_for_install(&mut client, &mut attempts).await,
-        Ok(false),
-        "{attempts:?}"
-    );
+    let ended = client.wait_for_install_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Finished(false), "{:?}", attempts(&ended));
 
     let root = client.game_dir().join(GAME);
     let normal = tempfile::tempdir().unwrap();
@@ -227,31 +195,22 @@ async fn streamed_install_matches_a_normal_install_and_stores_no_archive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_cancel_releases_the_senders_transfer_guard() {
     let server = sender(&big_tree(), Some(4_000_000));
-    let mut client = receiver(&[server.addr()], |_| {});
+    let mut client = start_test_peer(&[server.addr()], |_| {});
     start_stream(&mut client, 1).await;
-    wait_for_progress(&mut client).await;
-    client
-        .runtime
-        .send(PeerCommand::CancelDownload { id: GAME.into() })
-        .await
-        .unwrap();
-    let mut attempts = Vec::new();
-    let ended = wait_for_install(&mut client, &mut attempts).await;
-    assert_eq!(ended, Err("cancelled".into()));
+    client.wait_for_install_progress(GAME).await;
+    client.cancel(GAME).await;
+    let ended = client.wait_for_install_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Failed("cancelled".into()));
     assert!(
         !client.game_dir().join(GAME).exists(),
         "the root the stream created is rolled back"
     );
 
     // The sender's producer ended and dropped its guard: the same game streams again from it.
-    let mut second = receiver(&[server.addr()], |_| {});
+    let mut second = start_test_peer(&[server.addr()], |_| {});
     start_stream(&mut second, 1).await;
-    let mut attempts = Vec::new();
-    assert_eq!(
-        wait_for_install(&mut second, &mut attempts).await,
-        Ok(false),
-        "{attempts:?}"
-    );
+    let ended = second.wait_for_install_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Finished(false), "{:?}", attempts(&ended));
     assert_eq!(read_tree(&second.game_dir().join(GAME).join("local")), big_tree());
 }
 
@@ -261,15 +220,16 @@ async fn sender_connection_killed_mid_stream_falls_back_to_the_next_peer() {
     let mut servers = vec![sender(&tree, Some(4_000_000)), sender(&tree, Some(4_000_000))];
     servers.sort_by_key(TestPeer::addr);
     let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
-    let mut client = receiver(&addrs, |_| {});
+    let mut client = start_test_peer(&addrs, |_| {});
     start_stream(&mut client, 2).await;
-    wait_for_progress(&mut client).await;
+    client.wait_for_install_progress(GAME).await;
 
     // The first peer in address order is the one streaming: kill it.
     let first = servers.remove(0);
     first.runtime.shutdown().await;
-    let mut attempts = Vec::new();
-    assert_eq!(wait_for_install(&mut client, &mut attempts).await, Ok(false));
+    let ended = client.wait_for_install_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Finished(false));
+    let attempts = attempts(&ended);
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].0, addrs[0]);
     assert_eq!(read_tree(&client.game_dir().join(GAME).join("local")), tree);
@@ -300,10 +260,11 @@ async fn corrupted_chunk_fails_the_attempt_and_falls_back() {
     let mut server = sender(&tree, None);
     let fake = fake_sender(corrupting_script(details_of(&mut server).await)).await;
     assert!(fake < server.addr());
-    let mut client = receiver(&[fake, server.addr()], |_| {});
+    let mut client = start_test_peer(&[fake, server.addr()], |_| {});
     start_stream(&mut client, 2).await;
-    let mut attempts = Vec::new();
-    assert_eq!(wait_for_install(&mut client, &mut attempts).await, Ok(false));
+    let ended = client.wait_for_install_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Finished(false));
+    let attempts = attempts(&ended);
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].0, fake);
     assert!(attempts[0].1.contains("CRC32"), "{}", attempts[0].1);
@@ -322,27 +283,28 @@ async fn every_peer_failing_rolls_back_a_created_root_and_keeps_an_existing_one(
         fake_sender(corrupting_script(details.clone())).await,
     ];
 
-    let mut fresh = receiver(&fakes, |_| {});
+    let mut fresh = start_test_peer(&fakes, |_| {});
     start_stream(&mut fresh, 2).await;
-    let mut attempts = Vec::new();
-    let ended = wait_for_install(&mut fresh, &mut attempts).await;
+    let ended = fresh.wait_for_install_end(GAME).await;
     assert!(
-        ended.as_ref().is_err_and(|reason| reason.contains("every peer failed")),
-        "{ended:?}"
+        matches!(&ended.outcome, Outcome::Failed(reason) if reason.contains("every peer failed")),
+        "{:?}",
+        ended.outcome
     );
-    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts(&ended).len(), 2);
     assert!(
         !fresh.game_dir().join(GAME).exists(),
         "a root this install created is removed"
     );
 
-    let mut existing = receiver(&fakes, |games| {
+    let mut existing = start_test_peer(&fakes, |games| {
         fs::create_dir_all(games.join(GAME)).unwrap();
         fs::write(games.join(GAME).join("version.ini"), "1").unwrap();
         fs::write(games.join(GAME).join("old.zip"), b"downloaded archive").unwrap();
     });
     start_stream(&mut existing, 2).await;
-    assert!(wait_for_install(&mut existing, &mut Vec::new()).await.is_err());
+    let ended = existing.wait_for_install_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
     assert_eq!(
         entries(&existing.game_dir().join(GAME)),
         ["old.zip", "version.ini"],
@@ -368,9 +330,12 @@ async fn zero_byte_member_without_crc_installs_non_empty_without_crc_fails() {
         frames: empty,
     })
     .await;
-    let mut client = receiver(&[fake], |_| {});
+    let mut client = start_test_peer(&[fake], |_| {});
     start_stream(&mut client, 1).await;
-    assert_eq!(wait_for_install(&mut client, &mut Vec::new()).await, Ok(false));
+    assert_eq!(
+        client.wait_for_install_end(GAME).await.outcome,
+        Outcome::Finished(false)
+    );
     assert_eq!(
         fs::read(client.game_dir().join(GAME).join("local/empty.dat")).unwrap(),
         b""
@@ -387,10 +352,11 @@ async fn zero_byte_member_without_crc_installs_non_empty_without_crc_fails() {
         frames: non_empty,
     })
     .await;
-    let mut client = receiver(&[fake], |_| {});
+    let mut client = start_test_peer(&[fake], |_| {});
     start_stream(&mut client, 1).await;
-    let mut attempts = Vec::new();
-    assert!(wait_for_install(&mut client, &mut attempts).await.is_err());
+    let ended = client.wait_for_install_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
+    let attempts = attempts(&ended);
     assert!(attempts[0].1.contains("no CRC32"), "{attempts:?}");
     assert!(!client.game_dir().join(GAME).exists());
 }
@@ -460,9 +426,10 @@ async fn streamed_update_keeps_the_old_local_until_promotion_and_restores_it_on_
         files: vec![],
     };
     let fake = fake_sender(corrupting_script(details)).await;
-    let mut client = receiver(&[fake], old_local);
+    let mut client = start_test_peer(&[fake], old_local);
     start_stream(&mut client, 1).await;
-    assert!(wait_for_install(&mut client, &mut Vec::new()).await.is_err());
+    let ended = client.wait_for_install_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
     assert_eq!(read_tree(&client.game_dir().join(GAME).join("local")), old_tree);
     assert_eq!(
         entries(&client.game_dir().join(GAME)),
@@ -473,14 +440,14 @@ async fn streamed_update_keeps_the_old_local_until_promotion_and_restores_it_on_
     // A working, slow sender: the old install stays until promotion, then the new one replaces it.
     let tree = big_tree();
     let server = sender(&tree, Some(4_000_000));
-    let mut client = receiver(&[server.addr()], old_local);
+    let mut client = start_test_peer(&[server.addr()], old_local);
     start_stream(&mut client, 1).await;
-    wait_for_progress(&mut client).await;
+    client.wait_for_install_progress(GAME).await;
     assert_eq!(
         read_tree(&client.game_dir().join(GAME).join("local")),
         old_tree,
         "untouched while streaming"
     );
-    assert_eq!(wait_for_install(&mut client, &mut Vec::new()).await, Ok(true));
+    assert_eq!(client.wait_for_install_end(GAME).await.outcome, Outcome::Finished(true));
     assert_eq!(read_tree(&client.game_dir().join(GAME).join("local")), tree);
 }

@@ -3,15 +3,16 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod archives;
+pub mod peer;
 pub mod process;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanspread::catalog::Catalog;
-use lanspread::config::Config;
-use lanspread::peer::{LibrarySnapshot, PeerEvent, PeerRuntimeHandle, start_peer};
+// Re-exported so tests name them as `support::TestPeer`; like the dead code above,
+// each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use peer::{Ended, Outcome, PeerBuilder, TestPeer, start_test_peer, test_config};
 
 /// Upper bound for any wait in a test; generous so a loaded CI machine does not flake.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -30,79 +31,6 @@ pub fn write_game(game_dir: &Path, id: &str, version: &str, files: &[(&str, Vec<
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("version.ini"), version).unwrap();
     root
-}
-
-pub struct TestPeer {
-    pub runtime: PeerRuntimeHandle,
-    pub dir: tempfile::TempDir,
-    /// The latest library snapshot seen by [`TestPeer::wait_for_snapshot`].
-    pub snapshot: LibrarySnapshot,
-}
-
-impl TestPeer {
-    pub fn game_dir(&self) -> PathBuf {
-        self.dir.path().join("games")
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.runtime.local_addr()
-    }
-
-    /// Waits (bounded by [`WAIT`]) for an event that `pick` accepts.
-    pub async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&PeerEvent) -> Option<T>) -> T {
-        let runtime = &mut self.runtime;
-        let snapshot = &mut self.snapshot;
-        let waited = tokio::time::timeout(WAIT, async {
-            loop {
-                let event = runtime.next_event().await.expect("runtime stopped while a test waited");
-                if let PeerEvent::LibraryUpdated(update) = &event {
-                    *snapshot = update.clone();
-                }
-                if let Some(found) = pick(&event) {
-                    return found;
-                }
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
-    }
-
-    /// Waits for a library snapshot that satisfies `accept`.
-    pub async fn wait_for_snapshot(
-        &mut self,
-        what: &str,
-        accept: impl Fn(&LibrarySnapshot) -> bool,
-    ) -> LibrarySnapshot {
-        if accept(&self.snapshot) {
-            return self.snapshot.clone();
-        }
-        self.wait_for(what, |event| match event {
-            PeerEvent::LibraryUpdated(snapshot) if accept(snapshot) => Some(snapshot.clone()),
-            _ => None,
-        })
-        .await
-    }
-}
-
-/// A config rooted in a fresh temp dir: loopback, no mDNS, fast pings.
-pub fn test_config() -> (Config, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::for_local_test(dir.path());
-    std::fs::create_dir_all(&config.game_dir).unwrap();
-    (config, dir)
-}
-
-/// Starts a peer; `prepare` may put games into its game dir before the runtime scans it.
-pub fn start_test_peer(static_peers: &[SocketAddr], prepare: impl FnOnce(&Path)) -> TestPeer {
-    let (mut config, dir) = test_config();
-    config.static_peers = static_peers.to_vec();
-    prepare(&config.game_dir);
-    let runtime = start_peer(config, Catalog::bundled()).expect("peer starts");
-    TestPeer {
-        runtime,
-        dir,
-        snapshot: LibrarySnapshot::default(),
-    }
 }
 
 /// Polls `done` (bounded by [`WAIT`]) until it holds.
