@@ -20,12 +20,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lanspread::catalog::Catalog;
 use lanspread::install::free_space;
-use lanspread::peer::{PeerCommand, PeerEvent, start_peer};
+use lanspread::peer::{PeerCommand, PeerEvent};
 use lanspread::proto::GameFileDescription;
 use support::archives::{Tree, read_tree, sample_tree, write_zip};
-use support::{TestPeer, pseudo_random_bytes, start_test_peer, test_config, write_game};
+use support::{TestPeer, pseudo_random_bytes, start_test_peer};
 
 const GAME: &str = "openarena";
 /// The tmpfs each test mounts; small, as it lives in memory.
@@ -102,14 +101,10 @@ fn peer_on_tmpfs(peers: &[SocketAddr], test: &str, prepare: impl FnOnce(&Path)) 
 
 /// A peer serving `GAME` at `version` with `files`, listening on 127.0.0.2.
 fn seed(version: &str, files: &[(&str, Vec<u8>)]) -> TestPeer {
-    let (mut config, dir) = test_config();
-    config.listen = "127.0.0.2:0".parse().unwrap();
-    write_game(&config.game_dir, GAME, version, files);
-    TestPeer {
-        runtime: start_peer(config, Catalog::bundled()).unwrap(),
-        dir,
-        snapshot: Default::default(),
-    }
+    TestPeer::builder()
+        .config(|config| config.listen = "127.0.0.2:0".parse().unwrap())
+        .game(GAME, version, files)
+        .start()
 }
 
 /// An installed old version: `local/` holding `sample_tree()`, and an old archive.
