@@ -183,13 +183,14 @@ async fn streamed_install_matches_a_normal_install_and_stores_no_archive() {
     assert_eq!(read_tree(&root.join("local")), tree);
     assert_eq!(
         entries(&root),
-        ["local"],
+        [".lanspread_installed", "local"],
         "no archive, no version.ini, nothing else lands"
     );
     let snapshot = client
         .wait_for_snapshot("installed", |s| s.game(GAME).is_some_and(|g| g.installed))
         .await;
-    assert_eq!(snapshot.game(GAME).unwrap().state, GameState::Installed);
+    // Installed, and named for what it is: there are no archives here.
+    assert_eq!(snapshot.game(GAME).unwrap().state, GameState::InstalledStreamed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +236,7 @@ async fn sender_connection_killed_mid_stream_falls_back_to_the_next_peer() {
     assert_eq!(read_tree(&client.game_dir().join(GAME).join("local")), tree);
     assert_eq!(
         entries(&client.game_dir().join(GAME)),
-        ["local"],
+        [".lanspread_installed", "local"],
         "the failed attempt's staging is gone"
     );
 }

@@ -683,6 +683,12 @@ impl PeerActor {
             game_dir: self.config.game_dir.clone(),
             client: self.client.clone(),
             cancel,
+            replaces: self
+                .library
+                .games
+                .get(&id)
+                .map(|game| game.files.clone())
+                .unwrap_or_default(),
             events: self.events.clone(),
         };
         let internal = self.internal.clone();

@@ -178,6 +178,8 @@ pub struct DownloadJob {
     pub game_dir: PathBuf,
     pub client: PeerClient,
     pub cancel: CancellationToken,
+    /// The file list of the version on disk now (empty if none): what the new one lacks goes.
+    pub replaces: Vec<GameFileDescription>,
     /// Begin and progress events go straight out; the outcome goes back to the actor.
     pub events: mpsc::Sender<PeerEvent>,
 }
@@ -195,7 +197,8 @@ struct Chunk {
 /// Runs a download to its end; on failure or cancel the payload is discarded.
 pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
     let (game_dir, id, files) = (job.game_dir.clone(), job.plan.id.clone(), job.plan.files.clone());
-    let begun = tokio::task::spawn_blocking(move || DownloadStorage::begin(&game_dir, &id, &files)).await;
+    let previous = job.replaces.clone();
+    let begun = tokio::task::spawn_blocking(move || DownloadStorage::begin(&game_dir, &id, &files, &previous)).await;
     let storage = match begun {
         Ok(Ok(storage)) => storage,
         Ok(Err(err)) => return DownloadOutcome::Failed(err),

@@ -33,18 +33,37 @@ pub struct DownloadStorage {
     files: BTreeMap<String, Arc<File>>,
     /// Directories this download created, parents first.
     created_dirs: Vec<PathBuf>,
+    /// Payload of the version being replaced that the new file list does not have,
+    /// removed at commit (see [`DownloadStorage::begin`]).
+    stale: Vec<GameFileDescription>,
 }
 
 impl DownloadStorage {
     /// Starts the transaction for `files` (which may include `version.ini`; it is written at commit).
-    pub fn begin(game_dir: &Path, id: &str, files: &[GameFileDescription]) -> Result<Self, TransferError> {
+    /// `previous` is the file list the library last scanned for this game (empty if none): what
+    /// of it the new list lacks is removed at commit, so an update that renamed an archive leaves
+    /// no stale copy behind for the install to unpack too. Only those paths: a file the scan
+    /// never listed (`local/`, reserved names, anything added since) is not provably payload.
+    pub fn begin(
+        game_dir: &Path,
+        id: &str,
+        files: &[GameFileDescription],
+        previous: &[GameFileDescription],
+    ) -> Result<Self, TransferError> {
         let root = game_dir.join(id);
         let created_root = !root.exists();
+        let wanted: std::collections::BTreeSet<&str> = files.iter().map(|file| file.path.as_str()).collect();
+        let stale = previous
+            .iter()
+            .filter(|file| !wanted.contains(file.path.as_str()) && file.path != VERSION_FILE)
+            .cloned()
+            .collect();
         let mut storage = DownloadStorage {
             root: root.clone(),
             created_root,
             files: BTreeMap::new(),
             created_dirs: Vec::new(),
+            stale,
         };
         match storage.prepare(files) {
             Ok(()) => Ok(storage),
@@ -154,11 +173,40 @@ impl DownloadStorage {
         for (relative, file) in &self.files {
             file.sync_data().map_err(local(&self.root.join(relative)))?;
         }
+        self.remove_stale()?;
         let sentinel = self.root.join(VERSION_FILE);
         replace_file(&self.root.join(VERSION_TMP_FILE), &sentinel, version_ini).map_err(local(&sentinel))?;
         let discarded = self.root.join(VERSION_DISCARDED_FILE);
         remove_file_if_exists(&discarded).map_err(local(&discarded))?;
         sync_dir(&self.root).map_err(local(&self.root))
+    }
+
+    /// Removes the replaced version's leftovers: regular files first, then their directories
+    /// if that left them empty (deepest first). Never follows a symlink.
+    fn remove_stale(&self) -> Result<(), TransferError> {
+        for file in self.stale.iter().filter(|file| !file.is_dir) {
+            let Ok(path) = self.path_of(&file.path) else { continue };
+            if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
+                fs::remove_file(&path).map_err(local(&path))?;
+                tracing::info!("removed {}: not in the new version", path.display());
+            }
+        }
+        let mut dirs: Vec<&str> = self
+            .stale
+            .iter()
+            .filter(|f| f.is_dir)
+            .map(|f| f.path.as_str())
+            .collect();
+        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.len()));
+        for dir in dirs {
+            if let Ok(path) = self.path_of(dir)
+                && fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir())
+            {
+                // Only an empty one: what else is in it is not provably ours.
+                let _ = fs::remove_dir(&path);
+            }
+        }
+        Ok(())
     }
 
     /// Undoes the download: sentinels swept, payload removed, created directories removed if empty.
@@ -240,7 +288,7 @@ mod tests {
             file("maps/m.pk3", 3),
             file("version.ini", 1),
         ];
-        let storage = DownloadStorage::begin(games.path(), "openarena", &files).unwrap();
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files, &[]).unwrap();
         assert!(!root.join(VERSION_FILE).exists(), "parked while downloading");
         assert_eq!(fs::read(root.join(VERSION_DISCARDED_FILE)).unwrap(), b"1");
         assert_eq!(
@@ -269,7 +317,7 @@ mod tests {
         fs::write(root.join(VERSION_FILE), b"1").unwrap();
         fs::write(root.join("user-notes.txt"), b"mine").unwrap();
         let files = [file("a.zip", 4), file("new/deep/b.bin", 2)];
-        let storage = DownloadStorage::begin(games.path(), "openarena", &files).unwrap();
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files, &[]).unwrap();
         storage.abort();
         assert!(!root.join("a.zip").exists());
         assert!(!root.join("new").exists());
@@ -279,9 +327,48 @@ mod tests {
         assert_eq!(fs::read(root.join("user-notes.txt")).unwrap(), b"mine");
 
         // A root the download created disappears entirely.
-        let storage = DownloadStorage::begin(games.path(), "xonotic", &files).unwrap();
+        let storage = DownloadStorage::begin(games.path(), "xonotic", &files, &[]).unwrap();
         storage.abort();
         assert!(!games.path().join("xonotic").exists());
+    }
+
+    #[test]
+    fn commit_removes_only_what_the_replaced_version_listed_and_the_new_one_lacks() {
+        let games = tempfile::tempdir().unwrap();
+        let root = games.path().join("openarena");
+        fs::create_dir_all(root.join("old/deeper")).unwrap();
+        fs::create_dir_all(root.join("local")).unwrap();
+        for path in [
+            "old-v1.zip",
+            "old/deeper/x.pk3",
+            "notes.txt",
+            "keep.zip",
+            "local/game.exe",
+        ] {
+            fs::write(root.join(path), b"1").unwrap();
+        }
+        fs::write(root.join(VERSION_FILE), b"1").unwrap();
+        let previous = [
+            file("keep.zip", 1),
+            dir("old"),
+            dir("old/deeper"),
+            file("old/deeper/x.pk3", 1),
+            file("old-v1.zip", 1),
+            file("version.ini", 1),
+        ];
+        let files = [file("keep.zip", 1), file("new-v2.zip", 2), file("version.ini", 1)];
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files, &previous).unwrap();
+        write_at(&storage.file("new-v2.zip").unwrap(), b"22", 0).unwrap();
+        write_at(&storage.file("keep.zip").unwrap(), b"k", 0).unwrap();
+        assert!(root.join("old-v1.zip").exists(), "nothing goes before the commit");
+        storage.commit(b"2").unwrap();
+
+        assert!(!root.join("old-v1.zip").exists());
+        assert!(!root.join("old").exists(), "its emptied directories go too");
+        assert!(root.join("notes.txt").exists(), "never listed, so not provably payload");
+        assert!(root.join("local/game.exe").exists());
+        assert_eq!(fs::read(root.join("new-v2.zip")).unwrap(), b"22");
+        assert_eq!(fs::read(root.join(VERSION_FILE)).unwrap(), b"2");
     }
 
     #[test]
@@ -291,14 +378,14 @@ mod tests {
         let root = games.path().join("openarena");
         fs::create_dir_all(&root).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("maps")).unwrap();
-        let err = DownloadStorage::begin(games.path(), "openarena", &[file("maps/x", 1)])
+        let err = DownloadStorage::begin(games.path(), "openarena", &[file("maps/x", 1)], &[])
             .err()
             .unwrap();
         assert!(err.to_string().contains("not a directory"), "{err}");
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
 
         std::os::unix::fs::symlink(outside.path().join("target"), root.join("link.zip")).unwrap();
-        let err = DownloadStorage::begin(games.path(), "openarena", &[file("link.zip", 1)])
+        let err = DownloadStorage::begin(games.path(), "openarena", &[file("link.zip", 1)], &[])
             .err()
             .unwrap();
         assert!(err.to_string().contains("not a regular file"), "{err}");
