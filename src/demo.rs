@@ -103,7 +103,10 @@ fn generate_seed_games(root: &Path) -> io::Result<()> {
             let game = seed_root.join("games").join(id);
             fs::create_dir_all(&game)?;
             write_archive(&game, id, format, size, version)?;
-            fs::write(game.join("version.ini"), format!("[game]\nversion = {version}\n"))?;
+            fs::write(
+                game.join(crate::layout::VERSION_FILE),
+                format!("[game]\nversion = {version}\n"),
+            )?;
         }
     }
     Ok(())

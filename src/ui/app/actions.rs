@@ -6,6 +6,7 @@
 //! first and act in `confirmed`.
 
 use super::{App, Confirmed, Dialog, Fetch, INSTALL_SIZE_FACTOR, Level, Pane, RowKey, latest_size};
+use crate::layout::GameLayout;
 use crate::peer::{GameState, LibraryEntry, PeerCommand};
 use crate::ui::format::format_size;
 
@@ -219,7 +220,7 @@ impl App {
                 title: format!("Reinstall {name}?"),
                 message: format!(
                     "This unpacks the downloaded archives of {name} again and replaces its installed files ({}).",
-                    self.game_dir.join(&game.id).join("local").display()
+                    GameLayout::new(&self.game_dir, &game.id).local().display()
                 ),
                 confirm: Confirmed::Install(game.id.clone()),
             });
@@ -246,7 +247,7 @@ impl App {
             title: format!("Uninstall {name}?"),
             message: format!(
                 "This deletes the installed files of {name} ({}). {after}",
-                self.game_dir.join(&game.id).join("local").display()
+                GameLayout::new(&self.game_dir, &game.id).local().display()
             ),
             confirm: Confirmed::Uninstall(game.id.clone()),
         });

@@ -748,7 +748,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::DownloadSummary;
+    use crate::peer::{DownloadSummary, GameState};
     use crate::ui::test_support::*;
 
     // Shared with the other files' tests.
@@ -762,6 +762,87 @@ mod tests {
             .find(|row| row.name == name)
             .map(|row| row.state.clone())
             .unwrap_or_else(|| panic!("{name} not shown"))
+    }
+
+    /// The library with Quake's install failed and Xonotic installed by a streamed install.
+    fn app_with_install_states() -> App {
+        let mut snapshot = snapshot();
+        for game in &mut snapshot.games {
+            match game.id.as_str() {
+                "quake" => {
+                    game.state = GameState::InstallFailed;
+                    game.install_failure = Some("cannot unpack: game.zip is damaged".into());
+                }
+                "xonotic" => {
+                    game.state = GameState::InstalledStreamed;
+                    game.installed = true;
+                    game.streamed = true;
+                    game.installed_version = Some("0.8.6".into());
+                }
+                _ => {}
+            }
+        }
+        let mut app = app();
+        app.update(PeerEvent::LibraryUpdated(snapshot));
+        app
+    }
+
+    #[test]
+    fn a_failed_install_shows_in_its_row_and_i_retries_it() {
+        let mut app = app_with_install_states();
+        assert_eq!(state_of(&app, "Quake"), "install failed: i to retry");
+        select(&mut app, "Quake");
+        let commands = app.apply(Action::Install);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::InstallGame { id }] if id == "quake"),
+            "no reinstall dialog: nothing is installed at this version ({commands:?})"
+        );
+        assert!(app.dialog().is_none());
+        app.apply(Action::Download);
+        assert!(
+            status_text(&app).contains("its install failed: press i to retry"),
+            "{}",
+            status_text(&app)
+        );
+    }
+
+    #[test]
+    fn a_streamed_install_has_a_story_every_message_agrees_with() {
+        let mut app = app_with_install_states();
+        assert_eq!(state_of(&app, "Xonotic"), "installed, streamed");
+        let row = app
+            .library_rows()
+            .into_iter()
+            .find(|row| row.name == "Xonotic")
+            .unwrap();
+        assert_eq!(row.version, "0.8.6", "the installed version, not a guess");
+        select(&mut app, "Xonotic");
+
+        assert!(app.apply(Action::Install).is_empty());
+        assert!(
+            status_text(&app).contains("no archives here to install from"),
+            "{}",
+            status_text(&app)
+        );
+        assert!(app.apply(Action::Download).is_empty());
+        assert!(
+            status_text(&app).contains("streamed: no archives"),
+            "{}",
+            status_text(&app)
+        );
+        assert!(app.apply(Action::Update).is_empty());
+        assert_eq!(status_text(&app), "Xonotic is up to date (version 0.8.6)");
+
+        app.apply(Action::Uninstall);
+        let dialog = app.dialog().expect("uninstall asks first");
+        assert!(
+            dialog
+                .message
+                .contains("no archives are kept here, so its folder goes too"),
+            "{}",
+            dialog.message
+        );
+        assert!(!dialog.message.contains("archives stay"), "{}", dialog.message);
     }
 
     #[test]
