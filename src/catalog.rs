@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::proto::{PathError, validate_game_id};
+use crate::layout::{PathError, validate_game_id};
 
 const BUNDLED_CATALOG: &str = include_str!("catalog.toml");
 

@@ -18,13 +18,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::OWNED_MARKER;
 use super::intent::{InstallIntent, Operation, Phase, intent_path};
 use super::launch::{self, launch_path};
 use super::record::{InstallFailure, InstalledRecord};
 use super::transaction::{GameLayout, is_owned, remove_root_if_empty};
 use crate::durable::{remove_file_if_exists, sync_dir};
-use crate::proto::{VERSION_DISCARDED_FILE, VERSION_TMP_FILE, validate_game_id};
+use crate::layout::OWNED_MARKER;
+use crate::layout::{VERSION_DISCARDED_FILE, VERSION_TMP_FILE, validate_game_id};
 
 /// What older versions kept inside a game root: `(legacy name, path in the state dir)`.
 pub const LEGACY_INTENT_FILE: &str = ".lanspread_install_intent.json";
@@ -313,7 +313,7 @@ fn sweep_download_sentinels(layout: &GameLayout, id: &str, report: &mut Recovery
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::install::INSTALLING_DIR;
+    use crate::layout::INSTALLING_DIR;
 
     #[test]
     fn unowned_staging_without_a_journal_is_left_and_reported() {

@@ -18,14 +18,15 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use super::InstallError;
 use super::intent::{InstallIntent, Operation, Phase};
 use super::launch;
 use super::record::{InstallFailure, InstalledRecord};
-use super::{BACKUP_DIR, INSTALLING_DIR, InstallError, OWNED_MARKER, REMOVING_DIR};
 use crate::catalog::Catalog;
 use crate::durable::{remove_file_if_exists, sync_dir, sync_filesystem};
 pub use crate::layout::GameLayout;
 use crate::layout::validate_game_id;
+use crate::layout::{BACKUP_DIR, INSTALLING_DIR, OWNED_MARKER, REMOVING_DIR};
 
 /// Points between the steps of a transaction, in order. Tests stop a
 /// transaction dead at any of them (a simulated crash) or make the step fail.

@@ -12,7 +12,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::proto::validate_game_id;
+use crate::layout::validate_game_id;
 
 /// Quiet time after the last event before the batch goes out.
 const DEBOUNCE: Duration = Duration::from_millis(300);

@@ -8,7 +8,7 @@
 //!
 //! - **Paths** are normalised (`\` becomes `/`, a leading `./` and a trailing
 //!   `/` are dropped) and then must pass
-//!   [`crate::proto::validate_relative_path`]: no `..`, nothing absolute, no
+//!   [`crate::layout::validate_relative_path`]: no `..`, nothing absolute, no
 //!   reserved names (`.local.*`, `.lanspread*`, a root-level `local`, ...).
 //! - **Kinds**: only regular files and directories are unpacked. Symlinks,
 //!   hard links, devices, FIFOs and RAR link/reference records fail the whole
@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use extract::ArchiveUnpacker;
 
-use crate::proto;
+use crate::layout;
 use readers::VerifyingReader;
 
 /// The archive formats lanspread unpacks.
@@ -97,7 +97,7 @@ pub enum EntryKind {
 pub struct ArchiveEntry<'a> {
     /// The archive this member comes from (the first volume for a RAR set).
     pub archive: &'a Path,
-    /// Relative, `/`-separated, validated by [`crate::proto::validate_relative_path`].
+    /// Relative, `/`-separated, validated by [`crate::layout::validate_relative_path`].
     pub path: String,
     pub kind: EntryKind,
     /// Uncompressed size as recorded in the archive (0 for directories).
@@ -252,7 +252,7 @@ pub fn find_archives(game_root: &Path) -> io::Result<Vec<PathBuf>> {
         let Ok(name) = dir_entry.file_name().into_string() else {
             continue;
         };
-        if proto::is_reserved_name(&name) || name == proto::VERSION_FILE {
+        if layout::is_reserved_name(&name) || name == layout::VERSION_FILE {
             continue;
         }
         let Some(format) = ArchiveFormat::from_file_name(&name) else {
@@ -425,7 +425,7 @@ impl Walker<'_, '_> {
             archive: archive.to_path_buf(),
             entry: raw_name.to_owned(),
         };
-        proto::validate_relative_path(&path).map_err(|_| unsafe_path())?;
+        layout::validate_relative_path(&path).map_err(|_| unsafe_path())?;
         let kind = match kind {
             RawKind::File => EntryKind::File,
             RawKind::Dir => EntryKind::Dir,

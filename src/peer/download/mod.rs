@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::PeerEvent;
 use super::client::PeerClient;
-use crate::proto::{GameDetails, GameFileDescription, VERSION_FILE};
+use crate::layout::VERSION_FILE;
+use crate::proto::{GameDetails, GameFileDescription};
 pub use error::TransferError;
 use progress::{DownloadProgress, DownloadProgressTracker};
 use queue::{ChunkId, Completion, WorkQueue};

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use super::error::TransferError;
 use crate::durable::{remove_file_if_exists, replace_file, sync_dir};
-use crate::proto::{GameFileDescription, VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, resolve_in_root};
+use crate::layout::{VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, resolve_in_root};
+use crate::proto::GameFileDescription;
 
 pub struct DownloadStorage {
     root: PathBuf,

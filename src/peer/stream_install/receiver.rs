@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use super::wire::{StreamControl, StreamFrame};
 use crate::install::{Completed, InstallError, InstalledRecord, Transaction, free_space};
+use crate::layout::resolve_in_root;
 use crate::peer::download::TransferError;
-use crate::proto::resolve_in_root;
 
 const WRITE_BUFFER: usize = 1 << 20;
 

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::proto::{FrameError, MAX_FRAME_LEN, PathError, validate_relative_path};
+use crate::layout::{PathError, validate_relative_path};
+use crate::proto::{FrameError, MAX_FRAME_LEN};
 
 /// The largest data frame; the sender cuts file bytes into pieces of at most this.
 pub const MAX_DATA_FRAME: usize = 1 << 20;
