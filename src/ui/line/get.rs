@@ -10,7 +10,8 @@ use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::peer::{LibrarySnapshot, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, start_peer};
+use crate::library::Version;
+use crate::peer::{LibraryEntry, LibrarySnapshot, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, start_peer};
 use crate::ui::format::{format_rate, format_size, progress_line};
 
 use super::{LineError, exit_code, next_event_or_cancel};
@@ -18,7 +19,7 @@ use super::{LineError, exit_code, next_event_or_cancel};
 /// How long `get` keeps looking for more peers with the game after the first one answered.
 const GET_SETTLE: Duration = Duration::from_millis(1500);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetMode {
     Download,
     DownloadAndInstall,
@@ -39,6 +40,32 @@ pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> R
     code
 }
 
+/// What `get` has left to do for a game, decided from its library entry by [`plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetPlan {
+    /// Download the latest version (and install it, unless only downloading).
+    Download,
+    /// The latest version is downloaded but not installed (an earlier install was cut
+    /// short or failed): install it.
+    Install,
+    /// Nothing: the latest version is here (and installed, unless only downloading).
+    UpToDate,
+}
+
+/// The one place that decides what `get` does for a game that peers share. `entry`
+/// must come from a snapshot with the local library scanned.
+pub fn plan(entry: &LibraryEntry, mode: GetMode) -> GetPlan {
+    let latest = entry.latest_version.as_deref().map(Version::new);
+    let local = entry.local_version.as_deref().map(Version::new);
+    // A download newer than any peer's counts as up to date: `get` never downgrades.
+    let downloaded = latest.is_some() && local >= latest;
+    match (downloaded, entry.installed || mode == GetMode::Download) {
+        (false, _) => GetPlan::Download,
+        (true, false) => GetPlan::Install,
+        (true, true) => GetPlan::UpToDate,
+    }
+}
+
 async fn get_with(
     runtime: &mut PeerRuntimeHandle,
     id: &str,
@@ -47,7 +74,7 @@ async fn get_with(
     static_count: usize,
     mode: GetMode,
 ) -> Result<ExitCode, LineError> {
-    // 1. Find the peers that have the game's latest version.
+    // 1. Find the peers that have the game's latest version, and learn what is here.
     let deadline = Instant::now() + wait;
     let mut settle_until: Option<Instant> = None;
     let mut snapshot = LibrarySnapshot::default();
@@ -55,18 +82,24 @@ async fn get_with(
         let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
         let event = tokio::select! {
             () = tokio::time::sleep_until(until) => break,
-            event = runtime.next_event() => event,
+            event = runtime.next_event() => event.ok_or(PeerError::Stopped)?,
         };
-        let Some(PeerEvent::LibraryUpdated(update)) = event else {
-            continue;
-        };
-        snapshot = update;
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(code);
+        }
         let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
-        if only_static_peers && all_answered {
+        if only_static_peers && all_answered && snapshot.local_scanned {
             break;
         }
         if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
             settle_until.get_or_insert_with(|| Instant::now() + GET_SETTLE);
+        }
+    }
+    // Deciding before the local scan would download again what is already here.
+    while !snapshot.local_scanned {
+        let event = runtime.next_event().await.ok_or(PeerError::Stopped)?;
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(code);
         }
     }
     let Some(entry) = snapshot.game(id).filter(|game| !game.peers.is_empty()) else {
@@ -81,31 +114,67 @@ async fn get_with(
     if mode == GetMode::Stream {
         return stream_install_with(runtime, id, &latest).await;
     }
-    if entry.local_version.as_deref() == Some(latest.as_str()) {
-        println!("{id} {latest} is already downloaded");
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    // 2. The file list, then the download.
-    runtime.send(PeerCommand::GetGame { id: id.to_owned() }).await?;
-    let files = loop {
-        match runtime.next_event().await {
-            Some(PeerEvent::GotGameFiles { id: got, files, .. }) if got == id => break files,
-            Some(PeerEvent::GameFilesUnavailable { id: got, reason }) if got == id => {
-                eprintln!("lanspread: cannot get {id}: {reason}");
-                return Ok(ExitCode::FAILURE);
+    match plan(entry, mode) {
+        GetPlan::UpToDate => {
+            let version = entry.local_version.as_deref().unwrap_or(&latest);
+            if entry.installed {
+                println!("{id} {version} is up to date");
+            } else {
+                println!("{id} {version} is already downloaded");
             }
-            Some(_) => {}
-            None => return Err(PeerError::Stopped.into()),
+            return Ok(ExitCode::SUCCESS);
         }
-    };
-    runtime
-        .send(PeerCommand::DownloadGameFiles {
-            id: id.to_owned(),
-            files,
-        })
-        .await?;
+        GetPlan::Install => {
+            eprintln!("{id} {latest} is downloaded but not installed");
+            runtime.send(PeerCommand::InstallGame { id: id.to_owned() }).await?;
+        }
+        GetPlan::Download => {
+            // The file list, then the download.
+            runtime.send(PeerCommand::GetGame { id: id.to_owned() }).await?;
+            let files = loop {
+                match runtime.next_event().await.ok_or(PeerError::Stopped)? {
+                    PeerEvent::GotGameFiles { id: got, files, .. } if got == id => break files,
+                    PeerEvent::GameFilesUnavailable { id: got, reason } if got == id => {
+                        eprintln!("lanspread: cannot get {id}: {reason}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    _ => {}
+                }
+            };
+            runtime
+                .send(PeerCommand::DownloadGameFiles {
+                    id: id.to_owned(),
+                    files,
+                })
+                .await?;
+        }
+    }
+    follow_download_and_install(runtime, id, mode).await
+}
 
+/// Keeps the newest library snapshot; a failed local scan ends `get` (with its exit code),
+/// since what is here cannot be known.
+fn fold_library(event: PeerEvent, snapshot: &mut LibrarySnapshot) -> Result<(), ExitCode> {
+    match event {
+        PeerEvent::LibraryUpdated(update) => *snapshot = update,
+        PeerEvent::RuntimeFailed {
+            component: "library",
+            error,
+        } if !snapshot.local_scanned => {
+            eprintln!("lanspread: cannot scan the game dir: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prints the progress and the outcome of a download and/or install of `id` until it ends.
+async fn follow_download_and_install(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    mode: GetMode,
+) -> Result<ExitCode, LineError> {
     let show_progress = std::io::stderr().is_terminal();
     let mut cancelled = false;
     loop {
@@ -132,9 +201,7 @@ async fn get_with(
                 let _ = std::io::stderr().flush();
             }
             PeerEvent::DownloadGameFilesFinished { version, summary, .. } => {
-                if show_progress {
-                    eprint!("\r\x1b[K");
-                }
+                clear_progress(show_progress);
                 let seconds = summary.elapsed.as_secs_f64();
                 println!(
                     "downloaded {id} {version}: {} bytes in {seconds:.2} s ({}) from {} peer(s)",
@@ -146,21 +213,31 @@ async fn get_with(
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            PeerEvent::InstallGameBegin { .. } => eprintln!("installing {id}..."),
+            PeerEvent::InstallGameBegin { .. } => {
+                eprintln!("installing {id}...");
+                // A Ctrl-C that came as the download finished cancels its install too.
+                if cancelled {
+                    runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+                }
+            }
             PeerEvent::InstallGameProgress { files, bytes, .. } if show_progress => {
                 eprint!("\r{files} files, {} extracted\x1b[K", format_size(bytes));
                 let _ = std::io::stderr().flush();
             }
             PeerEvent::InstallGameFinished { updated, .. } => {
-                if show_progress {
-                    eprint!("\r\x1b[K");
-                }
+                clear_progress(show_progress);
                 println!("{} {id}", if updated { "updated" } else { "installed" });
                 return Ok(ExitCode::SUCCESS);
             }
             PeerEvent::InstallGameFailed { reason, .. } => {
-                eprintln!("\nlanspread: {id} was downloaded but its install failed: {reason}");
-                return Ok(ExitCode::FAILURE);
+                if cancelled {
+                    eprintln!(
+                        "\nlanspread: install of {id} cancelled; the download stays and an earlier install is unchanged"
+                    );
+                } else {
+                    eprintln!("\nlanspread: {id} was downloaded but its install failed: {reason}");
+                }
+                return Ok(exit_code(cancelled));
             }
             PeerEvent::DownloadGameFilesFailed { reason, .. } => {
                 eprintln!("\nlanspread: download of {id} failed: {reason}");
@@ -176,6 +253,13 @@ async fn get_with(
             }
             _ => {}
         }
+    }
+}
+
+/// Clears the progress line, so the summary starts on a clean line.
+fn clear_progress(show_progress: bool) {
+    if show_progress {
+        eprint!("\r\x1b[K");
     }
 }
 
@@ -203,9 +287,7 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
                 }
             }
             PeerEvent::InstallGameFinished { updated, .. } => {
-                if show_progress {
-                    eprint!("\r\x1b[K");
-                }
+                clear_progress(show_progress);
                 let seconds = started.elapsed().as_secs_f64();
                 println!(
                     "stream-{} {id} {version}: {bytes} bytes in {files} files, {seconds:.2} s ({})",
@@ -224,5 +306,44 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::GameState;
+
+    fn entry(local: Option<&str>, latest: &str, installed: bool) -> LibraryEntry {
+        LibraryEntry {
+            id: "openarena".into(),
+            name: "OpenArena".into(),
+            state: GameState::RemoteOnly,
+            local_version: local.map(Into::into),
+            latest_version: Some(latest.into()),
+            installed,
+            size: 0,
+            peers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn get_does_only_what_is_missing() {
+        let install = GetMode::DownloadAndInstall;
+        assert_eq!(plan(&entry(None, "2", false), install), GetPlan::Download);
+        assert_eq!(plan(&entry(Some("1"), "2", true), install), GetPlan::Download);
+        assert_eq!(plan(&entry(Some("2"), "2", false), install), GetPlan::Install);
+        assert_eq!(plan(&entry(Some("2"), "2", true), install), GetPlan::UpToDate);
+        assert_eq!(
+            plan(&entry(Some("3"), "2", true), install),
+            GetPlan::UpToDate,
+            "never a downgrade"
+        );
+        // Installed only (no download): the archives are missing.
+        assert_eq!(plan(&entry(None, "2", true), install), GetPlan::Download);
+
+        let download = GetMode::Download;
+        assert_eq!(plan(&entry(Some("2"), "2", false), download), GetPlan::UpToDate);
+        assert_eq!(plan(&entry(Some("1"), "2", false), download), GetPlan::Download);
     }
 }

@@ -11,7 +11,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-pub use get::{GetMode, get};
+pub use get::{GetMode, GetPlan, get, plan};
 pub use list::list;
 pub use local::{LocalOperation, local_operation};
 pub use serve::serve;
