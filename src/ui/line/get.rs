@@ -56,13 +56,19 @@ pub enum GetPlan {
 /// must come from a snapshot with the local library scanned.
 pub fn plan(entry: &LibraryEntry, mode: GetMode) -> GetPlan {
     let latest = entry.latest_version.as_deref().map(Version::new);
-    let local = entry.local_version.as_deref().map(Version::new);
-    // A download newer than any peer's counts as up to date: `get` never downgrades.
-    let downloaded = latest.is_some() && local >= latest;
-    match (downloaded, entry.installed || mode == GetMode::Download) {
-        (false, _) => GetPlan::Download,
-        (true, false) => GetPlan::Install,
-        (true, true) => GetPlan::UpToDate,
+    // A version newer than any peer's counts as up to date: `get` never downgrades.
+    let at_latest = |version: Option<&str>| latest.is_some() && version.map(Version::new) >= latest;
+    let downloaded = at_latest(entry.local_version.as_deref());
+    // A streamed install has no download: the version it recorded is what counts.
+    let installed = entry.installed_is_current()
+        && at_latest(entry.installed_version.as_deref().or(entry.local_version.as_deref()));
+    match (mode, downloaded, installed) {
+        // Only downloading: an install (even a streamed one) does not count.
+        (GetMode::Download, true, _) => GetPlan::UpToDate,
+        (GetMode::Download, false, _) => GetPlan::Download,
+        (_, _, true) => GetPlan::UpToDate,
+        (_, true, false) => GetPlan::Install,
+        (_, false, false) => GetPlan::Download,
     }
 }
 
@@ -116,7 +122,7 @@ async fn get_with(
     }
     match plan(entry, mode) {
         GetPlan::UpToDate => {
-            let version = entry.local_version.as_deref().unwrap_or(&latest);
+            let version = entry.local_newest().unwrap_or(&latest);
             if entry.installed {
                 println!("{id} {version} is up to date");
             } else {
@@ -125,7 +131,12 @@ async fn get_with(
             return Ok(ExitCode::SUCCESS);
         }
         GetPlan::Install => {
-            eprintln!("{id} {latest} is downloaded but not installed");
+            match &entry.install_failure {
+                Some(why) => {
+                    eprintln!("{id} {latest} is downloaded; its last install failed ({why}); installing again")
+                }
+                None => eprintln!("{id} {latest} is downloaded but not installed"),
+            }
             runtime.send(PeerCommand::InstallGame { id: id.to_owned() }).await?;
         }
         GetPlan::Download => {
@@ -312,18 +323,14 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::GameState;
 
     fn entry(local: Option<&str>, latest: &str, installed: bool) -> LibraryEntry {
         LibraryEntry {
             id: "openarena".into(),
-            name: "OpenArena".into(),
-            state: GameState::RemoteOnly,
             local_version: local.map(Into::into),
             latest_version: Some(latest.into()),
             installed,
-            size: 0,
-            peers: Vec::new(),
+            ..LibraryEntry::default()
         }
     }
 
@@ -339,8 +346,20 @@ mod tests {
             GetPlan::UpToDate,
             "never a downgrade"
         );
-        // Installed only (no download): the archives are missing.
-        assert_eq!(plan(&entry(None, "2", true), install), GetPlan::Download);
+        // `local/` recorded an older version than the download: an update's install was cut short.
+        let cut_short = LibraryEntry {
+            installed_version: Some("1".into()),
+            ..entry(Some("2"), "2", true)
+        };
+        assert_eq!(plan(&cut_short, install), GetPlan::Install);
+        // A streamed install at the latest version has no download and needs none.
+        let streamed = LibraryEntry {
+            installed_version: Some("2".into()),
+            streamed: true,
+            ..entry(None, "2", true)
+        };
+        assert_eq!(plan(&streamed, install), GetPlan::UpToDate);
+        assert_eq!(plan(&streamed, GetMode::Download), GetPlan::Download);
 
         let download = GetMode::Download;
         assert_eq!(plan(&entry(Some("2"), "2", false), download), GetPlan::UpToDate);
