@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod durable;

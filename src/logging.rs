@@ -1,7 +1,7 @@
 //! Logging: a daily-rolling file in the log dir (always, via tracing-appender)
 //! and optionally stderr. `RUST_LOG` overrides the default `info` filter.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
@@ -10,9 +10,20 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 pub const LOG_FILE_PREFIX: &str = "lanspread.log";
 
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up logging in {}: {source}", .log_dir.display())]
+pub struct LoggingError {
+    pub log_dir: PathBuf,
+    pub source: std::io::Error,
+}
+
 /// Installs the global subscriber. Keep the guard alive: dropping it flushes the file.
-pub fn init(log_dir: &Path, also_stderr: bool) -> std::io::Result<WorkerGuard> {
-    std::fs::create_dir_all(log_dir)?;
+pub fn init(log_dir: &Path, also_stderr: bool) -> Result<WorkerGuard, LoggingError> {
+    let failed = |source| LoggingError {
+        log_dir: log_dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(log_dir).map_err(failed)?;
     let appender = tracing_appender::rolling::daily(log_dir, LOG_FILE_PREFIX);
     let (file_writer, guard) = tracing_appender::non_blocking(appender);
     let filter =
@@ -26,6 +37,6 @@ pub fn init(log_dir: &Path, also_stderr: bool) -> std::io::Result<WorkerGuard> {
         .with(file_layer)
         .with(stderr_layer)
         .try_init()
-        .map_err(std::io::Error::other)?;
+        .map_err(|err| failed(std::io::Error::other(err)))?;
     Ok(guard)
 }

@@ -364,9 +364,15 @@ impl PeerActor {
     }
 
     async fn emit_snapshot(&self) {
-        let snapshot = self
-            .db
-            .snapshot(&self.library.games, &self.catalog, self.library.game_dir());
+        // The server starts once the first scan is applied (or failed), so it is pending
+        // exactly while the local library is still unknown.
+        let local_scanned = self.pending_server.is_none();
+        let snapshot = self.db.snapshot(
+            &self.library.games,
+            local_scanned,
+            &self.catalog,
+            self.library.game_dir(),
+        );
         self.emit(PeerEvent::LibraryUpdated(snapshot)).await;
     }
 
@@ -819,6 +825,8 @@ impl PeerActor {
         // Served once the first scan is published (or failed), so no peer sees a not-yet-scanned library.
         if !applied_stale && let Some((endpoint, context)) = self.pending_server.take() {
             self.tasks.spawn(run_server_component(endpoint, context));
+            // The first snapshot that says the local library is known.
+            self.emit_snapshot().await;
         }
         self.run_next_scan();
     }

@@ -156,7 +156,13 @@ impl PeerGameDB {
 
     /// Merges remote announcements with the local library: one entry per game
     /// that is local or announced by any peer, sorted by display name.
-    pub fn snapshot(&self, local: &GameDB, catalog: &Catalog, game_dir: &std::path::Path) -> LibrarySnapshot {
+    pub fn snapshot(
+        &self,
+        local: &GameDB,
+        local_scanned: bool,
+        catalog: &Catalog,
+        game_dir: &std::path::Path,
+    ) -> LibrarySnapshot {
         let mut entries: BTreeMap<&str, LibraryEntry> = BTreeMap::new();
         for (addr, peer) in &self.peers {
             for game in peer.games.values() {
@@ -231,6 +237,7 @@ impl PeerGameDB {
             games,
             peers,
             uncatalogued: local.uncatalogued.clone(),
+            local_scanned,
         }
     }
 }
@@ -316,7 +323,7 @@ mod tests {
             .games
             .insert("teeworlds".into(), game("teeworlds", Some("1"), false));
         local.games.insert("xonotic".into(), game("xonotic", Some("5"), true));
-        let snapshot = db.snapshot(&local, &catalog, std::path::Path::new("/g"));
+        let snapshot = db.snapshot(&local, true, &catalog, std::path::Path::new("/g"));
         let states: Vec<_> = snapshot.games.iter().map(|g| (g.id.as_str(), g.state)).collect();
         assert_eq!(
             states,

@@ -234,6 +234,9 @@ pub struct LibrarySnapshot {
     pub peers: Vec<PeerSummary>,
     /// Folders in the game dir that are not catalog ids: never shared.
     pub uncatalogued: Vec<String>,
+    /// Whether the local library has been scanned since start; until then every
+    /// game looks not downloaded, which is unknown rather than absent.
+    pub local_scanned: bool,
 }
 
 impl LibrarySnapshot {

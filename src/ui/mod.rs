@@ -4,10 +4,13 @@
 //! The TUI: [`app`] holds the state (pure), [`input`] maps keys to actions
 //! (one table, which also makes the help overlay), [`render`] and [`panes`]
 //! draw `&App`, [`terminal`] owns the terminal, [`run`] is the event loop.
+//!
+//! The line-mode front end of the commands that print lines ([`line`]) sits beside it.
 
 pub mod app;
 pub mod format;
 pub mod input;
+pub mod line;
 pub mod panes;
 pub mod render;
 pub mod run;

@@ -104,6 +104,7 @@ pub fn snapshot() -> LibrarySnapshot {
         ],
         peers: vec![peer(1, "alice", 2), peer(2, "bob", 2)],
         uncatalogued: vec!["mystuff".into()],
+        local_scanned: true,
     }
 }
 

@@ -1,0 +1,368 @@
+//! `get` and `get --stream`: find the peers with a game's latest version, then
+//! download and install it (or stream-install it), with a progress line on
+//! stderr when it is a terminal and a summary on stdout.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::library::Version;
+use crate::peer::{LibraryEntry, LibrarySnapshot, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, start_peer};
+use crate::ui::format::{format_rate, format_size, progress_line};
+
+use super::{LineError, exit_code, next_event_or_cancel};
+
+/// How long `get` keeps looking for more peers with the game after the first one answered.
+const GET_SETTLE: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetMode {
+    Download,
+    DownloadAndInstall,
+    Stream,
+}
+
+/// Runs `get` on a peer of its own; `wait` bounds the search for peers that have `id`.
+pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> Result<ExitCode, LineError> {
+    let catalog = Catalog::load(config.catalog_file.as_deref())?;
+    if !catalog.contains(&id) {
+        return Err(LineError::NotInCatalog(id));
+    }
+    let only_static_peers = !config.mdns;
+    let static_count = config.static_peers.len();
+    let mut runtime = start_peer(config, catalog)?;
+    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, mode).await;
+    runtime.shutdown().await;
+    code
+}
+
+/// What `get` has left to do for a game, decided from its library entry by [`plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetPlan {
+    /// Download the latest version (and install it, unless only downloading).
+    Download,
+    /// The latest version is downloaded but not installed (an earlier install was cut
+    /// short or failed): install it.
+    Install,
+    /// Nothing: the latest version is here (and installed, unless only downloading).
+    UpToDate,
+}
+
+/// The one place that decides what `get` does for a game that peers share. `entry`
+/// must come from a snapshot with the local library scanned.
+pub fn plan(entry: &LibraryEntry, mode: GetMode) -> GetPlan {
+    let latest = entry.latest_version.as_deref().map(Version::new);
+    // A version newer than any peer's counts as up to date: `get` never downgrades.
+    let at_latest = |version: Option<&str>| latest.is_some() && version.map(Version::new) >= latest;
+    let downloaded = at_latest(entry.local_version.as_deref());
+    // A streamed install has no download: the version it recorded is what counts.
+    let installed = entry.installed_is_current()
+        && at_latest(entry.installed_version.as_deref().or(entry.local_version.as_deref()));
+    match (mode, downloaded, installed) {
+        // Only downloading: an install (even a streamed one) does not count.
+        (GetMode::Download, true, _) => GetPlan::UpToDate,
+        (GetMode::Download, false, _) => GetPlan::Download,
+        (_, _, true) => GetPlan::UpToDate,
+        (_, true, false) => GetPlan::Install,
+        (_, false, false) => GetPlan::Download,
+    }
+}
+
+async fn get_with(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    wait: Duration,
+    only_static_peers: bool,
+    static_count: usize,
+    mode: GetMode,
+) -> Result<ExitCode, LineError> {
+    // 1. Find the peers that have the game's latest version, and learn what is here.
+    let deadline = Instant::now() + wait;
+    let mut settle_until: Option<Instant> = None;
+    let mut snapshot = LibrarySnapshot::default();
+    loop {
+        let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
+        let event = tokio::select! {
+            () = tokio::time::sleep_until(until) => break,
+            event = runtime.next_event() => event.ok_or(PeerError::Stopped)?,
+        };
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(code);
+        }
+        let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
+        if only_static_peers && all_answered && snapshot.local_scanned {
+            break;
+        }
+        if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
+            settle_until.get_or_insert_with(|| Instant::now() + GET_SETTLE);
+        }
+    }
+    // Deciding before the local scan would download again what is already here.
+    while !snapshot.local_scanned {
+        let event = runtime.next_event().await.ok_or(PeerError::Stopped)?;
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(code);
+        }
+    }
+    let Some(entry) = snapshot.game(id).filter(|game| !game.peers.is_empty()) else {
+        eprintln!(
+            "lanspread: no peer shares {id} ({} peer(s) answered within {:.1}s)",
+            snapshot.peers.len(),
+            wait.as_secs_f64()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let latest = entry.latest_version.clone().unwrap_or_default();
+    if mode == GetMode::Stream {
+        return stream_install_with(runtime, id, &latest).await;
+    }
+    match plan(entry, mode) {
+        GetPlan::UpToDate => {
+            let version = entry.local_newest().unwrap_or(&latest);
+            if entry.installed {
+                println!("{id} {version} is up to date");
+            } else {
+                println!("{id} {version} is already downloaded");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        GetPlan::Install => {
+            match &entry.install_failure {
+                Some(why) => {
+                    eprintln!("{id} {latest} is downloaded; its last install failed ({why}); installing again")
+                }
+                None => eprintln!("{id} {latest} is downloaded but not installed"),
+            }
+            runtime.send(PeerCommand::InstallGame { id: id.to_owned() }).await?;
+        }
+        GetPlan::Download => {
+            // The file list, then the download.
+            runtime.send(PeerCommand::GetGame { id: id.to_owned() }).await?;
+            let files = loop {
+                match runtime.next_event().await.ok_or(PeerError::Stopped)? {
+                    PeerEvent::GotGameFiles { id: got, files, .. } if got == id => break files,
+                    PeerEvent::GameFilesUnavailable { id: got, reason } if got == id => {
+                        eprintln!("lanspread: cannot get {id}: {reason}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    _ => {}
+                }
+            };
+            runtime
+                .send(PeerCommand::DownloadGameFiles {
+                    id: id.to_owned(),
+                    files,
+                })
+                .await?;
+        }
+    }
+    follow_download_and_install(runtime, id, mode).await
+}
+
+/// Keeps the newest library snapshot; a failed local scan ends `get` (with its exit code),
+/// since what is here cannot be known.
+fn fold_library(event: PeerEvent, snapshot: &mut LibrarySnapshot) -> Result<(), ExitCode> {
+    match event {
+        PeerEvent::LibraryUpdated(update) => *snapshot = update,
+        PeerEvent::RuntimeFailed {
+            component: "library",
+            error,
+        } if !snapshot.local_scanned => {
+            eprintln!("lanspread: cannot scan the game dir: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prints the progress and the outcome of a download and/or install of `id` until it ends.
+async fn follow_download_and_install(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    mode: GetMode,
+) -> Result<ExitCode, LineError> {
+    let show_progress = std::io::stderr().is_terminal();
+    let mut cancelled = false;
+    loop {
+        match next_event_or_cancel(runtime, id, &mut cancelled).await? {
+            PeerEvent::DownloadGameFilesBegin {
+                version,
+                total_bytes,
+                peers,
+                ..
+            } => {
+                eprintln!(
+                    "downloading {id} {version} ({}) from {} peer(s)",
+                    format_size(total_bytes),
+                    peers.len()
+                );
+            }
+            PeerEvent::DownloadPeersExcluded { peers, .. } => {
+                for (addr, why) in peers {
+                    eprintln!("left out {addr}: {why}");
+                }
+            }
+            PeerEvent::DownloadProgress(progress) if show_progress => {
+                eprint!("\r{}\x1b[K", progress_line(&progress));
+                let _ = std::io::stderr().flush();
+            }
+            PeerEvent::DownloadGameFilesFinished { version, summary, .. } => {
+                clear_progress(show_progress);
+                let seconds = summary.elapsed.as_secs_f64();
+                println!(
+                    "downloaded {id} {version}: {} bytes in {seconds:.2} s ({}) from {} peer(s)",
+                    summary.bytes,
+                    format_rate(summary.bytes as f64 / seconds.max(1e-9)),
+                    summary.peers_used.len()
+                );
+                if mode == GetMode::Download {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            PeerEvent::InstallGameBegin { .. } => {
+                eprintln!("installing {id}...");
+                // A Ctrl-C that came as the download finished cancels its install too.
+                if cancelled {
+                    runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+                }
+            }
+            PeerEvent::InstallGameProgress { files, bytes, .. } if show_progress => {
+                eprint!("\r{files} files, {} extracted\x1b[K", format_size(bytes));
+                let _ = std::io::stderr().flush();
+            }
+            PeerEvent::InstallGameFinished { updated, .. } => {
+                clear_progress(show_progress);
+                println!("{} {id}", if updated { "updated" } else { "installed" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            PeerEvent::InstallGameFailed { reason, .. } => {
+                if cancelled {
+                    eprintln!(
+                        "\nlanspread: install of {id} cancelled; the download stays and an earlier install is unchanged"
+                    );
+                } else {
+                    eprintln!("\nlanspread: {id} was downloaded but its install failed: {reason}");
+                }
+                return Ok(exit_code(cancelled));
+            }
+            PeerEvent::DownloadGameFilesFailed { reason, .. } => {
+                eprintln!("\nlanspread: download of {id} failed: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            PeerEvent::DownloadGameFilesCancelled { .. } => {
+                eprintln!("lanspread: download of {id} cancelled; partial files removed");
+                return Ok(exit_code(true));
+            }
+            PeerEvent::OperationRefused { id: got, reason } if got == id => {
+                eprintln!("lanspread: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Clears the progress line, so the summary starts on a clean line.
+fn clear_progress(show_progress: bool) {
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+}
+
+/// `get --stream`: the same progress line and summary, for a streamed install.
+async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version: &str) -> Result<ExitCode, LineError> {
+    runtime
+        .send(PeerCommand::StreamInstallGame { id: id.to_owned() })
+        .await?;
+    let show_progress = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let (mut files, mut bytes) = (0, 0);
+    let mut cancelled = false;
+    loop {
+        match next_event_or_cancel(runtime, id, &mut cancelled).await? {
+            PeerEvent::InstallGameBegin { .. } => eprintln!("stream-installing {id} {version}"),
+            PeerEvent::StreamInstallAttemptFailed { peer, reason, .. } => {
+                eprintln!("\n{peer} failed ({reason}); trying the next peer");
+            }
+            PeerEvent::InstallGameProgress { files: f, bytes: b, .. } => {
+                (files, bytes) = (f, b);
+                if show_progress {
+                    let rate = b as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    eprint!("\r{f} files, {} written  {}\x1b[K", format_size(b), format_rate(rate));
+                    let _ = std::io::stderr().flush();
+                }
+            }
+            PeerEvent::InstallGameFinished { updated, .. } => {
+                clear_progress(show_progress);
+                let seconds = started.elapsed().as_secs_f64();
+                println!(
+                    "stream-{} {id} {version}: {bytes} bytes in {files} files, {seconds:.2} s ({})",
+                    if updated { "updated" } else { "installed" },
+                    format_rate(bytes as f64 / seconds.max(1e-9)),
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            PeerEvent::InstallGameFailed { reason, .. } => {
+                eprintln!("\nlanspread: streamed install of {id} failed: {reason}");
+                return Ok(exit_code(cancelled));
+            }
+            PeerEvent::OperationRefused { id: got, reason } if got == id => {
+                eprintln!("lanspread: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(local: Option<&str>, latest: &str, installed: bool) -> LibraryEntry {
+        LibraryEntry {
+            id: "openarena".into(),
+            local_version: local.map(Into::into),
+            latest_version: Some(latest.into()),
+            installed,
+            ..LibraryEntry::default()
+        }
+    }
+
+    #[test]
+    fn get_does_only_what_is_missing() {
+        let install = GetMode::DownloadAndInstall;
+        assert_eq!(plan(&entry(None, "2", false), install), GetPlan::Download);
+        assert_eq!(plan(&entry(Some("1"), "2", true), install), GetPlan::Download);
+        assert_eq!(plan(&entry(Some("2"), "2", false), install), GetPlan::Install);
+        assert_eq!(plan(&entry(Some("2"), "2", true), install), GetPlan::UpToDate);
+        assert_eq!(
+            plan(&entry(Some("3"), "2", true), install),
+            GetPlan::UpToDate,
+            "never a downgrade"
+        );
+        // `local/` recorded an older version than the download: an update's install was cut short.
+        let cut_short = LibraryEntry {
+            installed_version: Some("1".into()),
+            ..entry(Some("2"), "2", true)
+        };
+        assert_eq!(plan(&cut_short, install), GetPlan::Install);
+        // A streamed install at the latest version has no download and needs none.
+        let streamed = LibraryEntry {
+            installed_version: Some("2".into()),
+            streamed: true,
+            ..entry(None, "2", true)
+        };
+        assert_eq!(plan(&streamed, install), GetPlan::UpToDate);
+        assert_eq!(plan(&streamed, GetMode::Download), GetPlan::Download);
+
+        let download = GetMode::Download;
+        assert_eq!(plan(&entry(Some("2"), "2", false), download), GetPlan::UpToDate);
+        assert_eq!(plan(&entry(Some("1"), "2", false), download), GetPlan::Download);
+    }
+}

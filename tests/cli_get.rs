@@ -1,0 +1,160 @@
+//! `lanspread get` against a real `lanspread serve`, as real processes: it does
+//! only what is missing (nothing, the install, or the download and install),
+//! finishes an install that a killed `get` left undone, and a Ctrl-C during the
+//! install exits 130 with the previous install intact.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use support::archives::{Tree, read_tree, sample_tree, write_zip};
+use support::process::{Finished, Lanspread, command, free_addr};
+use support::{pseudo_random_bytes, write_game};
+
+const GAME: &str = "openarena";
+
+/// A seed box sharing `GAME` at `version` as one zip of `tree`.
+fn seed(root: &Path, version: &str, tree: &Tree) -> (Lanspread, SocketAddr) {
+    let game = write_game(&root.join("games"), GAME, version, &[]);
+    write_zip(&game.join("game.zip"), tree);
+    let addr = free_addr();
+    let mut serve = Lanspread::serve(root, addr, &[], &[]);
+    serve.wait_for_line(&["listening on"]);
+    (serve, addr)
+}
+
+/// `lanspread get GAME` from the client at `root`, with `seed` as its only peer.
+fn spawn_get(root: &Path, seed: SocketAddr) -> Lanspread {
+    let seed = seed.to_string();
+    let args = [
+        "get",
+        GAME,
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        &seed,
+        "--wait",
+        "15",
+    ];
+    Lanspread::spawn(command(root, &args))
+}
+
+/// Compares an install with what was shared, naming the paths rather than printing the bytes.
+fn assert_holds(local: &Path, expected: &Tree, why: &str) {
+    let found = read_tree(local);
+    if &found != expected {
+        let differ: Vec<&String> = found
+            .keys()
+            .chain(expected.keys())
+            .filter(|path| found.get(*path) != expected.get(*path))
+            .collect();
+        panic!("{why}: {} differs in {differ:?}", local.display());
+    }
+}
+
+fn get(root: &Path, seed: SocketAddr) -> Finished {
+    spawn_get(root, seed).finish()
+}
+
+/// Tens of MB of incompressible data, stored (even sizes), so an install runs long
+/// enough for a test to signal the process while it is under way.
+fn big_tree(seed: u64) -> Tree {
+    let mut tree = Tree::new();
+    tree.insert("data".into(), None);
+    for part in 0..6u64 {
+        tree.insert(
+            format!("data/part{part}.pak"),
+            Some(pseudo_random_bytes(seed + part, 8_000_000)),
+        );
+    }
+    tree.insert("readme.txt".into(), Some(format!("version {seed}\n").into_bytes()));
+    tree
+}
+
+#[test]
+fn get_of_an_up_to_date_game_says_so_and_downloads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_seed, seed_addr) = seed(&dir.path().join("seed"), "20240301", &sample_tree());
+    let client = dir.path().join("client");
+
+    let first = get(&client, seed_addr);
+    assert_eq!(first.code(), Some(0), "{first}");
+    assert!(first.stdout.contains(&format!("installed {GAME}")), "{first}");
+
+    // Another downloaded game with many files makes the local scan slower than the seed's
+    // answer, which is how `get` once decided from a library that did not hold its game yet.
+    let many: Vec<(String, Vec<u8>)> = (0..30_000).map(|n| (format!("d{}/f{n}", n % 30), Vec::new())).collect();
+    let many: Vec<(&str, Vec<u8>)> = many
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.clone()))
+        .collect();
+    write_game(&client.join("games"), "xonotic", "1", &many);
+
+    let second = get(&client, seed_addr);
+    assert_eq!(second.code(), Some(0), "{second}");
+    assert!(
+        second.stdout.contains(&format!("{GAME} 20240301 is up to date")),
+        "{second}"
+    );
+    assert!(!second.stderr.contains("downloading"), "{second}");
+    assert!(!second.stdout.contains("updated"), "{second}");
+    assert_holds(
+        &client.join("games").join(GAME).join("local"),
+        &sample_tree(),
+        "installed",
+    );
+}
+
+#[test]
+fn get_finishes_the_install_that_a_killed_get_left_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = big_tree(1);
+    let (_seed, seed_addr) = seed(&dir.path().join("seed"), "1", &tree);
+    let client = dir.path().join("client");
+    let local = client.join("games").join(GAME).join("local");
+
+    let mut first = spawn_get(&client, seed_addr);
+    first.wait_for_line(&["installing"]);
+    first.signal("KILL");
+    let killed = first.finish();
+    assert_eq!(killed.code(), None, "not killed by the signal: {killed}");
+    assert!(
+        !local.exists(),
+        "the install finished before the kill; make the archive larger"
+    );
+
+    let second = get(&client, seed_addr);
+    assert_eq!(second.code(), Some(0), "{second}");
+    assert!(second.stdout.contains(&format!("installed {GAME}")), "{second}");
+    assert!(!second.stderr.contains("downloading"), "downloaded again: {second}");
+    assert_holds(&local, &tree, "installed by the second get");
+
+    // Now complete: a third `get` has nothing left to do.
+    let third = get(&client, seed_addr);
+    assert_eq!(third.code(), Some(0), "{third}");
+    assert!(third.stdout.contains("is up to date"), "{third}");
+}
+
+#[test]
+fn ctrl_c_during_the_install_exits_130_and_keeps_the_previous_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = dir.path().join("client");
+    let local = client.join("games").join(GAME).join("local");
+    // Version 1 installed with the local command (no network).
+    let old = sample_tree();
+    let game = write_game(&client.join("games"), GAME, "1", &[]);
+    write_zip(&game.join("game.zip"), &old);
+    let installed = Lanspread::spawn(command(&client, &["install", GAME])).finish();
+    assert_eq!(installed.code(), Some(0), "{installed}");
+    assert_holds(&local, &old, "installed version 1");
+
+    let (_seed, seed_addr) = seed(&dir.path().join("seed"), "2", &big_tree(2));
+    let mut update = spawn_get(&client, seed_addr);
+    update.wait_for_line(&["installing"]);
+    update.signal("INT");
+    let interrupted = update.finish();
+    assert_eq!(interrupted.code(), Some(130), "{interrupted}");
+    assert_holds(&local, &old, "the previous install changed");
+}
