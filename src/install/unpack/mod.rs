@@ -303,6 +303,36 @@ pub fn visit_entries_with(
     options: VisitOptions<'_>,
     visit: &mut dyn FnMut(ArchiveEntry<'_>) -> Result<(), UnpackError>,
 ) -> Result<ArchiveStats, UnpackError> {
+    walk_archives(game_root, options, Reading::Data, visit)
+}
+
+/// What the archives at `game_root` expand to: the sum of their files' recorded sizes.
+///
+/// The same walk as an unpack, with the same checks on every member (paths, kinds,
+/// duplicates), but the members' data is skipped, not read: a ZIP costs its central directory
+/// (plus a local header per member), a RAR its headers, a plain tar its headers. A compressed
+/// tar is decompressed once, since its headers are spread through the stream, and its gzip
+/// trailer or zstd checksum is verified as in an unpack. Blocking.
+pub fn expanded_size(game_root: &Path) -> Result<u64, UnpackError> {
+    let stats = walk_archives(game_root, VisitOptions::default(), Reading::SizesOnly, &mut |_| Ok(()))?;
+    Ok(stats.bytes)
+}
+
+/// Whether a walk reads the members' data or only their headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Every member is verified and handed to the visitor.
+    Data,
+    /// Members are admitted and counted, their data skipped; the visitor is never called.
+    SizesOnly,
+}
+
+fn walk_archives(
+    game_root: &Path,
+    options: VisitOptions<'_>,
+    reading: Reading,
+    visit: &mut dyn FnMut(ArchiveEntry<'_>) -> Result<(), UnpackError>,
+) -> Result<ArchiveStats, UnpackError> {
     let archives = find_archives(game_root).map_err(|err| UnpackError::io(game_root, err))?;
     if archives.is_empty() {
         return Err(UnpackError::NoArchives {
@@ -311,6 +341,7 @@ pub fn visit_entries_with(
     }
     let mut walker = Walker {
         options,
+        reading,
         seen: HashMap::new(),
         stats: ArchiveStats::default(),
         visit,
@@ -372,6 +403,7 @@ struct MemberData {
 
 struct Walker<'v, 'o> {
     options: VisitOptions<'o>,
+    reading: Reading,
     seen: HashMap<String, Seen>,
     stats: ArchiveStats,
     visit: &'v mut dyn FnMut(ArchiveEntry<'_>) -> Result<(), UnpackError>,
@@ -478,6 +510,10 @@ impl Walker<'_, '_> {
             EntryKind::File => (data.size, data.crc32),
             EntryKind::Dir => (0, None),
         };
+        if self.reading == Reading::SizesOnly {
+            self.count(admitted.kind, size);
+            return Ok(());
+        }
         let mut verifying = VerifyingReader::new(reader, size, crc32);
         let entry = ArchiveEntry {
             archive,
@@ -503,14 +539,23 @@ impl Walker<'_, '_> {
                 format!("entry {:?}: {err}", admitted.path),
             ));
         }
-        match admitted.kind {
+        self.count(admitted.kind, size);
+        Ok(())
+    }
+
+    fn count(&mut self, kind: EntryKind, size: u64) {
+        match kind {
             EntryKind::File => {
                 self.stats.files += 1;
-                self.stats.bytes += size;
+                // Saturating: a hostile header may claim any size, and a sum is no place to panic.
+                self.stats.bytes = self.stats.bytes.saturating_add(size);
             }
             EntryKind::Dir => self.stats.dirs += 1,
         }
-        Ok(())
+    }
+
+    fn sizes_only(&self) -> bool {
+        self.reading == Reading::SizesOnly
     }
 
     /// [`Walker::admit`] + [`Walker::visit`] for formats that stream their members.

@@ -66,7 +66,13 @@ fn part_number(file_name: &str) -> Option<u64> {
 
 pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path) -> Result<(), UnpackError> {
     let rar5 = is_rar5(archive).map_err(|err| UnpackError::io(archive, err))?;
-    let scratch_file = walker.scratch_dir(archive)?.join("member");
+    // Counting sizes extracts nothing, so it makes no scratch directory (unrar's write errors,
+    // the only ones that name the scratch file, cannot happen then).
+    let scratch_file = if walker.sizes_only() {
+        archive.to_path_buf()
+    } else {
+        walker.scratch_dir(archive)?.join("member")
+    };
     let mut cursor = unrar::Archive::new(archive)
         .open_for_processing()
         .map_err(|err| unrar_error(archive, None, &scratch_file, err))?;
@@ -100,13 +106,13 @@ pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path) -> Result<(), Un
         };
         let encrypted = entry.is_encrypted();
         let admitted = walker.admit(archive, &raw_name, kind.clone())?;
-        if kind == RawKind::Dir {
+        if kind == RawKind::Dir || walker.sizes_only() {
             cursor = header
                 .skip()
                 .map_err(|err| unrar_error(archive, Some(&raw_name), &scratch_file, err))?;
             if let Some(admitted) = admitted {
                 let data = MemberData {
-                    size: 0,
+                    size: member.size,
                     crc32: None,
                     executable: false,
                 };
