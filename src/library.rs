@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::install::{InstallFailure, InstalledRecord};
 use crate::layout::GameLayout;
+use crate::install::unpack;
 pub use crate::proto::GameFileDescription;
 use crate::proto::{GameSummary, LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
 
@@ -165,6 +166,9 @@ pub struct Game {
     pub size: u64,
     /// Served files, sorted by path; empty unless downloaded.
     pub files: Vec<GameFileDescription>,
+    /// What the downloaded archives expand to (see [`crate::install::unpack::expanded_size`]);
+    /// `None` when not downloaded or when the archives cannot be read.
+    pub expanded_size: Option<u64>,
 }
 
 impl Game {
@@ -178,6 +182,7 @@ impl Game {
             name: self.name.clone(),
             version: self.version.as_ref()?.to_string(),
             size: self.size,
+            expanded_size: self.expanded_size,
         })
     }
 }
@@ -248,18 +253,18 @@ pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut Libra
     let installed = fs::symlink_metadata(root.join(LOCAL_DIR)).is_ok_and(|m| m.is_dir());
     let sentinel_is_file = fs::symlink_metadata(root.join(VERSION_FILE)).is_ok_and(|m| m.is_file());
 
-    let (version, files) = if sentinel_is_file {
+    let (version, files, expanded_size) = if sentinel_is_file {
         let cached = index.games.get(id).filter(|cached| cached.is_fresh(&root));
         match cached {
             Some(cached) => {
                 index.hits += 1;
-                (cached.version.clone(), cached.files.clone())
+                (cached.version.clone(), cached.files.clone(), cached.expanded_size)
             }
             None => {
                 index.misses += 1;
-                match IndexedGame::scan(&root) {
+                match IndexedGame::scan(&root, index.games.get(id)) {
                     Ok(fresh) => {
-                        let result = (fresh.version.clone(), fresh.files.clone());
+                        let result = (fresh.version.clone(), fresh.files.clone(), fresh.expanded_size);
                         index.games.insert(id.to_owned(), fresh);
                         result
                     }
@@ -273,7 +278,7 @@ pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut Libra
         }
     } else {
         index.games.remove(id);
-        (None, Vec::new())
+        (None, Vec::new(), None)
     };
     if version.is_none() && !installed {
         return None;
@@ -298,12 +303,17 @@ pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut Libra
         streamed: record.is_some_and(|record| record.streamed),
         install_failure,
         files,
+        expanded_size,
     })
 }
 
 /// The persisted scan cache, stored as JSON in the state dir.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct LibraryIndex {
+    /// [`INDEX_FORMAT`] when written by this build; an index of another format is discarded,
+    /// so entries from before a field existed are scanned again rather than read as empty.
+    #[serde(default)]
+    format: u32,
     /// The game dir the entries describe; an index for another dir is discarded.
     game_dir: PathBuf,
     games: BTreeMap<String, IndexedGame>,
@@ -315,6 +325,8 @@ pub struct LibraryIndex {
 }
 
 const INDEX_FILE: &str = "library-index.json";
+/// 1: entries carry `expanded_size` (an index without it would announce every game as unknown).
+const INDEX_FORMAT: u32 = 1;
 
 impl LibraryIndex {
     /// Loads the index for `game_dir`; a missing, unreadable or foreign one just means a cold scan.
@@ -327,8 +339,9 @@ impl LibraryIndex {
             Err(_) => None,
         };
         loaded
-            .filter(|index: &LibraryIndex| index.is_for(game_dir))
+            .filter(|index: &LibraryIndex| index.format == INDEX_FORMAT && index.is_for(game_dir))
             .unwrap_or_else(|| LibraryIndex {
+                format: INDEX_FORMAT,
                 game_dir: game_dir.to_owned(),
                 ..LibraryIndex::default()
             })
@@ -356,6 +369,9 @@ impl LibraryIndex {
 struct IndexedGame {
     version: Option<Version>,
     files: Vec<GameFileDescription>,
+    /// Computed once per scan of a changed game: reading the headers of a compressed tar
+    /// means decompressing it, far too slow to repeat on every warm start.
+    expanded_size: Option<u64>,
     /// Every scanned entry (root "", dirs, files, `version.ini`) with its stat at scan time.
     stamps: Vec<PathStamp>,
 }
@@ -400,7 +416,22 @@ impl IndexedGame {
             .all(|stamp| PathStamp::of(root, &stamp.path).as_ref() == Some(stamp))
     }
 
-    fn scan(root: &Path) -> io::Result<Self> {
+    /// Whether `stamps` (of a new scan) list the same files, unchanged, as this entry.
+    fn same_files(&self, stamps: &[PathStamp]) -> bool {
+        let files = |stamps: &[PathStamp]| -> BTreeMap<String, PathStamp> {
+            stamps
+                .iter()
+                .filter(|stamp| !stamp.is_dir)
+                .map(|stamp| (stamp.path.clone(), stamp.clone()))
+                .collect()
+        };
+        files(&self.stamps) == files(stamps)
+    }
+
+    /// Scans `root`; `previous` (this game's stale entry) lends its expanded size when the
+    /// payload files are unchanged, so installing or uninstalling (which touch only the
+    /// root's directory stamps) does not read the archives again.
+    fn scan(root: &Path, previous: Option<&IndexedGame>) -> io::Result<Self> {
         let content = fs::read(root.join(VERSION_FILE))?;
         let version = Version::parse_ini(&String::from_utf8_lossy(&content)).unwrap_or_else(|| {
             tracing::warn!(
@@ -413,9 +444,19 @@ impl IndexedGame {
         let mut files = Vec::new();
         walk(root, "", &mut files, &mut stamps)?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        let expanded_size = match previous.filter(|previous| previous.same_files(&stamps)) {
+            Some(previous) => previous.expanded_size,
+            None => unpack::expanded_size(root)
+                .inspect_err(|err| {
+                    // Peers then fall back to an estimate; the install will report the same problem.
+                    tracing::info!("cannot tell what {} expands to: {err}", root.display());
+                })
+                .ok(),
+        };
         Ok(IndexedGame {
             version: Some(version),
             files,
+            expanded_size,
             stamps,
         })
     }
@@ -588,5 +629,64 @@ mod tests {
         let changed = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(index.misses, 1);
         assert_eq!(changed.get("openarena").unwrap().size, 21);
+    }
+
+    fn write_zip(path: &Path, members: &[(&str, usize)]) {
+        let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+        for (name, len) in members {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            io::Write::write_all(&mut zip, &vec![7; *len]).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[test]
+    fn the_expanded_size_is_read_once_per_version_of_the_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        write(&root.join(VERSION_FILE), b"1");
+        write_zip(&root.join("oa.zip"), &[("a.bin", 1000), ("maps/b.bin", 234)]);
+        let catalog = Catalog::bundled();
+        let expanded = |db: &GameDB| db.get("openarena").unwrap().expanded_size;
+
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(expanded(&db), Some(1234));
+        assert_eq!(db.summaries()[0].expanded_size, Some(1234), "announced to peers");
+        index.save(state.path()).unwrap();
+
+        // A warm start answers from the index, expanded size included.
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        assert_eq!(
+            expanded(&scan_local_library(dir.path(), &catalog, &mut index).unwrap()),
+            Some(1234)
+        );
+        assert_eq!((index.hits, index.misses), (1, 0));
+
+        // Installing touches the root, not the archives: rescanned, but the size is kept. (The
+        // planted 99 shows that the zip was not read again.)
+        let archive_stamp = PathStamp::of(&root, "oa.zip").unwrap();
+        fs::create_dir(root.join(LOCAL_DIR)).unwrap();
+        let game = index.games.get_mut("openarena").unwrap();
+        game.stamps[0].mtime_ns = 0; // the root's stamp: force the rescan even on a coarse clock
+        game.expanded_size = Some(99);
+        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(index.misses, 1);
+        assert_eq!(expanded(&db), Some(99), "unchanged archives are not read again");
+        assert_eq!(PathStamp::of(&root, "oa.zip").unwrap(), archive_stamp);
+
+        // A new version of the archives is read again.
+        write_zip(&root.join("oa.zip"), &[("a.bin", 10), ("c.bin", 5)]);
+        write(&root.join(VERSION_FILE), b"2");
+        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(expanded(&db), Some(15));
+
+        // An index from before expanded sizes is not trusted: every game is scanned again.
+        let mut old = serde_json::to_value(&index).unwrap();
+        old.as_object_mut().unwrap().remove("format");
+        fs::write(state.path().join(INDEX_FILE), old.to_string()).unwrap();
+        let reloaded = LibraryIndex::load_for(state.path(), dir.path());
+        assert!(reloaded.games.is_empty());
     }
 }

@@ -114,6 +114,10 @@ pub struct GameSummary {
     pub version: String,
     /// Total size of the served files in bytes.
     pub size: u64,
+    /// What the game's archives expand to when installed, read from their headers by the
+    /// serving peer; `None` when it cannot tell (no readable archives) or is an older peer.
+    #[serde(default)]
+    pub expanded_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -82,6 +82,7 @@ async fn fake_sender(script: Script) -> SocketAddr {
                                     name: "OpenArena".into(),
                                     version: VERSION.into(),
                                     size: 1,
+                                    expanded_size: None,
                                 }],
                             },
                             Request::GetGame { .. } => Response::GameDetails(script.details.clone()),
