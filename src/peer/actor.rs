@@ -22,6 +22,7 @@ use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
 use super::server::{ServedLibrary, ServerContext, run_server_component};
+use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
 use super::stream_install::{StreamInstallJob, stream_install_game};
 use super::transport::make_endpoint;
@@ -535,6 +536,10 @@ impl PeerActor {
             self.emit(PeerEvent::OperationRefused { id, reason }).await;
             return;
         };
+        if let Some(reason) = self.space_refusal(&id, SpaceOperation::StreamInstall, &[]) {
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
         let Some(cancel) = self.begin_operation(&id, OperationKind::StreamInstall).await else {
             return;
         };
@@ -680,6 +685,13 @@ impl PeerActor {
             self.emit(PeerEvent::DownloadPeersExcluded { id: id.clone(), peers })
                 .await;
         }
+        let operation = SpaceOperation::Download {
+            install: self.config.auto_install,
+        };
+        if let Some(reason) = self.space_refusal(&id, operation, &plan.files) {
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        }
         tracing::info!(game = id, version = %version, peers = plan.peers.len(), "download starting");
         let Some(cancel) = self.begin_operation(&id, OperationKind::Download).await else {
             return;
@@ -703,6 +715,22 @@ impl PeerActor {
             let outcome = download_game_files(job).await;
             let _ = internal.send(Internal::DownloadEnded { id, version, outcome }).await;
         });
+    }
+
+    /// Why `operation` on `id` cannot fit the game dir (see [`space::check_space`]), with
+    /// `files` the list a download would fetch. An unknown free space refuses nothing, and
+    /// neither does an estimate: only real sizes do.
+    fn space_refusal(&self, id: &str, operation: SpaceOperation, files: &[GameFileDescription]) -> Option<String> {
+        // One statvfs: quick enough for the actor, which otherwise never touches the disk.
+        let free = space::free_space(&self.config.game_dir)?;
+        let on_disk = self.library.games.get(id).map_or(&[][..], |game| &game.files);
+        let sizes = GameSizes::of_download(files, on_disk, self.db.latest_expanded_size(id));
+        match space::check_space(operation, sizes, free) {
+            SpaceVerdict::Short(shortage) => {
+                Some(shortage.message(self.catalog.display_name(id), id, &self.config.game_dir))
+            }
+            SpaceVerdict::Fits | SpaceVerdict::MayNotFit(_) => None,
+        }
     }
 
     async fn handle_download_ended(&mut self, id: String, version: String, outcome: DownloadOutcome) {

@@ -135,6 +135,20 @@ impl PeerGameDB {
             .collect()
     }
 
+    /// What the latest version of `id` expands to, as its peers announce it: the smallest
+    /// claim, so that one peer cannot block a download by announcing a huge size (a claim too
+    /// small only lets the download start, as before expanded sizes were announced). `None`
+    /// when no peer with the latest version says (older peers).
+    pub fn latest_expanded_size(&self, id: &str) -> Option<u64> {
+        let latest = self.latest_version(id)?;
+        self.peers
+            .values()
+            .filter_map(|peer| peer.games.get(id))
+            .filter(|game| game.version == latest.as_str())
+            .filter_map(|game| game.expanded_size)
+            .min()
+    }
+
     pub fn set_game_files(&mut self, addr: SocketAddr, details: GameDetails) {
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.files.insert(details.id.clone(), details);
@@ -174,6 +188,7 @@ impl PeerGameDB {
                     peer_name: peer.name.clone(),
                     version: game.version.clone(),
                     size: game.size,
+                    expanded_size: game.expanded_size,
                 });
             }
         }
@@ -204,6 +219,15 @@ impl PeerGameDB {
                     (None, None) => 0,
                 };
                 let newest_here = entry.local_newest().map(|v| Version::new(v.to_owned()));
+                // Our own reading of our archives when they are the newest version around.
+                let local_latest = local_game.filter(|game| game.is_downloaded()).filter(|game| {
+                    latest
+                        .as_ref()
+                        .is_none_or(|latest| game.version.as_ref() >= Some(latest))
+                });
+                entry.expanded_size = local_latest
+                    .and_then(|game| game.expanded_size)
+                    .or_else(|| self.latest_expanded_size(&entry.id));
                 entry.state = match (local_game, &latest) {
                     (None, _) => GameState::RemoteOnly,
                     (Some(_), Some(latest)) if newest_here.as_ref().is_some_and(|v| v < latest) => {
@@ -255,6 +279,7 @@ impl LibraryEntry {
             streamed: false,
             install_failure: None,
             size: 0,
+            expanded_size: None,
             peers: Vec::new(),
         }
     }
@@ -280,6 +305,7 @@ mod tests {
             name: id.into(),
             version: version.into(),
             size: 10,
+            expanded_size: None,
         }
     }
 
@@ -314,6 +340,7 @@ mod tests {
             version: version.map(Version::new),
             installed,
             size: 1,
+            expanded_size: Some(7),
             ..Game::default()
         };
         local
@@ -335,6 +362,40 @@ mod tests {
         );
         assert_eq!(snapshot.games[0].latest_version.as_deref(), Some("10"));
         assert_eq!(snapshot.peers.len(), 2);
+        let expanded: Vec<_> = snapshot.games.iter().map(|g| g.expanded_size).collect();
+        assert_eq!(
+            expanded,
+            [None, Some(7), Some(7)],
+            "the latest version's (unknown from older peers), else our own reading"
+        );
+    }
+
+    #[test]
+    fn the_expanded_size_of_the_latest_version_is_the_smallest_claim() {
+        let catalog = Catalog::bundled();
+        let now = Instant::now();
+        let mut db = PeerGameDB::default();
+        let sized = |version: &str, expanded: Option<u64>| GameSummary {
+            expanded_size: expanded,
+            ..summary("openarena", version)
+        };
+        for (port, game) in [
+            (1, sized("2", Some(500))),
+            (2, sized("2", Some(900))),
+            (3, sized("2", None)),
+            (4, sized("1", Some(5))),
+        ] {
+            db.insert_peer(addr(port), &hello(&port.to_string(), 1), Duration::ZERO, now);
+            db.set_games(addr(port), 1, vec![game], &catalog);
+        }
+        assert_eq!(db.latest_expanded_size("openarena"), Some(500));
+        let snapshot = db.snapshot(&GameDB::default(), true, &catalog, std::path::Path::new("/g"));
+        let entry = snapshot.game("openarena").unwrap();
+        assert_eq!(entry.expanded_size, Some(500));
+        assert_eq!(entry.peers[0].expanded_size, Some(500), "each peer's own claim");
+        db.remove_peer(&addr(1));
+        db.remove_peer(&addr(2));
+        assert_eq!(db.latest_expanded_size("openarena"), None, "only an older peer is left");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod monitor;
 mod ping;
 pub mod ratelimit;
 pub mod server;
+pub mod space;
 pub mod stream_install;
 pub mod transport;
 
@@ -283,6 +284,10 @@ pub struct LibraryEntry {
     pub install_failure: Option<String>,
     /// Bytes of the local download, or of the latest remote version.
     pub size: u64,
+    /// What the newest version's archives expand to: our own reading when the local download
+    /// is the newest, else what its peers announce (see [`PeerGameDB::latest_expanded_size`]);
+    /// `None` when unknown (only older peers have it).
+    pub expanded_size: Option<u64>,
     /// Which peer has which version.
     pub peers: Vec<PeerGameVersion>,
 }
@@ -323,6 +328,8 @@ pub struct PeerGameVersion {
     pub peer_name: String,
     pub version: String,
     pub size: u64,
+    /// What this peer says its archives expand to (`None` from older peers).
+    pub expanded_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
