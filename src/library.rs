@@ -21,9 +21,9 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use crate::install::unpack;
 use crate::install::{InstallFailure, InstalledRecord};
 use crate::layout::GameLayout;
-use crate::install::unpack;
 pub use crate::proto::GameFileDescription;
 use crate::proto::{GameSummary, LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
 

@@ -382,7 +382,7 @@ mod tests {
             &draw(&app, 80, 24),
             "Xonotic is not downloaded: press d to download it first"
         ));
-        app.set_free_space(Some(7 * GIB));
+        app.set_free_space(Some(6 * GIB));
         app.apply(Action::Down);
         app.apply(Action::Up);
         assert!(contains(&draw(&app, 120, 40), "press s for a streamed install"));

@@ -93,6 +93,7 @@ mod tests {
             peer_name: "p".into(),
             version: version.into(),
             size: 3 << 20,
+            expanded_size: None,
         };
         let snapshot = LibrarySnapshot {
             games: vec![LibraryEntry {
@@ -103,6 +104,7 @@ mod tests {
                 latest_version: Some("2".into()),
                 installed: false,
                 size: 3 << 20,
+                expanded_size: None,
                 peers: vec![peer(1, "1"), peer(2, "2")],
                 ..LibraryEntry::default()
             }],

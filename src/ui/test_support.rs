@@ -48,12 +48,14 @@ pub fn game(
                 peer_name: "alice".into(),
                 version: latest.into(),
                 size,
+                expanded_size: None,
             },
             PeerGameVersion {
                 addr: addr(2),
                 peer_name: "bob".into(),
                 version: latest.into(),
                 size,
+                expanded_size: None,
             },
         ],
         _ => Vec::new(),
@@ -66,12 +68,24 @@ pub fn game(
         latest_version: latest.map(Into::into),
         installed: matches!(state, GameState::Installed),
         size,
+        expanded_size: None,
         peers,
         ..LibraryEntry::default()
     }
 }
 
-/// Xonotic only on peers, OpenArena installed, Quake downloaded, Warsow with an update, one stray folder.
+/// `game` as its peers announce it expanding to `expanded` bytes (peers from before that
+/// announce nothing, as [`game`] has it).
+pub fn with_expanded(mut game: LibraryEntry, expanded: u64) -> LibraryEntry {
+    game.expanded_size = Some(expanded);
+    for peer in &mut game.peers {
+        peer.expanded_size = Some(expanded);
+    }
+    game
+}
+
+/// Xonotic only on peers (3 GiB of archives expanding to 4 GiB), OpenArena installed, Quake
+/// downloaded, Warsow with an update from older peers (no expanded size), one stray folder.
 pub fn snapshot() -> LibrarySnapshot {
     LibrarySnapshot {
         game_dir: PathBuf::from("/games"),
@@ -93,13 +107,16 @@ pub fn snapshot() -> LibrarySnapshot {
                 Some("2.1"),
                 2 * GIB,
             ),
-            game(
-                "xonotic",
-                "Xonotic",
-                GameState::RemoteOnly,
-                None,
-                Some("0.8.6"),
-                3 * GIB,
+            with_expanded(
+                game(
+                    "xonotic",
+                    "Xonotic",
+                    GameState::RemoteOnly,
+                    None,
+                    Some("0.8.6"),
+                    3 * GIB,
+                ),
+                4 * GIB,
             ),
         ],
         peers: vec![peer(1, "alice", 2), peer(2, "bob", 2)],

@@ -5,8 +5,9 @@
 //! line and sends nothing. Destructive actions open a confirmation [`Dialog`]
 //! first and act in `confirmed`.
 
-use super::{App, Confirmed, Dialog, Fetch, INSTALL_SIZE_FACTOR, Level, Pane, RowKey, latest_size};
+use super::{App, Confirmed, Dialog, Fetch, Level, Pane, RowKey};
 use crate::layout::GameLayout;
+use crate::peer::space::{SpaceOperation, SpaceVerdict};
 use crate::peer::{GameState, LibraryEntry, PeerCommand};
 use crate::ui::format::format_size;
 
@@ -145,14 +146,11 @@ impl App {
         if game.peers.is_empty() {
             return self.refuse(format!("no peer shares {name} right now"));
         }
-        let archives = latest_size(game);
-        if let Some(free) = self.free_space.filter(|free| archives > *free) {
-            let text = format!(
-                "not enough space for {name}: its archives need {}, {} free on {}",
-                format_size(archives),
-                format_size(free),
-                self.game_dir.display()
-            );
+        // The TUI's runtime installs what it downloads. Only real sizes refuse; an estimate
+        // (older peers) shows as the space warning instead.
+        let operation = SpaceOperation::Download { install: true };
+        if let Some(SpaceVerdict::Short(shortage)) = self.space_verdict(game, operation) {
+            let text = shortage.message(name, &game.id, &self.game_dir);
             self.say(Level::Error, text);
             return Vec::new();
         }
@@ -179,15 +177,9 @@ impl App {
                 format!("no peer shares {name} right now")
             }
             GameState::RemoteOnly | GameState::UpdateAvailable => {
-                let install = latest_size(&game).saturating_mul(INSTALL_SIZE_FACTOR);
-                match self.free_space.filter(|free| install > *free) {
-                    Some(free) => format!(
-                        "not enough space for {name}: even a streamed install needs ~{}, {} free on {}",
-                        format_size(install),
-                        format_size(free),
-                        self.game_dir.display()
-                    ),
-                    None => {
+                match self.space_verdict(&game, SpaceOperation::StreamInstall) {
+                    Some(SpaceVerdict::Short(shortage)) => shortage.message(name, &game.id, &self.game_dir),
+                    _ => {
                         self.push_log(Level::Info, format!("{name}: asking a peer to stream its install"));
                         return vec![PeerCommand::StreamInstallGame { id: game.id.clone() }];
                     }
@@ -581,13 +573,38 @@ mod tests {
     fn a_streamed_install_that_cannot_fit_is_refused() {
         let mut app = app_with_library();
         select(&mut app, "Xonotic");
-        app.set_free_space(Some(5 * GIB));
+        app.set_free_space(Some(3 * GIB));
         assert!(app.apply(Action::StreamInstall).is_empty());
         assert_eq!(
             status_text(&app),
-            "not enough space for Xonotic: even a streamed install needs ~6.0 GiB, 5.0 GiB free on /games"
+            "not enough space for Xonotic: even a streamed install needs 4.0 GiB, 3.0 GiB free on /games"
         );
-        app.set_free_space(Some(7 * GIB));
+        app.set_free_space(Some(4 * GIB));
         assert_eq!(app.apply(Action::StreamInstall).len(), 1, "fits as a streamed install");
+    }
+
+    #[test]
+    fn a_download_that_only_fits_as_a_streamed_install_is_refused_with_the_offer() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        // 3 GiB of archives + 4 GiB unpacked do not fit 6 GiB; the 4 GiB of a streamed install do.
+        app.set_free_space(Some(6 * GIB));
+        assert!(app.apply(Action::Download).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: downloading and installing it needs 7.0 GiB, 6.0 GiB free on /games; \
+             a streamed install needs only 4.0 GiB: press s, or `lanspread get --stream xonotic`"
+        );
+        let commands = app.apply(Action::StreamInstall);
+        assert!(matches!(commands.as_slice(), [PeerCommand::StreamInstallGame { id }] if id == "xonotic"));
+
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        app.set_free_space(Some(7 * GIB));
+        let commands = app.apply(Action::Download);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
+            "exactly enough space: {commands:?}"
+        );
     }
 }

@@ -35,8 +35,6 @@ use crate::peer::{
 pub const LOG_CAPACITY: usize = 1000;
 /// Rows moved by PgUp / PgDn.
 pub const PAGE: usize = 10;
-/// Until the runtime reports install sizes, an install is assumed to take this many times its archives.
-pub const INSTALL_SIZE_FACTOR: u64 = 2;
 
 /// A log-pane timestamp, e.g. `14:03:27`. A plain fn so tests can pin it.
 pub type Clock = fn() -> String;

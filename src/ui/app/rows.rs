@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::{App, INSTALL_SIZE_FACTOR, SortKey};
+use super::{App, SortKey};
+use crate::peer::space::{GameSizes, SpaceOperation, SpaceVerdict, check_space};
 use crate::peer::{DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
 use crate::ui::format::format_size;
 
@@ -173,40 +174,63 @@ impl App {
         rows
     }
 
-    /// A warning when the selected game would not fit the free space, offering a streamed install.
+    /// A warning when the selected game would not fit the free space, offering a streamed
+    /// install when that fits. Real sizes where the peers announce them; otherwise the estimate
+    /// of [`check_space`], marked with `~`.
     pub fn space_warning(&self) -> Option<String> {
-        let free = self.free_space?;
         let index = self.selected_library_index()?;
         let RowKey::Game(id) = self.library_keys().swap_remove(index) else {
             return None;
         };
         let game = self.snapshot.game(&id)?;
-        let archives = latest_size(game);
-        let install = archives.saturating_mul(INSTALL_SIZE_FACTOR);
-        let name = &game.name;
-        match game.state {
-            GameState::RemoteOnly | GameState::UpdateAvailable if free < install => Some(format!(
-                "{name} needs ~{} even as a streamed install; only {} free",
-                format_size(install),
-                format_size(free)
-            )),
-            GameState::RemoteOnly | GameState::UpdateAvailable if free < archives.saturating_add(install) => {
-                Some(format!(
-                    "{name} needs ~{} ({} archives + ~{} installed), {} free: press s for a streamed install (~{})",
-                    format_size(archives.saturating_add(install)),
-                    format_size(archives),
-                    format_size(install),
-                    format_size(free),
-                    format_size(install)
-                ))
-            }
-            GameState::Downloaded if free < install => Some(format!(
-                "installing {name} needs ~{}; only {} free",
-                format_size(install),
-                format_size(free)
-            )),
-            _ => None,
+        let operation = match game.state {
+            // The TUI's runtime installs what it downloads.
+            GameState::RemoteOnly | GameState::UpdateAvailable => SpaceOperation::Download { install: true },
+            GameState::Downloaded | GameState::InstallFailed => SpaceOperation::Install,
+            GameState::Installed | GameState::InstalledStreamed => return None,
+        };
+        let shortage = match self.space_verdict(game, operation)? {
+            SpaceVerdict::Fits => return None,
+            SpaceVerdict::Short(shortage) | SpaceVerdict::MayNotFit(shortage) => shortage,
+        };
+        let approx = if shortage.estimated { "~" } else { "" };
+        let (name, free) = (&game.name, format_size(shortage.free));
+        if operation == SpaceOperation::Install {
+            return Some(format!(
+                "installing {name} needs {approx}{}; only {free} free",
+                format_size(shortage.needed)
+            ));
         }
+        if let Some(stream) = shortage.stream_instead {
+            return Some(format!(
+                "{name} needs {approx}{} to download and install, {free} free: \
+                 press s for a streamed install ({approx}{})",
+                format_size(shortage.needed),
+                format_size(stream)
+            ));
+        }
+        let stream = match self.space_verdict(game, SpaceOperation::StreamInstall)? {
+            SpaceVerdict::Short(stream) | SpaceVerdict::MayNotFit(stream) => stream.needed,
+            SpaceVerdict::Fits => return None,
+        };
+        Some(format!(
+            "{name} needs {approx}{} even as a streamed install; only {free} free",
+            format_size(stream)
+        ))
+    }
+
+    /// [`check_space`] for `operation` on `game` with the sizes the snapshot knows; `None` while
+    /// the free space is unknown. An update is assumed to overwrite all of the old download in
+    /// place: at best, so the UI never refuses what fits (the runtime, which knows the paths,
+    /// checks exactly before it starts).
+    pub(super) fn space_verdict(&self, game: &LibraryEntry, operation: SpaceOperation) -> Option<SpaceVerdict> {
+        let free = self.free_space?;
+        let sizes = GameSizes {
+            download: latest_size(game),
+            expanded: game.expanded_size,
+            replaced: if game.local_version.is_some() { game.size } else { 0 },
+        };
+        Some(check_space(operation, sizes, free))
     }
 
     fn state_rank(&self, game: &LibraryEntry) -> u8 {
@@ -290,7 +314,7 @@ pub fn latest_size(game: &LibraryEntry) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{state_of, status_text};
-    use crate::peer::PeerEvent;
+    use crate::peer::{GameState, PeerCommand, PeerEvent};
     use crate::ui::app::SortKey;
     use crate::ui::input::{Action, InputMode};
     use crate::ui::test_support::*;
@@ -365,24 +389,88 @@ mod tests {
         app.set_free_space(Some(100 * GIB));
         assert_eq!(app.space_warning(), None);
         app.set_free_space(Some(7 * GIB));
+        assert_eq!(
+            app.space_warning(),
+            None,
+            "3 GiB of archives + 4 GiB unpacked fit exactly"
+        );
+        app.set_free_space(Some(6 * GIB));
         let warning = app.space_warning().unwrap();
         assert_eq!(
             warning,
-            "Xonotic needs ~9.0 GiB (3.0 GiB archives + ~6.0 GiB installed), 7.0 GiB free: \
-             press s for a streamed install (~6.0 GiB)"
+            "Xonotic needs 7.0 GiB to download and install, 6.0 GiB free: press s for a streamed install (4.0 GiB)"
+        );
+        app.set_free_space(Some(3 * GIB));
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "Xonotic needs 4.0 GiB even as a streamed install; only 3.0 GiB free"
+        );
+        app.set_free_space(Some(GIB));
+        assert!(app.apply(Action::Download).is_empty());
+        assert_eq!(
+            status_text(&app),
+            "not enough space for Xonotic: downloading and installing it needs 7.0 GiB, 1.0 GiB free on /games"
+        );
+        select(&mut app, "OpenArena");
+        assert_eq!(app.space_warning(), None, "an installed game needs no space");
+    }
+
+    #[test]
+    fn an_unknown_expanded_size_falls_back_to_the_old_estimate_and_only_warns() {
+        let mut app = app();
+        let mut library = snapshot();
+        let xonotic = library.games.iter_mut().find(|game| game.id == "xonotic").unwrap();
+        // As peers from before expanded sizes announce it.
+        *xonotic = game(
+            "xonotic",
+            "Xonotic",
+            GameState::RemoteOnly,
+            None,
+            Some("0.8.6"),
+            3 * GIB,
+        );
+        app.update(PeerEvent::LibraryUpdated(library));
+        select(&mut app, "Xonotic");
+        app.set_free_space(Some(7 * GIB));
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "Xonotic needs ~9.0 GiB to download and install, 7.0 GiB free: press s for a streamed install (~6.0 GiB)"
         );
         app.set_free_space(Some(5 * GIB));
         assert_eq!(
             app.space_warning().unwrap(),
             "Xonotic needs ~6.0 GiB even as a streamed install; only 5.0 GiB free"
         );
+        // A guess refuses nothing...
+        let commands = app.apply(Action::StreamInstall);
+        assert!(matches!(commands.as_slice(), [PeerCommand::StreamInstallGame { id }] if id == "xonotic"));
+        // ...but archives that cannot fit are known.
         app.set_free_space(Some(GIB));
         assert!(app.apply(Action::Download).is_empty());
         assert_eq!(
             status_text(&app),
-            "not enough space for Xonotic: its archives need 3.0 GiB, 1.0 GiB free on /games"
+            "not enough space for Xonotic: downloading it needs 3.0 GiB, 1.0 GiB free on /games"
         );
-        select(&mut app, "OpenArena");
-        assert_eq!(app.space_warning(), None, "an installed game needs no space");
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "Xonotic needs ~6.0 GiB even as a streamed install; only 1.0 GiB free"
+        );
+    }
+
+    #[test]
+    fn installing_a_download_warns_by_its_expanded_size() {
+        let mut app = app();
+        let mut library = snapshot();
+        let quake = library.games.iter_mut().find(|game| game.id == "quake").unwrap();
+        quake.expanded_size = Some(GIB);
+        app.update(PeerEvent::LibraryUpdated(library));
+        select(&mut app, "Quake");
+        app.set_free_space(Some(GIB));
+        assert_eq!(app.space_warning(), None);
+        app.set_free_space(Some(GIB / 2));
+        assert_eq!(
+            app.space_warning().unwrap(),
+            "installing Quake needs 1.0 GiB; only 512.0 MiB free"
+        );
     }
 }
