@@ -83,6 +83,14 @@ pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path) -> Result<(), Un
             Ok(None) => return Ok(()),
             Err(err) => return Err(unrar_error(archive, None, &scratch_file, err)),
         };
+        // Skipping a member split across volumes stops at its continuation in the next volume,
+        // which unrar lists again (extracting reads past it): counted once, at its first part.
+        if walker.sizes_only() && header.entry().is_split_before() {
+            cursor = header
+                .skip()
+                .map_err(|err| unrar_error(archive, None, &scratch_file, err))?;
+            continue;
+        }
         let entry = header.entry();
         let Some(raw_name) = entry.filename.to_str().map(str::to_owned) else {
             return Err(UnpackError::UnsafePath {
