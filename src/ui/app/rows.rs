@@ -314,7 +314,7 @@ pub fn latest_size(game: &LibraryEntry) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{state_of, status_text};
-    use crate::peer::{GameState, PeerCommand, PeerEvent};
+    use crate::peer::{PeerCommand, PeerEvent};
     use crate::ui::app::SortKey;
     use crate::ui::input::{Action, InputMode};
     use crate::ui::test_support::*;
@@ -421,14 +421,10 @@ mod tests {
         let mut library = snapshot();
         let xonotic = library.games.iter_mut().find(|game| game.id == "xonotic").unwrap();
         // As peers from before expanded sizes announce it.
-        *xonotic = game(
-            "xonotic",
-            "Xonotic",
-            GameState::RemoteOnly,
-            None,
-            Some("0.8.6"),
-            3 * GIB,
-        );
+        xonotic.expanded_size = None;
+        for peer in &mut xonotic.peers {
+            peer.expanded_size = None;
+        }
         app.update(PeerEvent::LibraryUpdated(library));
         select(&mut app, "Xonotic");
         app.set_free_space(Some(7 * GIB));
