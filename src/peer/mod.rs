@@ -50,7 +50,8 @@ pub enum PeerCommand {
     FetchLatestFromPeers { id: String },
     /// Download the latest version of `id` from every peer that has it, using
     /// the file list from [`PeerEvent::GotGameFiles`]. Answered by the
-    /// `DownloadGameFiles*` events; refused while another operation runs on `id`.
+    /// `DownloadGameFiles*` events; refused while another operation runs on `id`, and when
+    /// it cannot fit the game dir (with its install, under `auto_install`; see [`space`]).
     DownloadGameFiles {
         id: String,
         files: Vec<GameFileDescription>,
@@ -61,7 +62,8 @@ pub enum PeerCommand {
     InstallGame { id: String },
     /// Install `id` without storing its archives: a peer with the latest version
     /// expands them and streams the files into staging. Answered by the
-    /// `InstallGame*` events (and `StreamInstallAttemptFailed` per failed sender).
+    /// `InstallGame*` events (and `StreamInstallAttemptFailed` per failed sender). Refused
+    /// when the announced expanded size cannot fit the game dir (see [`space`]).
     StreamInstallGame { id: String },
     /// Remove the installed `local/` of `id`; the downloaded archives stay.
     UninstallGame { id: String },
