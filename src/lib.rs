@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod disk;
 pub mod durable;
 pub mod install;
 pub mod layout;

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lanspread::install::free_space;
+use lanspread::disk::free_space;
 use lanspread::peer::{PeerCommand, PeerEvent};
 use lanspread::proto::GameFileDescription;
 use support::archives::{Tree, read_tree, sample_tree, write_zip};

@@ -11,9 +11,9 @@
 
 use std::fs;
 
+use lanspread::disk::free_space;
 use lanspread::install::unpack::{UnpackError, expanded_size, visit_entries};
 use lanspread::peer::PeerCommand;
-use lanspread::peer::space::free_space;
 
 mod support;
 

@@ -11,8 +11,7 @@ pub mod record;
 pub mod recovery;
 pub mod transaction;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use lock::{GameDirLock, LockError, OwnerLocks, StateDirLock};
 pub use record::{InstallFailure, InstalledRecord};
@@ -106,51 +105,4 @@ pub fn downloaded_version(layout: &GameLayout) -> Option<String> {
     let content = std::fs::read(layout.sentinel()).ok()?;
     let version = crate::library::Version::parse_ini(&String::from_utf8_lossy(&content));
     Some(version.map_or_else(|| "unknown".to_owned(), |version| version.to_string()))
-}
-
-/// Bytes available to unprivileged users on the file system holding `path`, or holding its
-/// nearest existing ancestor (the path may be what could not be created); `None` when it
-/// cannot tell. For messages about local disk errors: a full disk must say so, and where.
-pub fn free_space(path: &Path) -> Option<u64> {
-    path.ancestors().find_map(|dir| {
-        let stat = rustix::fs::statvfs(dir).ok()?;
-        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
-    })
-}
-
-/// Shows a [`free_space`] reading in an error message: "8.0 MiB free on its file system".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FreeSpace(pub Option<u64>);
-
-impl fmt::Display for FreeSpace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-        let Some(bytes) = self.0 else {
-            return f.write_str("the free space on its file system is unknown");
-        };
-        let (mut value, mut unit) = (bytes as f64, 0);
-        while value >= 1024.0 && unit < UNITS.len() - 1 {
-            value /= 1024.0;
-            unit += 1;
-        }
-        if unit == 0 {
-            write!(f, "{bytes} B free on its file system")
-        } else {
-            write!(f, "{value:.1} {} free on its file system", UNITS[unit])
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_space_is_measured_at_the_nearest_existing_ancestor() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(free_space(&dir.path().join("not/yet/created")).is_some());
-        assert_eq!(FreeSpace(Some(0)).to_string(), "0 B free on its file system");
-        assert_eq!(FreeSpace(Some(3 << 20)).to_string(), "3.0 MiB free on its file system");
-        assert!(FreeSpace(None).to_string().contains("unknown"));
-    }
 }

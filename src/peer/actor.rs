@@ -722,7 +722,7 @@ impl PeerActor {
     /// neither does an estimate: only real sizes do.
     fn space_refusal(&self, id: &str, operation: SpaceOperation, files: &[GameFileDescription]) -> Option<String> {
         // One statvfs: quick enough for the actor, which otherwise never touches the disk.
-        let free = space::free_space(&self.config.game_dir)?;
+        let free = crate::disk::free_space(&self.config.game_dir)?;
         let on_disk = self.library.games.get(id).map_or(&[][..], |game| &game.files);
         let sizes = GameSizes::of_download(files, on_disk, self.db.latest_expanded_size(id));
         match space::check_space(operation, sizes, free) {

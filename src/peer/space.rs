@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::proto::GameFileDescription;
-// The shared size formatter: plain text, no terminal code.
-use crate::ui::format::format_size;
+
+use crate::disk::format_size;
 
 /// The expansion assumed when the peers do not announce it: twice the archives.
 pub const UNKNOWN_EXPANSION_FACTOR: u64 = 2;
@@ -94,7 +94,7 @@ pub enum SpaceVerdict {
     MayNotFit(SpaceShortage),
 }
 
-/// The rule (see the module docs). `free` is the caller's reading of [`free_space`], so tests
+/// The rule (see the module docs). `free` is the caller's reading of [`crate::disk::free_space`], so tests
 /// and the TUI (which reads it off the UI thread) can supply it.
 pub fn check_space(operation: SpaceOperation, sizes: GameSizes, free: u64) -> SpaceVerdict {
     let fetched = sizes.download.saturating_sub(sizes.replaced);
@@ -157,13 +157,6 @@ impl SpaceShortage {
         }
         text
     }
-}
-
-/// Bytes available to unprivileged users on the file system holding `path`; `None` when it
-/// cannot tell (then nothing is refused).
-pub fn free_space(path: &Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 #[cfg(test)]
@@ -317,12 +310,5 @@ mod tests {
         let game = sizes(u64::MAX, Some(u64::MAX));
         let short = shortage(check_space(SpaceOperation::Download { install: true }, game, 1));
         assert_eq!(short.needed, u64::MAX);
-    }
-
-    #[test]
-    fn free_space_reads_the_file_system() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(free_space(dir.path()).is_some());
-        assert_eq!(free_space(&dir.path().join("missing")), None);
     }
 }

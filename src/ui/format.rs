@@ -4,21 +4,7 @@ use std::time::Duration;
 
 use crate::peer::DownloadProgress;
 
-/// Bytes in binary units with one decimal, e.g. `1.5 GiB`.
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::disk::format_size;
 
 /// A transfer rate in MB/s (10^6 bytes), the unit of link speeds.
 pub fn format_rate(bytes_per_second: f64) -> String {

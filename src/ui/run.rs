@@ -42,11 +42,7 @@ const MAX_BATCH: usize = 256;
 /// Runs on a blocking thread (a stalled network file system must not freeze the UI).
 pub type FreeSpaceProbe = Arc<dyn Fn(&Path) -> Option<u64> + Send + Sync>;
 
-/// Bytes available to unprivileged users on the file system holding `path`.
-pub fn free_space(path: &Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
+use crate::disk::free_space;
 
 /// What the TUI shows about this box besides the runtime's events.
 #[derive(Clone)]

@@ -177,7 +177,7 @@ pub enum UnpackError {
          in the unpack target; unpack into a fresh directory"
     )]
     UnsafeTarget { path: PathBuf },
-    #[error("I/O error on {path}: {source}; {}", super::FreeSpace(*.free))]
+    #[error("I/O error on {path}: {source}; {}", crate::disk::FreeSpace(*.free))]
     Io {
         path: PathBuf,
         #[source]
@@ -202,7 +202,7 @@ impl UnpackError {
         UnpackError::Io {
             path: path.to_path_buf(),
             source,
-            free: super::free_space(path),
+            free: crate::disk::free_space(path),
         }
     }
 

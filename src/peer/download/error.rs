@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::install::{FreeSpace, free_space};
+use crate::disk::{FreeSpace, free_space};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 use super::wire::{StreamControl, StreamFrame};
-use crate::install::{Completed, InstallError, InstalledRecord, Transaction, free_space};
+use crate::disk::free_space;
+use crate::install::{Completed, InstallError, InstalledRecord, Transaction};
 use crate::layout::resolve_in_root;
 use crate::peer::download::TransferError;
 
