@@ -1,6 +1,9 @@
 //! A real full disk: the game dir of the peer under test is a small tmpfs,
 //! filled up with a filler file so a download, an install (unpack) and a
-//! streamed install run out of space part-way. Each must fail at once with
+//! streamed install run out of space part-way. The download and the streamed
+//! install are checked for space before they start, so the filler is written
+//! once they have begun (their seeds upload slowly), as another program filling
+//! the disk would. Each must fail at once with
 //! the path and the free space in its message, blame no peer (no excluded or
 //! failed peer, the senders still serve), keep the previous `local/` and leave
 //! no reserved directory; after the filler is deleted, the same command
@@ -100,9 +103,13 @@ fn peer_on_tmpfs(peers: &[SocketAddr], test: &str, prepare: impl FnOnce(&Path)) 
 }
 
 /// A peer serving `GAME` at `version` with `files`, listening on 127.0.0.2.
+/// Uploads at 4 MB/s, so the disk can be filled while a transfer from it runs.
 fn seed(version: &str, files: &[(&str, Vec<u8>)]) -> TestPeer {
     TestPeer::builder()
-        .config(|config| config.listen = "127.0.0.2:0".parse().unwrap())
+        .config(|config| {
+            config.listen = "127.0.0.2:0".parse().unwrap();
+            config.upload_limit = Some(4_000_000);
+        })
         .game(GAME, version, files)
         .start()
 }
@@ -179,8 +186,14 @@ struct Seen {
     peer_complaints: Vec<String>,
 }
 
-/// Runs a download of `files` to its end: `Ok(peers used)` or `Err(reason)`.
-async fn download(peer: &mut TestPeer, files: &[GameFileDescription], seen: &mut Seen) -> Result<usize, String> {
+/// Runs a download of `files` to its end: `Ok(peers used)` or `Err(reason)`; once it has
+/// begun, fills `fill` (if given).
+async fn download(
+    peer: &mut TestPeer,
+    files: &[GameFileDescription],
+    seen: &mut Seen,
+    fill: Option<&Tmpfs>,
+) -> Result<usize, String> {
     peer.runtime
         .send(PeerCommand::DownloadGameFiles {
             id: GAME.into(),
@@ -191,6 +204,9 @@ async fn download(peer: &mut TestPeer, files: &[GameFileDescription], seen: &mut
     peer.wait_for("the download to end", |event| match event {
         PeerEvent::DownloadGameFilesBegin { peers, .. } => {
             seen.begin_peers = peers.clone();
+            if let Some(tmpfs) = fill {
+                tmpfs.fill();
+            }
             None
         }
         PeerEvent::DownloadPeersExcluded { peers, .. } => {
@@ -200,15 +216,28 @@ async fn download(peer: &mut TestPeer, files: &[GameFileDescription], seen: &mut
         PeerEvent::DownloadGameFilesFinished { summary, .. } => Some(Ok(summary.peers_used.len())),
         PeerEvent::DownloadGameFilesFailed { reason, .. } => Some(Err(reason.clone())),
         PeerEvent::DownloadGameFilesCancelled { .. } => Some(Err("cancelled".into())),
+        PeerEvent::OperationRefused { reason, .. } => Some(Err(format!("refused: {reason}"))),
         _ => None,
     })
     .await
 }
 
-/// Sends `command` (an install) and waits for its end: `Ok(updated)` or `Err(reason)`.
-async fn install(peer: &mut TestPeer, command: PeerCommand, seen: &mut Seen) -> Result<bool, String> {
+/// Sends `command` (an install) and waits for its end: `Ok(updated)` or `Err(reason)`; once
+/// it has begun, fills `fill` (if given).
+async fn install(
+    peer: &mut TestPeer,
+    command: PeerCommand,
+    seen: &mut Seen,
+    fill: Option<&Tmpfs>,
+) -> Result<bool, String> {
     peer.runtime.send(command).await.unwrap();
     peer.wait_for("the install to end", |event| match event {
+        PeerEvent::InstallGameBegin { .. } => {
+            if let Some(tmpfs) = fill {
+                tmpfs.fill();
+            }
+            None
+        }
         PeerEvent::StreamInstallAttemptFailed { peer, reason, .. } => {
             seen.peer_complaints.push(format!("{peer}: {reason}"));
             None
@@ -241,11 +270,10 @@ async fn a_download_that_does_not_fit_fails_naming_the_path_and_free_space_and_b
     };
     let root = downloader.game_dir().join(GAME);
     let local_before = read_tree(&root.join("local"));
-    tmpfs.fill();
     let wanted = file_list(&mut downloader, 2).await;
 
     let mut seen = Seen::default();
-    let reason = download(&mut downloader, &wanted, &mut seen)
+    let reason = download(&mut downloader, &wanted, &mut seen, Some(&tmpfs))
         .await
         .expect_err("the download cannot fit");
     assert_names_path_and_free_space(&reason, &root.join("oa.zip"));
@@ -258,7 +286,7 @@ async fn a_download_that_does_not_fit_fails_naming_the_path_and_free_space_and_b
     // Space freed: the same seeds serve the retry, none of them left out.
     tmpfs.unfill();
     let mut seen = Seen::default();
-    let used = download(&mut downloader, &wanted, &mut seen)
+    let used = download(&mut downloader, &wanted, &mut seen, None)
         .await
         .expect("the retry fits");
     assert!(used > 0);
@@ -297,7 +325,7 @@ async fn an_install_that_does_not_fit_fails_naming_the_path_and_free_space_and_k
     tmpfs.fill();
 
     let mut seen = Seen::default();
-    let reason = install(&mut peer, PeerCommand::InstallGame { id: GAME.into() }, &mut seen)
+    let reason = install(&mut peer, PeerCommand::InstallGame { id: GAME.into() }, &mut seen, None)
         .await
         .expect_err("the unpack cannot fit");
     assert_names_path_and_free_space(&reason, &root.join(".local.installing"));
@@ -309,7 +337,7 @@ async fn an_install_that_does_not_fit_fails_naming_the_path_and_free_space_and_k
     assert_no_reserved_leftovers(&root);
 
     tmpfs.unfill();
-    let updated = install(&mut peer, PeerCommand::InstallGame { id: GAME.into() }, &mut seen).await;
+    let updated = install(&mut peer, PeerCommand::InstallGame { id: GAME.into() }, &mut seen, None).await;
     assert_eq!(updated, Ok(true));
     assert_eq!(read_tree(&root.join("local")), tree);
     assert_no_reserved_leftovers(&root);
@@ -336,11 +364,10 @@ async fn a_streamed_install_that_does_not_fit_fails_at_once_without_trying_the_n
     receiver
         .wait_for_snapshot("both senders", |s| s.game(GAME).is_some_and(|g| g.peers.len() == 2))
         .await;
-    tmpfs.fill();
 
     let mut seen = Seen::default();
     let command = || PeerCommand::StreamInstallGame { id: GAME.into() };
-    let reason = install(&mut receiver, command(), &mut seen)
+    let reason = install(&mut receiver, command(), &mut seen, Some(&tmpfs))
         .await
         .expect_err("the stream cannot fit");
     assert_names_path_and_free_space(&reason, &root.join(".local.installing"));
@@ -358,7 +385,7 @@ async fn a_streamed_install_that_does_not_fit_fails_at_once_without_trying_the_n
     assert_no_reserved_leftovers(&root);
 
     tmpfs.unfill();
-    let updated = install(&mut receiver, command(), &mut seen).await;
+    let updated = install(&mut receiver, command(), &mut seen, None).await;
     assert_eq!(updated, Ok(true), "{:?}", seen.peer_complaints);
     assert!(seen.peer_complaints.is_empty(), "{:?}", seen.peer_complaints);
     assert_eq!(read_tree(&root.join("local")), tree);
