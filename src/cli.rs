@@ -38,13 +38,15 @@ pub enum Command {
     /// Shares the game dir and runs until Ctrl-C or SIGTERM. Listens on port 47474 unless
     /// --listen says otherwise. Logs go to stderr and to a daily file in the log dir.
     Serve,
-    /// Print the games that peers share
+    /// Print the games that peers share, and what this machine has of each
     ///
-    /// Looks for peers for a few seconds. Reads nothing local: it runs on a private
-    /// temporary game and state dir, so it works beside a running `serve` or TUI.
+    /// Looks for peers for a few seconds. Changes nothing local: it reads the game dir
+    /// (and the library index) without locking, and its peer runs on a private temporary
+    /// game and state dir, so it works beside a running `serve` or TUI.
     /// Exits 2 when no peer answered.
     List {
-        /// Print a JSON array of {"id", "name", "version", "size", "peers"} instead of a table
+        /// Print a JSON array of {"id", "name", "version", "size", "peers", "state",
+        /// "local_version", "installed_version", "install_failure"} instead of a table
         #[arg(long)]
         json: bool,
         /// Seconds to look for peers (stops earlier once every --peer has answered, when mDNS is off)

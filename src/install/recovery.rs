@@ -333,6 +333,21 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_temp_file_from_a_crash_during_the_first_write_is_swept() {
+        let games = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        fs::create_dir_all(games.path().join("openarena")).unwrap();
+        let journal = intent_path(state.path(), "openarena");
+        fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        let temp = journal.with_file_name(format!("{}.tmp", super::super::intent::INTENT_FILE));
+        fs::write(&temp, b"{\"id\":\"openar").unwrap();
+        let report = recover(games.path(), state.path());
+        assert!(!temp.exists(), "the half-written journal is gone");
+        assert!(!journal.exists());
+        assert_eq!(report.left_alone, Vec::<String>::new());
+    }
+
+    #[test]
     fn legacy_files_move_into_the_state_dir_once() {
         let games = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();

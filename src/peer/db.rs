@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
-use crate::library::{GameDB, Version};
+use crate::library::{Game, GameDB, Version};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello};
 
 use super::download::majority_file_list;
@@ -200,45 +200,14 @@ impl PeerGameDB {
         let mut games: Vec<LibraryEntry> = entries
             .into_values()
             .map(|mut entry| {
-                let local_game = local.get(&entry.id);
-                let latest = entry.peers.iter().map(|p| Version::new(p.version.clone())).max();
-                entry.local_version = local_game.and_then(|g| g.version.as_ref()).map(ToString::to_string);
-                entry.installed = local_game.is_some_and(|g| g.installed);
-                entry.installed_version = local_game
-                    .and_then(|g| g.installed_version.as_ref())
-                    .map(ToString::to_string);
-                entry.streamed = local_game.is_some_and(|g| g.streamed && !g.is_downloaded());
-                entry.install_failure = local_game.and_then(|g| g.install_failure.clone());
-                entry.size = match (local_game.filter(|g| g.is_downloaded()), &latest) {
-                    (Some(game), _) => game.size,
-                    (None, Some(latest)) => entry
-                        .peers
-                        .iter()
-                        .find(|p| p.version == latest.as_str())
-                        .map_or(0, |p| p.size),
-                    (None, None) => 0,
-                };
-                let newest_here = entry.local_newest().map(|v| Version::new(v.to_owned()));
-                // Our own reading of our archives when they are the newest version around.
-                let local_latest = local_game.filter(|game| game.is_downloaded()).filter(|game| {
-                    latest
-                        .as_ref()
-                        .is_none_or(|latest| game.version.as_ref() >= Some(latest))
-                });
-                entry.expanded_size = local_latest
-                    .and_then(|game| game.expanded_size)
-                    .or_else(|| self.latest_expanded_size(&entry.id));
-                entry.state = match (local_game, &latest) {
-                    (None, _) => GameState::RemoteOnly,
-                    (Some(_), Some(latest)) if newest_here.as_ref().is_some_and(|v| v < latest) => {
-                        GameState::UpdateAvailable
-                    }
-                    (Some(_), _) if entry.install_failure.is_some() => GameState::InstallFailed,
-                    (Some(_), _) if entry.streamed => GameState::InstalledStreamed,
-                    (Some(game), _) if game.installed => GameState::Installed,
-                    (Some(_), _) => GameState::Downloaded,
-                };
-                entry.latest_version = latest.map(|v| v.to_string());
+                entry.latest_version = entry
+                    .peers
+                    .iter()
+                    .map(|p| Version::new(p.version.clone()))
+                    .max()
+                    .map(|v| v.to_string());
+                entry.expanded_size = self.latest_expanded_size(&entry.id);
+                entry.apply_local(local.get(&entry.id));
                 entry
             })
             .collect();
@@ -267,6 +236,48 @@ impl PeerGameDB {
 }
 
 impl LibraryEntry {
+    /// Folds what is here into an entry that already holds the peers' side (their
+    /// versions, the latest version and its announced expanded size): the local
+    /// versions and install records, the size, and the state. `list` uses it too,
+    /// with a library it scanned read-only.
+    pub fn apply_local(&mut self, local_game: Option<&Game>) {
+        let latest = self.latest_version.as_ref().map(|v| Version::new(v.clone()));
+        self.local_version = local_game.and_then(|g| g.version.as_ref()).map(ToString::to_string);
+        self.installed = local_game.is_some_and(|g| g.installed);
+        self.installed_version = local_game
+            .and_then(|g| g.installed_version.as_ref())
+            .map(ToString::to_string);
+        self.streamed = local_game.is_some_and(|g| g.streamed && !g.is_downloaded());
+        self.install_failure = local_game.and_then(|g| g.install_failure.clone());
+        self.size = match (local_game.filter(|g| g.is_downloaded()), &latest) {
+            (Some(game), _) => game.size,
+            (None, Some(latest)) => self
+                .peers
+                .iter()
+                .find(|p| p.version == latest.as_str())
+                .map_or(0, |p| p.size),
+            (None, None) => 0,
+        };
+        // Our own reading of our archives when they are the newest version around.
+        let local_latest = local_game.filter(|game| game.is_downloaded()).filter(|game| {
+            latest
+                .as_ref()
+                .is_none_or(|latest| game.version.as_ref() >= Some(latest))
+        });
+        if let Some(expanded) = local_latest.and_then(|game| game.expanded_size) {
+            self.expanded_size = Some(expanded);
+        }
+        let newest_here = self.local_newest().map(|v| Version::new(v.to_owned()));
+        self.state = match (local_game, &latest) {
+            (None, _) => GameState::RemoteOnly,
+            (Some(_), Some(latest)) if newest_here.as_ref().is_some_and(|v| v < latest) => GameState::UpdateAvailable,
+            (Some(_), _) if self.install_failure.is_some() => GameState::InstallFailed,
+            (Some(_), _) if self.streamed => GameState::InstalledStreamed,
+            (Some(game), _) if game.installed => GameState::Installed,
+            (Some(_), _) => GameState::Downloaded,
+        };
+    }
+
     fn new(id: &str, catalog: &Catalog) -> Self {
         LibraryEntry {
             id: id.to_owned(),
