@@ -24,8 +24,9 @@ use crate::catalog::Catalog;
 use crate::install::unpack;
 use crate::install::{InstallFailure, InstalledRecord};
 use crate::layout::GameLayout;
+use crate::layout::{LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
 pub use crate::proto::GameFileDescription;
-use crate::proto::{GameSummary, LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
+use crate::proto::GameSummary;
 
 /// A game version as written in `version.ini`.
 ///

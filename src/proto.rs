@@ -6,16 +6,10 @@
 //! follow their response header raw, so they are never JSON-encoded.
 //!
 //! Every relative path that crosses the wire goes through
-//! [`validate_relative_path`] (from `layout`), on both sides, before it touches a filesystem.
+//! [`crate::layout::validate_relative_path`], on both sides, before it touches a filesystem.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-// The game-folder layout and the path validator live in `layout`; the wire uses them.
-pub use crate::layout::{
-    LOCAL_DIR, MAX_PATH_LEN, PathError, VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, is_reserved_name,
-    resolve_in_root, validate_game_id, validate_relative_path,
-};
 
 /// Bumped whenever a request or response changes shape incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -163,7 +163,12 @@ fn ctrl_c_during_the_install_exits_130_and_keeps_the_previous_install() {
 fn a_failed_install_shows_in_list_and_get_says_so_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     let seed_root = dir.path().join("seed");
-    write_game(&seed_root.join("games"), GAME, "3", &[("game.zip", b"not a zip at all".to_vec())]);
+    write_game(
+        &seed_root.join("games"),
+        GAME,
+        "3",
+        &[("game.zip", b"not a zip at all".to_vec())],
+    );
     let seed_addr = free_addr();
     let mut serve = Lanspread::serve(&seed_root, seed_addr, &[], &[]);
     serve.wait_for_line(&["listening on"]);
@@ -171,28 +176,43 @@ fn a_failed_install_shows_in_list_and_get_says_so_and_retries() {
 
     let first = get(&client, seed_addr);
     assert_eq!(first.code(), Some(1), "{first}");
-    assert!(first.stderr.contains("was downloaded but its install failed"), "{first}");
+    assert!(
+        first.stderr.contains("was downloaded but its install failed"),
+        "{first}"
+    );
 
     let peer = seed_addr.to_string();
-    let list = command(&client, &["list", "--json", "--no-mdns", "--wait", "15", "--peer", &peer])
-        .output()
-        .unwrap();
+    let list = command(
+        &client,
+        &["list", "--json", "--no-mdns", "--wait", "15", "--peer", &peer],
+    )
+    .output()
+    .unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(rows[0]["id"], GAME);
     assert_eq!(rows[0]["state"], "install failed", "{rows}");
     assert_eq!(rows[0]["local_version"], "3");
-    assert!(rows[0]["install_failure"].as_str().is_some_and(|why| !why.is_empty()), "{rows}");
+    assert!(
+        rows[0]["install_failure"].as_str().is_some_and(|why| !why.is_empty()),
+        "{rows}"
+    );
     let table = command(&client, &["list", "--no-mdns", "--wait", "15", "--peer", &peer])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains("install failed") && table.contains("`lanspread get openarena` retries it"), "{table}");
+    assert!(
+        table.contains("install failed") && table.contains("`lanspread get openarena` retries it"),
+        "{table}"
+    );
 
     // `get` says what state the game is in, and tries the install again (it fails again: same archive).
     let again = get(&client, seed_addr);
     assert_eq!(again.code(), Some(1), "{again}");
     assert!(again.stderr.contains("its last install failed"), "{again}");
     assert!(again.stderr.contains("installing again"), "{again}");
-    assert!(!again.stdout.contains("downloaded"), "nothing is downloaded again: {again}");
+    assert!(
+        !again.stdout.contains("downloaded"),
+        "nothing is downloaded again: {again}"
+    );
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use lanspread::install::intent::intent_path;
 use lanspread::install::unpack::{ArchiveUnpacker, Unpacker};
-use lanspread::install::{BACKUP_DIR, Failpoints, INSTALLING_DIR, InstallError, Transaction};
+use lanspread::install::{Failpoints, InstallError, Transaction};
+use lanspread::layout::{BACKUP_DIR, INSTALLING_DIR};
 use lanspread::peer::{GameState, PeerCommand, PeerEvent};
 use support::archives::{
     Compression, TarMember, Tree, fixture, read_tree, sample_tree, tree_members, write_tar, write_zip,

@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use lanspread::catalog::Catalog;
 use lanspread::install::intent::intent_path;
 use lanspread::install::unpack::UnpackError;
-use lanspread::install::{
-    BACKUP_DIR, Failpoints, INSTALLING_DIR, InstallError, OWNED_MARKER, REMOVING_DIR, Step, Transaction, recover,
-};
+use lanspread::install::{Failpoints, InstallError, Step, Transaction, recover};
+use lanspread::layout::{BACKUP_DIR, INSTALLING_DIR, OWNED_MARKER, REMOVING_DIR};
 use lanspread::peer::download::TransferError;
 
 const GAME: &str = "openarena";

@@ -20,8 +20,6 @@ pub use transaction::{Completed, Failpoints, GameLayout, Step, Transaction};
 
 pub mod unpack;
 
-pub use crate::layout::{BACKUP_DIR, INSTALLING_DIR, OWNED_MARKER, REMOVING_DIR};
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {

@@ -12,9 +12,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::stream_install::wire::{StreamFrame, StreamFrameError, read_stream_frame};
 use super::transport::SERVER_NAME;
+use crate::layout::validate_relative_path;
 use crate::proto::{
     ErrorKind, FrameError, GameDetails, GameSummary, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response,
-    read_frame, validate_relative_path, write_frame,
+    read_frame, write_frame,
 };
 
 /// How long connecting plus one request's header exchange may take.

@@ -19,10 +19,11 @@ use super::ratelimit::RateLimiter;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::catalog::Catalog;
+use crate::layout::{resolve_in_root, validate_game_id};
 use crate::library::{Game, GameDB};
 use crate::proto::{
     ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response, read_frame,
-    resolve_in_root, validate_game_id, write_frame,
+    write_frame,
 };
 
 /// What the server serves: the actor publishes a new one after every scan and

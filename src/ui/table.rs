@@ -171,7 +171,9 @@ mod tests {
         let table = render_table(&rows);
         assert!(table.contains("  install failed  "), "{table}");
         assert!(
-            table.contains("openarena: install failed: cannot unpack: game.zip is damaged\n  `lanspread get openarena` retries it"),
+            table.contains(
+                "openarena: install failed: cannot unpack: game.zip is damaged\n  `lanspread get openarena` retries it"
+            ),
             "{table}"
         );
     }
