@@ -33,7 +33,7 @@ fn count(seen: &[String], id: &str) -> usize {
 async fn each_change_on_disk_gives_exactly_one_change_event_for_its_game() {
     let mut peer = start_test_peer(&[], |_| {});
     let games = peer.game_dir();
-    peer.wait_for_snapshot("the initial scan", |_| true).await;
+    peer.wait_for_snapshot("the initial scan", |s| s.local_scanned).await;
     let mut seen = Vec::new();
 
     // A new game root with a version.ini.
@@ -97,7 +97,7 @@ async fn the_fallback_scan_catches_changes_when_the_watcher_is_off() {
 async fn watches_move_with_the_game_dir() {
     let mut peer = start_test_peer(&[], |_| {});
     let old_dir = peer.game_dir();
-    peer.wait_for_snapshot("the initial scan", |_| true).await;
+    peer.wait_for_snapshot("the initial scan", |s| s.local_scanned).await;
     let new_dir = peer.dir.path().join("other-games");
     peer.send(PeerCommand::SetGameDir { path: new_dir.clone() }).await;
     peer.wait_for_snapshot("the new game dir", |s| s.game_dir == new_dir)
