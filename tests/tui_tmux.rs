@@ -1,14 +1,20 @@
 //! End to end in a real terminal: `lanspread demo` in a detached tmux session,
 //! keys sent with `send-keys`, the screen read with `capture-pane`. Downloads
 //! a game (which installs itself), quits with `q`, and checks the terminal is
-//! restored and the demo's files are gone.
+//! restored and the demo's files are gone. And quitting the TUI while a
+//! streamed install runs ends promptly and leaves nothing half done.
 //!
 //! Needs tmux (`.ci/run` installs it); without it the test says so and passes,
 //! unless `LANSPREAD_REQUIRE_TMUX=1` (set in CI) makes that a failure.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use support::archives::{sample_tree, write_zip};
+use support::process::{Lanspread, free_addr};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
 /// Bound for each wait on the screen; generous for a loaded 2-core machine.
@@ -66,43 +72,104 @@ fn demo_dirs(tmp: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether tmux can run; without it a test says so and passes, unless CI requires it.
+fn has_tmux(test: &str) -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("LANSPREAD_REQUIRE_TMUX").is_err(),
+        "tmux is required (LANSPREAD_REQUIRE_TMUX is set) but not installed"
+    );
+    eprintln!("SKIPPED {test}: tmux is not installed");
+    false
+}
+
+/// Starts `command` in a detached 100x30 tmux session; the shell keeps the pane open after
+/// it exits, so its exit status and the restored screen can be read.
+fn start_session(name: &str, command: &str) -> Session {
+    let session = Session { name: name.to_owned() };
+    let shell = format!("{command}; echo EXITED:$?; sleep 600");
+    let started = Command::new("tmux")
+        .args(["new-session", "-d", "-s", name, "-x", "100", "-y", "30", &shell])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    session
+}
+
+#[test]
+fn quitting_the_tui_during_a_streamed_install_ends_promptly_and_leaves_nothing_half_done() {
+    if !has_tmux("quitting_the_tui_during_a_streamed_install_ends_promptly_and_leaves_nothing_half_done") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = dir.path().join("seed");
+    let game = support::write_game(&seed_root.join("games"), "openarena", "20240301", &[]);
+    let mut tree = sample_tree();
+    tree.insert("big.bin".into(), Some(support::pseudo_random_bytes(51, 24_000_000)));
+    write_zip(&game.join("game.zip"), &tree);
+    let seed_addr = free_addr();
+    // 2 MB/s: the streamed install takes about 12 s, so the quit lands in the middle of it.
+    let mut seed = Lanspread::serve(&seed_root, seed_addr, &[], &["--upload-limit", "2"]);
+    seed.wait_for_line(&["library: openarena"]);
+
+    let client = dir.path().join("client");
+    let session = start_session(
+        &format!("lanspread-quit-{}", std::process::id()),
+        &format!(
+            "env TERM=xterm-256color {BIN} --no-mdns --peer {seed_addr} --game-dir {} --state-dir {}",
+            client.join("games").display(),
+            client.join("state").display()
+        ),
+    );
+    session.wait_for("the seed's game", |screen| screen.contains("OpenArena"));
+    session.keys(&["s"]);
+    session.wait_for("the streamed install running", |screen| {
+        screen.contains("stream-installing")
+    });
+    let staging = client.join("games/openarena/.local.installing");
+    let deadline = Instant::now() + SCREEN_WAIT;
+    while !staging.join("big.bin").exists() {
+        assert!(Instant::now() < deadline, "no bytes arrived in staging");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // `q` asks while something runs; `y` confirms.
+    session.keys(&["q"]);
+    session.wait_for("the quit dialog", |screen| screen.contains("Quit lanspread?"));
+    let quit = Instant::now();
+    session.keys(&["y"]);
+    let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
+    eprintln!(
+        "the TUI exited {:?} after the quit was confirmed, mid-install",
+        quit.elapsed()
+    );
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    assert!(!staging.exists(), "the cancelled install's staging was rolled back");
+    assert!(!client.join("games/openarena/local").exists());
+    assert!(
+        !client.join("state/games/openarena/install_intent.json").exists(),
+        "no journal left"
+    );
+}
+
 #[test]
 fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var("LANSPREAD_REQUIRE_TMUX").is_err(),
-            "tmux is required (LANSPREAD_REQUIRE_TMUX is set) but not installed"
-        );
-        eprintln!("SKIPPED demo_downloads_installs_and_quits_cleanly_in_tmux: tmux is not installed");
+    if !has_tmux("demo_downloads_installs_and_quits_cleanly_in_tmux") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let session = Session {
-        name: format!("lanspread-test-{}", std::process::id()),
-    };
-    // The shell keeps the pane open after the demo exits, so its exit status and the restored screen can be read.
-    let command = format!(
-        "env TMPDIR={} TERM=xterm-256color {BIN} demo --log-dir {}; echo EXITED:$?; sleep 600",
-        tmp.display(),
-        dir.path().join("logs").display()
+    let session = start_session(
+        &format!("lanspread-test-{}", std::process::id()),
+        &format!(
+            "env TMPDIR={} TERM=xterm-256color {BIN} demo --log-dir {}",
+            tmp.display(),
+            dir.path().join("logs").display()
+        ),
     );
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session.name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &command,
-        ])
-        .status()
-        .unwrap();
-    assert!(started.success());
 
     session.wait_for("library with the demo games and 3 peers", |screen| {
         screen.contains("OpenArena") && screen.contains("Peers 3")
