@@ -490,6 +490,13 @@ impl PeerActor {
         Some(cancel)
     }
 
+    /// The operation on `id` has ended: the server may serve it again, and its held rescan runs.
+    fn end_operation(&mut self, id: &str) {
+        self.operations.remove(id);
+        self.publish_busy();
+        self.library.settled(id);
+    }
+
     /// Unpacks the downloaded archives into `local/` on a blocking thread.
     async fn start_install(&mut self, id: String) {
         if !self.catalog.contains(&id) {
@@ -608,9 +615,7 @@ impl PeerActor {
         kind: OperationKind,
         result: Result<install::Completed, install::InstallError>,
     ) {
-        self.operations.remove(&id);
-        self.publish_busy();
-        self.library.settled(&id);
+        self.end_operation(&id);
         let reason = |err: install::InstallError| err.to_string();
         let event = match (kind, result) {
             (OperationKind::Install | OperationKind::StreamInstall, Ok(completed)) => PeerEvent::InstallGameFinished {
@@ -734,9 +739,7 @@ impl PeerActor {
     }
 
     async fn handle_download_ended(&mut self, id: String, version: String, outcome: DownloadOutcome) {
-        self.operations.remove(&id);
-        self.publish_busy();
-        self.library.settled(&id);
+        self.end_operation(&id);
         match outcome {
             DownloadOutcome::Finished(summary) => {
                 tracing::info!(game = id, bytes = summary.bytes, "download finished");
