@@ -66,6 +66,80 @@ struct ConfigFile {
     upload_limit_mbps: Option<f64>,
     watch_game_dir: Option<bool>,
     fallback_scan_secs: Option<f64>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+/// `[limits]` in the config file: what one peer grants others (see [`Limits`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    connections_per_address: Option<u32>,
+    connections: Option<u32>,
+    streams_per_connection: Option<u32>,
+    send_buffer_per_connection_mib: Option<u32>,
+    file_reads_in_flight: Option<u32>,
+}
+
+/// What this peer grants the peers that connect to it, so that a hostile one cannot
+/// exhaust it. Every limit is per serving peer; README "Hostile peers" has the reasoning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open (and half-open) connections from one IP address; more are refused.
+    pub connections_per_address: u32,
+    /// Open connections from everyone together.
+    pub connections: u32,
+    /// Requests one connection may have open at once; more wait (QUIC flow control).
+    pub streams_per_connection: u32,
+    /// Bytes one connection may have sent but not yet acknowledged; writes beyond it wait.
+    pub send_buffer_per_connection: u64,
+    /// File opens and reads on blocking threads at once, over all requests.
+    pub file_reads_in_flight: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections_per_address: 8,
+            connections: 128,
+            streams_per_connection: 32,
+            send_buffer_per_connection: 8 << 20,
+            file_reads_in_flight: 16,
+        }
+    }
+}
+
+impl LimitsFile {
+    fn resolve(&self) -> Result<Limits, ConfigError> {
+        let default = Limits::default();
+        let positive = |value: Option<u32>, default: u32, name: &'static str| match value {
+            Some(0) => Err(ConfigError::BadLimit(name)),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        };
+        Ok(Limits {
+            connections_per_address: positive(
+                self.connections_per_address,
+                default.connections_per_address,
+                "connections_per_address",
+            )?,
+            connections: positive(self.connections, default.connections, "connections")?,
+            streams_per_connection: positive(
+                self.streams_per_connection,
+                default.streams_per_connection,
+                "streams_per_connection",
+            )?,
+            send_buffer_per_connection: match self.send_buffer_per_connection_mib {
+                Some(mib) => u64::from(positive(Some(mib), 0, "send_buffer_per_connection_mib")?) << 20,
+                None => default.send_buffer_per_connection,
+            },
+            file_reads_in_flight: positive(
+                self.file_reads_in_flight,
+                default.file_reads_in_flight,
+                "file_reads_in_flight",
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +165,8 @@ pub struct Config {
     pub watch_game_dir: bool,
     /// Full rescan period, a safety net for changes the watcher missed.
     pub fallback_scan_interval: Duration,
+    /// What this peer grants the peers that connect to it.
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +181,8 @@ pub enum ConfigError {
     BadDuration(&'static str),
     #[error("an upload limit must be a positive number of MB/s")]
     BadRate,
+    #[error("[limits] {0} must be a positive whole number")]
+    BadLimit(&'static str),
     #[error("cannot make {path} an absolute path: {source}")]
     Absolute { path: PathBuf, source: std::io::Error },
     #[error("cannot work out a default for {0}: set $HOME or pass the flag")]
@@ -174,6 +252,7 @@ impl Config {
                 .transpose()?,
             watch_game_dir: file.watch_game_dir.unwrap_or(true),
             fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
+            limits: file.limits.resolve()?,
         })
     }
 
@@ -195,6 +274,7 @@ impl Config {
             upload_limit: None,
             watch_game_dir: true,
             fallback_scan_interval: Duration::from_secs(300),
+            limits: Limits::default(),
         }
     }
 }
@@ -328,6 +408,29 @@ mod tests {
         std::fs::write(&file, "gamedir = \"/typo\"\n").unwrap();
         let err = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("gamedir"), "{err}");
+    }
+
+    #[test]
+    fn limits_come_from_their_table_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        let args = PeerArgs {
+            config: Some(file.clone()),
+            ..PeerArgs::default()
+        };
+        std::fs::write(
+            &file,
+            "[limits]\nconnections_per_address = 2\nsend_buffer_per_connection_mib = 3\n",
+        )
+        .unwrap();
+        let limits = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap().limits;
+        assert_eq!(limits.connections_per_address, 2);
+        assert_eq!(limits.send_buffer_per_connection, 3 << 20);
+        assert_eq!(limits.connections, Limits::default().connections);
+
+        std::fs::write(&file, "[limits]\nfile_reads_in_flight = 0\n").unwrap();
+        let err = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("file_reads_in_flight"), "{err}");
     }
 
     #[test]

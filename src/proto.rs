@@ -17,6 +17,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const ALPN: &[u8] = b"lanspread/1";
 /// Hard limit for one control frame. A file list of a large game is well under this.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// Hard limit for one request frame: an id and a path (at most 4 KiB) fit many times over,
+/// and a server holds at most this much per stream while a request arrives.
+pub const MAX_REQUEST_LEN: usize = 64 << 10;
 /// The largest range one `GetGameFileChunk` may ask for.
 pub const MAX_CHUNK_LEN: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
