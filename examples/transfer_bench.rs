@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use lanspread::catalog::Catalog;
-use lanspread::config::Config;
+use lanspread::config::{Config, Limits};
 use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::peer::{DownloadProgress, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
@@ -691,8 +691,8 @@ fn tcp_receive(addr: SocketAddr, index: usize, target: &Path) -> Result<(u64, In
 
 async fn raw_quinn_copy(layout: &Layout, destination: &Path) -> Result<Measurement> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = make_endpoint(loopback)?;
-    let client = make_endpoint(loopback)?;
+    let server = make_endpoint(loopback, &Limits::default())?;
+    let client = make_endpoint(loopback, &Limits::default())?;
     let server_addr = server.local_addr()?;
     let sources = Arc::new(source_paths(layout));
     let serving = {

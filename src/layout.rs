@@ -20,6 +20,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::untrusted::quote_untrusted;
+
 /// Longest relative path accepted from the network.
 pub const MAX_PATH_LEN: usize = 4096;
 /// The root-level sentinel whose presence means "downloaded".
@@ -84,15 +86,15 @@ pub enum PathError {
     Empty,
     #[error("path is longer than {MAX_PATH_LEN} bytes")]
     TooLong,
-    #[error("path {0:?} is absolute")]
+    #[error("path {} is absolute", quote_untrusted(.0))]
     Absolute(String),
-    #[error("path {0:?} must use '/' separators and no NUL bytes")]
+    #[error("path {} must use '/' separators and no NUL bytes", quote_untrusted(.0))]
     BadCharacter(String),
-    #[error("path {0:?} has an empty, '.' or '..' component")]
+    #[error("path {} has an empty, '.' or '..' component", quote_untrusted(.0))]
     BadComponent(String),
-    #[error("path {0:?} names a reserved entry")]
+    #[error("path {} names a reserved entry", quote_untrusted(.0))]
     Reserved(String),
-    #[error("game id {0:?} must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")]
+    #[error("game id {} must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", quote_untrusted(.0))]
     BadGameId(String),
 }
 

@@ -16,3 +16,4 @@ pub mod logging;
 pub mod peer;
 pub mod proto;
 pub mod ui;
+pub mod untrusted;

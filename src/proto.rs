@@ -2,8 +2,10 @@
 //!
 //! One bidirectional QUIC stream carries one request. A control frame is a
 //! 4-byte big-endian length followed by that many bytes of JSON; frames over
-//! [`MAX_FRAME_LEN`] are rejected before anything is allocated. File bytes
-//! follow their response header raw, so they are never JSON-encoded.
+//! [`MAX_FRAME_LEN`] ([`MAX_REQUEST_LEN`] for requests) are rejected before their
+//! body is read, and a body's buffer grows only as its bytes arrive, so a
+//! promised length costs nothing. File bytes follow their response header raw,
+//! so they are never JSON-encoded.
 //!
 //! Every relative path that crosses the wire goes through
 //! [`crate::layout::validate_relative_path`], on both sides, before it touches a filesystem.
@@ -134,8 +136,8 @@ pub struct GameFileDescription {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame of {len} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
-    TooLarge { len: usize },
+    #[error("frame of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge { len: usize, limit: usize },
     #[error("malformed frame: {0}")]
     Malformed(#[from] serde_json::Error),
     #[error("stream ended before a complete frame")]
@@ -161,10 +163,14 @@ where
     T: Serialize,
 {
     let body = serde_json::to_vec(message)?;
+    let too_large = || FrameError::TooLarge {
+        len: body.len(),
+        limit: MAX_FRAME_LEN,
+    };
     if body.len() > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len: body.len() });
+        return Err(too_large());
     }
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge { len: body.len() })?;
+    let len = u32::try_from(body.len()).map_err(|_| too_large())?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&body);
@@ -172,8 +178,18 @@ where
     Ok(())
 }
 
-/// Reads one length-prefixed JSON frame, rejecting oversized ones before reading their body.
+/// Reads one length-prefixed JSON frame of at most [`MAX_FRAME_LEN`] bytes (a response).
 pub async fn read_frame<R, T>(reader: &mut R) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    read_frame_within(reader, MAX_FRAME_LEN).await
+}
+
+/// Reads one length-prefixed JSON frame of at most `limit` bytes, rejecting a longer one
+/// before reading its body.
+pub async fn read_frame_within<R, T>(reader: &mut R, limit: usize) -> Result<T, FrameError>
 where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
@@ -181,12 +197,30 @@ where
     let mut len_bytes = [0u8; 4];
     reader.read_exact(&mut len_bytes).await?;
     let len = u32::from_be_bytes(len_bytes) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len });
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await?;
+    let body = read_body(reader, len).await?;
     Ok(serde_json::from_slice(&body)?)
+}
+
+/// Reads exactly `len` bytes (checked against a limit by the caller). The buffer grows with
+/// what has arrived, never to the promised length up front: a peer that announces a large
+/// frame and sends nothing more holds almost no memory.
+pub async fn read_body<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> std::io::Result<Vec<u8>> {
+    const FIRST_RESERVE: usize = 4 << 10;
+    let mut body = Vec::new();
+    let mut limited = reader.take(len as u64);
+    while body.len() < len {
+        if body.len() == body.capacity() {
+            let grown = (body.capacity() * 2).max(FIRST_RESERVE).min(len);
+            body.reserve_exact(grown - body.len());
+        }
+        if limited.read_buf(&mut body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -211,6 +245,13 @@ mod tests {
         let err = read_frame::<_, Request>(&mut oversized.as_slice()).await.unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
 
+        let mut request_frame = Vec::new();
+        write_frame(&mut request_frame, &Request::ListGames).await.unwrap();
+        let err = read_frame_within::<_, Request>(&mut request_frame.as_slice(), 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { limit: 3, .. }), "{err}");
+
         let mut truncated = 10u32.to_be_bytes().to_vec();
         truncated.extend_from_slice(b"{}");
         let err = read_frame::<_, Request>(&mut truncated.as_slice()).await.unwrap_err();
@@ -222,5 +263,33 @@ mod tests {
             .unwrap();
         let err = read_frame::<_, Request>(&mut wrong_shape.as_slice()).await.unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
+    }
+
+    /// A reader that yields its bytes a few at a time, like a slow stream.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.0.len().min(buf.remaining()).min(1000);
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_buffer_grows_with_what_arrived_not_with_the_promise() {
+        let arrived = vec![7u8; 10_000];
+        let err = read_body(&mut Trickle(&arrived), MAX_FRAME_LEN).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+
+        let mut probe = Trickle(&arrived);
+        let body = read_body(&mut probe, arrived.len()).await.unwrap();
+        assert_eq!(body, arrived);
+        assert!(body.capacity() <= arrived.len(), "never reserved past the length");
     }
 }

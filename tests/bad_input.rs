@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail, ensure};
+use lanspread::config::Limits;
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::proto::{
     ErrorKind, FrameError, GameDetails, GameFileDescription, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION, Request, Response,
@@ -347,7 +348,7 @@ impl Session {
             "fixture layout: {:?}",
             before.keys().collect::<Vec<_>>()
         );
-        let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+        let endpoint = make_endpoint("127.0.0.1:0".parse()?, &Limits::default())?;
         let probe = Probe::connect(&endpoint, fixture.peer.addr()).await?;
         Ok(Session {
             fixture,
@@ -383,7 +384,7 @@ impl Session {
             self.fixture.map[100..150]
         );
 
-        let other_endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+        let other_endpoint = make_endpoint("127.0.0.1:0".parse()?, &Limits::default())?;
         let mut fresh = Probe::connect(&other_endpoint, server).await?;
         assert_eq!(fresh.get_game().await?, self.fixture.expected_details());
         assert!(
@@ -694,7 +695,7 @@ async fn a_ping_with_another_protocol_version_is_a_mismatch_naming_both_versions
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_chunks_return_exactly_the_requested_bytes() -> Result<()> {
     let fixture = serving_peer().await;
-    let endpoint = make_endpoint("127.0.0.1:0".parse()?)?;
+    let endpoint = make_endpoint("127.0.0.1:0".parse()?, &Limits::default())?;
     let mut probe = Probe::connect(&endpoint, fixture.peer.addr()).await?;
 
     let chunk = probe.get_chunk("data.pk3", 12_345, 54_321).await?;

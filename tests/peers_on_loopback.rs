@@ -3,6 +3,7 @@
 
 mod support;
 
+use lanspread::config::Limits;
 use lanspread::peer::client::PeerClient;
 use lanspread::peer::transport::make_endpoint;
 use lanspread::peer::{GameState, PeerEvent};
@@ -105,7 +106,7 @@ async fn three_peers_see_each_others_games_and_serve_files() {
     assert!(reason.contains("no peer"), "{reason}");
 
     // Ranged chunks return exactly the requested bytes, from either holder.
-    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap()).unwrap());
+    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
     for (server, offset, len) in [
         (a.addr(), 0u64, 1u64),
         (c.addr(), 12_345, 65_536),

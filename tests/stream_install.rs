@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use lanspread::config::Limits;
 use lanspread::install::unpack::{ArchiveUnpacker, Unpacker};
 use lanspread::install::{Failpoints, Transaction, recover};
 use lanspread::peer::client::PeerClient;
@@ -55,7 +56,7 @@ struct Script {
 
 /// A fake sender on 127.0.0.1 that answers like a peer and streams `script.frames`.
 async fn fake_sender(script: Script) -> SocketAddr {
-    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let script = Arc::new(script);
     tokio::spawn(async move {
@@ -130,7 +131,7 @@ async fn details_of(sender: &mut TestPeer) -> GameDetails {
     sender
         .wait_for_snapshot("the sender's own scan", |s| s.game(GAME).is_some())
         .await;
-    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap()).unwrap());
+    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
     client.get_game(sender.addr(), GAME).await.unwrap()
 }
 

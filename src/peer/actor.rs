@@ -120,7 +120,7 @@ pub(super) fn start(
         })?;
     }
     let locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
-    let endpoint = make_endpoint(config.listen)?;
+    let endpoint = make_endpoint(config.listen, &config.limits)?;
     let local_addr = endpoint.local_addr().map_err(|source| PeerError::CreateDir {
         path: PathBuf::from("<udp socket>"),
         source,
@@ -153,6 +153,7 @@ pub(super) fn start(
         inbound_peers: discovered_tx,
         upload_limit: config.upload_limit.map(RateLimiter::new),
         outbound: outbound.clone(),
+        file_reads: ServerContext::file_reads(&config.limits),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -855,7 +856,8 @@ impl PeerActor {
         }
         // Served once the first scan is published (or failed), so no peer sees a not-yet-scanned library.
         if !applied_stale && let Some((endpoint, context)) = self.pending_server.take() {
-            self.tasks.spawn(run_server_component(endpoint, context));
+            self.tasks
+                .spawn(run_server_component(endpoint, context, self.config.limits));
             // The first snapshot that says the local library is known.
             self.emit_snapshot().await;
         }

@@ -17,6 +17,7 @@ use crate::proto::{
     ErrorKind, FrameError, GameDetails, GameSummary, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response,
     read_frame, write_frame,
 };
+use crate::untrusted::untrusted_message;
 
 /// How long connecting plus one request's header exchange may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,7 +128,11 @@ impl PeerClient {
             .await
             .map_err(|_| ClientError::Timeout { addr })??;
         match response {
-            Response::Error { kind, message } => Err(ClientError::Remote { addr, kind, message }),
+            Response::Error { kind, message } => Err(ClientError::Remote {
+                addr,
+                kind,
+                message: untrusted_message(&message),
+            }),
             response => Ok((response, recv)),
         }
     }

@@ -2,29 +2,44 @@
 //! the local game dir. It reads the library the actor last published and never
 //! serves anything that library does not list (so never `local/`, reserved
 //! entries, symlinks, non-catalog games, or anything outside the game root).
+//!
+//! Everything a connecting peer can make this peer hold is bounded (README,
+//! "Hostile peers"): connections ([`admission`]), streams and buffered bytes per
+//! connection (the serving transport config), a request's size and the time it
+//! may take to arrive, blocking file work in flight, and a receiver's time
+//! without taking bytes ([`outgoing`]).
+
+mod admission;
+mod outgoing;
 
 use std::collections::BTreeSet;
-use std::io::SeekFrom;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use quinn::{Endpoint, RecvStream, SendStream};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::{mpsc, watch};
+use quinn::{Endpoint, RecvStream};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+
+use self::admission::{Admission, Admitted};
+use self::outgoing::Outgoing;
 
 use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::catalog::Catalog;
+use crate::config::Limits;
 use crate::layout::{resolve_in_root, validate_game_id};
 use crate::library::{Game, GameDB};
 use crate::proto::{
-    ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response, read_frame,
-    write_frame,
+    ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response,
+    read_frame_within, write_frame,
 };
+use crate::untrusted::quote_untrusted;
 
 /// What the server serves: the actor publishes a new one after every scan and
 /// whenever an operation starts or ends.
@@ -51,30 +66,74 @@ pub struct ServerContext {
     pub upload_limit: Option<RateLimiter>,
     /// Games being streamed out, shared with the actor (which refuses local changes to them meanwhile).
     pub outbound: OutboundTransfers,
+    /// File opens and reads on blocking threads at once (`[limits] file_reads_in_flight`).
+    pub file_reads: Semaphore,
 }
 
-/// Bytes read from disk per write to the QUIC stream.
-const READ_BUFFER: usize = 1 << 20;
+impl ServerContext {
+    /// The file-read permits for `limits`.
+    pub fn file_reads(limits: &Limits) -> Semaphore {
+        Semaphore::new(limits.file_reads_in_flight as usize)
+    }
+}
+
+/// Bytes read from disk per write to the QUIC stream; one such buffer per request being served.
+const READ_BUFFER: usize = 256 << 10;
+/// A request must arrive whole within this long of its stream opening.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// A connection's TLS handshake must finish within this long.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
+/// A request waits this long for a file-read permit before it is answered `Busy`.
+const FILE_READ_WAIT: Duration = Duration::from_secs(5);
+
+/// QUIC error codes this server stops or resets a stream with.
+const STOP_BAD_REQUEST: u32 = 1;
+const RESET_FAILED: u32 = 2;
+const STOP_TOO_SLOW: u32 = 3;
 
 /// Accepts connections until the endpoint closes; each connection and stream gets its own task.
-pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext>) {
+pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext>, limits: Limits) {
+    let admission = Admission::new(limits);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                connections.spawn(serve_connection(incoming, context.clone()));
+                // A Retry costs the server no state and proves the source address is real,
+                // so spoofed addresses cannot use up the connection limits.
+                if !incoming.remote_address_validated() && incoming.may_retry() {
+                    let _ = incoming.retry();
+                    continue;
+                }
+                let remote = incoming.remote_address();
+                match admission.admit(remote.ip()) {
+                    Ok(admitted) => {
+                        connections.spawn(serve_connection(incoming, admitted, context.clone()));
+                    }
+                    Err(refused) => {
+                        if refused.first {
+                            tracing::warn!(%remote, "refusing connections from {}: {}", remote.ip(), refused.reason);
+                        } else {
+                            tracing::debug!(%remote, "refused a connection: {}", refused.reason);
+                        }
+                        incoming.refuse();
+                    }
+                }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>) {
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(err) => {
+async fn serve_connection(incoming: quinn::Incoming, _admitted: Admitted, context: Arc<ServerContext>) {
+    let connection = match tokio::time::timeout(HANDSHAKE_DEADLINE, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err)) => {
             tracing::debug!("incoming connection failed: {err}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("incoming connection did not finish its handshake within {HANDSHAKE_DEADLINE:?}");
             return;
         }
     };
@@ -96,21 +155,31 @@ async fn serve_connection(incoming: quinn::Incoming, context: Arc<ServerContext>
     }
 }
 
-async fn serve_stream(mut send: SendStream, mut recv: RecvStream, remote: SocketAddr, context: Arc<ServerContext>) {
-    let request: Request = match read_frame(&mut recv).await {
-        Ok(request) => request,
-        Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_) | FrameError::Truncated)) => {
-            tracing::debug!("rejecting bad request: {err}");
-            let _ = recv.stop(quinn::VarInt::from_u32(1));
+async fn serve_stream(send: quinn::SendStream, mut recv: RecvStream, remote: SocketAddr, context: Arc<ServerContext>) {
+    let mut send = Outgoing::new(send);
+    let arrived = tokio::time::timeout(REQUEST_DEADLINE, read_frame_within(&mut recv, MAX_REQUEST_LEN)).await;
+    let request: Request = match arrived {
+        Ok(Ok(request)) => request,
+        Ok(Err(err @ (FrameError::TooLarge { .. } | FrameError::Malformed(_) | FrameError::Truncated))) => {
+            tracing::debug!(%remote, "rejecting bad request: {err}");
+            let _ = recv.stop(quinn::VarInt::from_u32(STOP_BAD_REQUEST));
             let _ = write_frame(&mut send, &Response::error(ErrorKind::BadRequest, err.to_string())).await;
-            let _ = send.finish();
+            let _ = send.stream().finish();
             return;
         }
-        Err(err) => {
-            tracing::debug!("stream ended before a request: {err}");
+        Ok(Err(err)) => {
+            tracing::debug!(%remote, "stream ended before a request: {err}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "no whole request within {REQUEST_DEADLINE:?}; resetting the stream");
+            let _ = recv.stop(quinn::VarInt::from_u32(STOP_TOO_SLOW));
+            let _ = send.stream().reset(quinn::VarInt::from_u32(STOP_TOO_SLOW));
             return;
         }
     };
+    // The request is whole; nothing more is read, so quinn may drop whatever else arrives.
+    drop(recv);
     if let Request::Ping(hello) = &request
         && hello.protocol_version == PROTOCOL_VERSION
     {
@@ -121,15 +190,15 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, remote: Socket
         });
     }
     if let Err(err) = handle_request(request, &mut send, &context).await {
-        tracing::debug!("request failed mid-transfer: {err}");
-        let _ = send.reset(quinn::VarInt::from_u32(2));
+        tracing::debug!(%remote, "request failed mid-transfer: {err}");
+        let _ = send.stream().reset(quinn::VarInt::from_u32(RESET_FAILED));
         return;
     }
-    let _ = send.finish();
+    let _ = send.stream().finish();
 }
 
 /// Answers one request. An `Err` means the stream broke after the header went out.
-async fn handle_request(request: Request, send: &mut SendStream, context: &ServerContext) -> std::io::Result<()> {
+async fn handle_request(request: Request, send: &mut Outgoing, context: &ServerContext) -> std::io::Result<()> {
     let library = context.library.borrow().clone();
     let response = match request {
         Request::Ping(hello) if hello.protocol_version != PROTOCOL_VERSION => Response::error(
@@ -167,7 +236,7 @@ async fn handle_request(request: Request, send: &mut SendStream, context: &Serve
     write_response(send, &response).await
 }
 
-async fn write_response(send: &mut SendStream, response: &Response) -> std::io::Result<()> {
+async fn write_response(send: &mut Outgoing, response: &Response) -> std::io::Result<()> {
     write_frame(send, response).await.map_err(std::io::Error::other)
 }
 
@@ -176,7 +245,7 @@ fn served_game<'a>(context: &ServerContext, library: &'a ServedLibrary, id: &str
     let unknown = || {
         Response::error(
             ErrorKind::UnknownGame,
-            format!("this peer does not share a game {id:?}"),
+            format!("this peer does not share a game {}", quote_untrusted(id)),
         )
     };
     if validate_game_id(id).is_err() || !context.catalog.contains(id) {
@@ -195,7 +264,7 @@ fn served_game<'a>(context: &ServerContext, library: &'a ServedLibrary, id: &str
 
 /// Sends a header then the raw bytes of a whole file (`range` = None) or of a range.
 async fn send_file_range(
-    send: &mut SendStream,
+    send: &mut Outgoing,
     context: &ServerContext,
     library: &ServedLibrary,
     id: &str,
@@ -203,7 +272,7 @@ async fn send_file_range(
     range: Option<(u64, u64)>,
 ) -> std::io::Result<()> {
     let opened = open_served_file(context, library, id, path).await;
-    let (mut file, size) = match opened {
+    let (file, size) = match opened {
         Ok(opened) => opened,
         Err(response) => return write_response(send, &response).await,
     };
@@ -220,12 +289,20 @@ async fn send_file_range(
         }
     };
     write_response(send, &header).await?;
-    file.seek(SeekFrom::Start(offset)).await?;
-    let mut remaining = len;
+    let file = Arc::new(file.into_std().await);
+    let mut position = offset;
+    let end = offset + len;
     let mut buffer = vec![0u8; READ_BUFFER.min(usize::try_from(len).unwrap_or(READ_BUFFER)).max(1)];
-    while remaining > 0 {
-        let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        let read = file.read(&mut buffer[..want]).await?;
+    while position < end {
+        let want = buffer.len().min(usize::try_from(end - position).unwrap_or(usize::MAX));
+        let reader = file.clone();
+        let (returned, read) = read_file(context, move || {
+            let read = reader.read_at(&mut buffer[..want], position);
+            (buffer, read)
+        })
+        .await?;
+        buffer = returned;
+        let read = read?;
         if read == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -243,16 +320,34 @@ async fn send_file_range(
             limiter.acquire(read).await;
         }
         send.write_all(&buffer[..read]).await?;
-        remaining -= read as u64;
+        position += read as u64;
     }
     Ok(())
+}
+
+/// Runs blocking file work (an open, a read) on tokio's blocking pool, at most
+/// `file_reads_in_flight` at once: a file that blocks (a FIFO slipped past the checks, a
+/// hung network filesystem) can tie up those threads, never the whole pool.
+async fn read_file<T: Send + 'static>(
+    context: &ServerContext,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let permit = tokio::time::timeout(FILE_READ_WAIT, context.file_reads.acquire())
+        .await
+        .map_err(|_| std::io::Error::other(format!("no file read finished within {FILE_READ_WAIT:?}")))?
+        .map_err(std::io::Error::other)?;
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| std::io::Error::other(format!("a file read panicked: {err}")));
+    drop(permit);
+    result
 }
 
 /// Expands the game's archives onto the stream. The provider runs on a blocking
 /// thread holding the game's transfer guard; `forward_frames` makes sure it ends
 /// (and drops the guard) when the receiver goes away.
 async fn stream_install(
-    send: &mut SendStream,
+    send: &mut Outgoing,
     context: &ServerContext,
     library: &ServedLibrary,
     id: &str,
@@ -264,7 +359,7 @@ async fn stream_install(
     };
     let ours = game.version.as_ref().map(ToString::to_string).unwrap_or_default();
     if ours != version {
-        let message = format!("this peer has {id} {ours}, not {version}");
+        let message = format!("this peer has {id} {ours}, not {}", quote_untrusted(version));
         return write_response(send, &Response::error(ErrorKind::UnknownGame, message)).await;
     }
     let Some(guard) = context.outbound.try_acquire(id) else {
@@ -306,7 +401,12 @@ async fn open_served_file(
     let game = served_game(context, library, id)?;
     let root = library.game_dir.join(id);
     let full = resolve_in_root(&root, path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
-    let not_found = || Response::error(ErrorKind::NotFound, format!("{id} has no file {path:?}"));
+    let not_found = || {
+        Response::error(
+            ErrorKind::NotFound,
+            format!("{id} has no file {}", quote_untrusted(path)),
+        )
+    };
     if !game.files.iter().any(|file| file.path == path && !file.is_dir) {
         return Err(not_found());
     }

@@ -1,6 +1,10 @@
 //! The QUIC endpoint: one UDP socket that both serves and connects, TLS 1.3
 //! with the development certificate compiled in from `certs/` (see
-//! `certs/README.md`), and transport parameters sized for bulk LAN transfers.
+//! `certs/README.md`). Each direction gets the transport parameters of its
+//! role: a connection we accept carries requests in and file bytes out, so it
+//! grants the other side little (small receive windows, a capped number of
+//! streams, a capped send buffer: `[limits]`); a connection we open carries
+//! file bytes in, so it grants large receive windows and no streams at all.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -11,7 +15,8 @@ use quinn::{ClientConfig, Endpoint, EndpointConfig, IdleTimeout, ServerConfig, T
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::proto::ALPN;
+use crate::config::Limits;
+use crate::proto::{ALPN, MAX_REQUEST_LEN};
 
 /// The name in the development certificate; every peer presents the same one.
 pub const SERVER_NAME: &str = "lanspread";
@@ -31,12 +36,18 @@ pub enum TransportError {
     Certificates(String),
 }
 
-/// Creates the endpoint bound to `listen`, ready to accept and to connect.
-pub fn make_endpoint(listen: SocketAddr) -> Result<Endpoint, TransportError> {
+/// Keep-alives keep an idle cached connection open; the idle timeout drops a vanished peer.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+const IDLE_TIMEOUT_MS: u32 = 30_000;
+/// Datagrams buffered for one connection attempt before the server accepts or refuses it.
+const INCOMING_BUFFER: u64 = 64 << 10;
+
+/// Creates the endpoint bound to `listen`, ready to accept (within `limits`) and to connect.
+pub fn make_endpoint(listen: SocketAddr, limits: &Limits) -> Result<Endpoint, TransportError> {
     let socket = bind_udp(listen).map_err(|source| TransportError::Bind { addr: listen, source })?;
     let mut endpoint = Endpoint::new(
         EndpointConfig::default(),
-        Some(server_config()?),
+        Some(server_config(limits)?),
         socket,
         Arc::new(quinn::TokioRuntime),
     )
@@ -59,18 +70,40 @@ fn bind_udp(listen: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-fn transport_config() -> Arc<TransportConfig> {
+/// For connections we accept: requests come in, file bytes go out.
+fn serving_transport(limits: &Limits) -> Arc<TransportConfig> {
+    // One request frame fits a stream's window; the server reads it and nothing more.
+    let request_window = (MAX_REQUEST_LEN + 4) as u64;
+    let mut config = TransportConfig::default();
+    config
+        .stream_receive_window(VarInt::from_u64(request_window).unwrap_or(VarInt::MAX))
+        .receive_window(
+            VarInt::from_u64(request_window * u64::from(limits.streams_per_connection)).unwrap_or(VarInt::MAX),
+        )
+        // quinn blocks writes once this many bytes are unacknowledged: the per-connection
+        // send buffer. Well above the bandwidth-delay product of a gigabit LAN.
+        .send_window(limits.send_buffer_per_connection)
+        .max_concurrent_bidi_streams(VarInt::from_u32(limits.streams_per_connection))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(IDLE_TIMEOUT_MS))));
+    Arc::new(config)
+}
+
+/// For connections we open: requests go out, file bytes come in.
+fn fetching_transport() -> Arc<TransportConfig> {
     let mut config = TransportConfig::default();
     // Windows well above the bandwidth-delay product of a gigabit LAN, so flow
     // control never limits a transfer; several chunk streams share the connection window.
     config
         .stream_receive_window(VarInt::from_u32(16 << 20))
         .receive_window(VarInt::from_u32(64 << 20))
-        .send_window(64 << 20)
-        .max_concurrent_bidi_streams(VarInt::from_u32(256))
+        .send_window(1 << 20)
+        // The serving side never opens streams toward us.
+        .max_concurrent_bidi_streams(VarInt::from_u32(0))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(30_000))));
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(IDLE_TIMEOUT_MS))));
     Arc::new(config)
 }
 
@@ -78,7 +111,7 @@ fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn server_config() -> Result<ServerConfig, TransportError> {
+fn server_config(limits: &Limits) -> Result<ServerConfig, TransportError> {
     let bad = |err: &dyn std::fmt::Display| TransportError::Certificates(err.to_string());
     let chain = CertificateDer::pem_slice_iter(PEER_CERT_PEM)
         .collect::<Result<Vec<_>, _>>()
@@ -93,7 +126,14 @@ fn server_config() -> Result<ServerConfig, TransportError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicServerConfig::try_from(tls).map_err(|e| bad(&e))?;
     let mut config = ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(transport_config());
+    // Attempts beyond the connection limit are refused by the server component; these bound
+    // what quinn holds for attempts it has not handed over yet.
+    let attempts = 2 * limits.connections as usize;
+    config
+        .transport_config(serving_transport(limits))
+        .max_incoming(attempts)
+        .incoming_buffer_size(INCOMING_BUFFER)
+        .incoming_buffer_size_total(INCOMING_BUFFER * attempts as u64);
     Ok(config)
 }
 
@@ -111,6 +151,6 @@ fn client_config() -> Result<ClientConfig, TransportError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| bad(&e))?;
     let mut config = ClientConfig::new(Arc::new(quic));
-    config.transport_config(transport_config());
+    config.transport_config(fetching_transport());
     Ok(config)
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::layout::{PathError, validate_relative_path};
-use crate::proto::{FrameError, MAX_FRAME_LEN};
+use crate::proto::{FrameError, MAX_FRAME_LEN, read_body};
 
 /// The largest data frame; the sender cuts file bytes into pieces of at most this.
 pub const MAX_DATA_FRAME: usize = 1 << 20;
@@ -107,10 +107,13 @@ pub async fn read_stream_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<O
     match tag[0] {
         TAG_CONTROL => {
             if len > MAX_FRAME_LEN {
-                return Err(FrameError::TooLarge { len }.into());
+                return Err(FrameError::TooLarge {
+                    len,
+                    limit: MAX_FRAME_LEN,
+                }
+                .into());
             }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).await?;
+            let body = read_body(reader, len).await?;
             let control: StreamControl = serde_json::from_slice(&body).map_err(FrameError::from)?;
             if let StreamControl::Directory { path } | StreamControl::BeginFile { path, .. } = &control {
                 validate_relative_path(path)?;
@@ -121,9 +124,7 @@ pub async fn read_stream_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<O
             if len > MAX_DATA_FRAME {
                 return Err(StreamFrameError::DataTooLarge(len));
             }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).await?;
-            Ok(Some(StreamFrame::Data(body.into())))
+            Ok(Some(StreamFrame::Data(read_body(reader, len).await?.into())))
         }
         other => Err(StreamFrameError::UnknownTag(other)),
     }

@@ -1,0 +1,87 @@
+//! `Outgoing`: the send half of a served stream, as an `AsyncWrite` that gives
+//! up on a receiver that is not taking bytes. A write fails when the receiver
+//! stopped the stream (STOP_SENDING), even while quinn still waits for flow
+//! control credit and would not notice by itself, or when a write has made no
+//! progress for [`SEND_STALL_TIMEOUT`] (a receiver that stalls, or vanishes
+//! and so never acknowledges). Time spent between writes (waiting for the
+//! upload limiter or a producer) does not count.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use quinn::SendStream;
+use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
+
+/// A write that makes no progress for this long fails. Long enough for a receiver's disk
+/// hiccup (it has its stream window of buffered bytes besides), short enough that a
+/// streamed-install slot held by a dead receiver is free again within 5 s.
+pub const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+type Stopped = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+
+pub struct Outgoing {
+    send: SendStream,
+    stopped: Stopped,
+    stall: Pin<Box<Sleep>>,
+    /// A write is pending; the stall timer runs only then.
+    waiting: bool,
+}
+
+impl Outgoing {
+    pub fn new(send: SendStream) -> Self {
+        let stopped = send.stopped();
+        Outgoing {
+            send,
+            stopped: Box::pin(async move {
+                let _ = stopped.await;
+            }),
+            stall: Box::pin(tokio::time::sleep(SEND_STALL_TIMEOUT)),
+            waiting: false,
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut SendStream {
+        &mut self.send
+    }
+}
+
+impl AsyncWrite for Outgoing {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the receiver stopped the stream",
+            )));
+        }
+        if !this.waiting {
+            this.waiting = true;
+            this.stall.as_mut().reset(Instant::now() + SEND_STALL_TIMEOUT);
+        }
+        match Pin::new(&mut this.send).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                this.waiting = false;
+                Poll::Ready(result.map_err(io::Error::from))
+            }
+            Poll::Pending => match this.stall.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the receiver took no bytes for {SEND_STALL_TIMEOUT:?}"),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.send).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.send).poll_shutdown(cx)
+    }
+}
