@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use extract::ArchiveUnpacker;
 
+use crate::beneath::open_file_beneath;
 use crate::layout;
 use readers::VerifyingReader;
 
@@ -270,6 +271,21 @@ pub fn find_archives(game_root: &Path) -> io::Result<Vec<PathBuf>> {
     }
     archives.sort();
     Ok(archives)
+}
+
+/// Opens an archive found by [`find_archives`] through the beneath opener (base: its game
+/// root, the archive's parent), so an archive swapped for a symlink or a FIFO since it was
+/// listed is refused instead of followed or blocked on, and what is read is what was checked.
+fn open_archive(archive: &Path) -> Result<fs::File, UnpackError> {
+    let (Some(game_root), Some(name)) = (archive.parent(), archive.file_name().and_then(|name| name.to_str())) else {
+        return Err(UnpackError::io(
+            archive,
+            io::Error::new(io::ErrorKind::InvalidInput, "not an archive at a game root"),
+        ));
+    };
+    open_file_beneath(game_root, name)
+        .map(|opened| opened.file)
+        .map_err(|err| UnpackError::io(archive, io::Error::other(err)))
 }
 
 /// Options for [`visit_entries_with`].
