@@ -623,6 +623,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn archives_swapped_after_listing_are_refused_not_followed_or_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("game");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(dir.path().join("outside.zip"), b"outside").unwrap();
+        fs::write(root.join("game.zip"), b"inside").unwrap();
+        let mut content = String::new();
+        io::Read::read_to_string(&mut open_archive(&root.join("game.zip")).unwrap(), &mut content).unwrap();
+        assert_eq!(content, "inside");
+
+        std::os::unix::fs::symlink(dir.path().join("outside.zip"), root.join("link.zip")).unwrap();
+        assert!(matches!(
+            open_archive(&root.join("link.zip")),
+            Err(UnpackError::Io { .. })
+        ));
+
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("pipe.tar"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // An open that waited for a writer would hang the walk; fail instead.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let fifo = root.join("pipe.tar");
+        std::thread::spawn(move || {
+            let _ = sender.send(matches!(open_archive(&fifo), Err(UnpackError::Io { .. })));
+        });
+        let refused = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO archive returns at once");
+        assert!(refused);
+    }
+
+    #[test]
     fn names_are_normalised() {
         assert_eq!(normalize_name("./a/b/"), "a/b");
         assert_eq!(normalize_name("dir\\sub\\file.txt"), "dir/sub/file.txt");
