@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod beneath;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -14,12 +14,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::beneath::open_file_beneath;
 use crate::catalog::Catalog;
 use crate::install::unpack;
 use crate::install::{InstallFailure, InstalledRecord};
@@ -433,7 +434,7 @@ impl IndexedGame {
     /// payload files are unchanged, so installing or uninstalling (which touch only the
     /// root's directory stamps) does not read the archives again.
     fn scan(root: &Path, previous: Option<&IndexedGame>) -> io::Result<Self> {
-        let content = fs::read(root.join(VERSION_FILE))?;
+        let content = read_version_file(root)?;
         let version = Version::parse_ini(&String::from_utf8_lossy(&content)).unwrap_or_else(|| {
             tracing::warn!(
                 "{} holds no version; treating it as version \"unknown\"",
@@ -461,6 +462,24 @@ impl IndexedGame {
             stamps,
         })
     }
+}
+
+/// The most of `version.ini` that is read; a bigger one is treated like an unreadable one.
+const MAX_VERSION_FILE_LEN: u64 = 64 * 1024;
+
+/// Reads `version.ini` through the beneath opener, so one swapped for a symlink or a FIFO
+/// since its `symlink_metadata` is refused instead of followed or blocked on, and at most
+/// [`MAX_VERSION_FILE_LEN`] bytes of it.
+fn read_version_file(root: &Path) -> io::Result<Vec<u8>> {
+    let opened = open_file_beneath(root, VERSION_FILE).map_err(io::Error::other)?;
+    let mut content = Vec::new();
+    opened.file.take(MAX_VERSION_FILE_LEN + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > MAX_VERSION_FILE_LEN {
+        return Err(io::Error::other(format!(
+            "{VERSION_FILE} is larger than {MAX_VERSION_FILE_LEN} bytes"
+        )));
+    }
+    Ok(content)
 }
 
 fn walk(
@@ -595,6 +614,43 @@ mod tests {
         );
         assert_eq!(db.uncatalogued, ["not-in-catalog"]);
         assert_eq!(db.summaries().len(), 1, "only downloaded games are announced");
+    }
+
+    #[test]
+    fn a_swapped_or_oversized_version_ini_is_unreadable_not_followed_or_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        write(&root.join("oa.zip"), &[1; 10]);
+        write(&dir.path().join("outside.ini"), b"version = 6.6.6");
+        let sentinel = root.join(VERSION_FILE);
+        // What a swap after scan_game's symlink_metadata check could leave there.
+        std::os::unix::fs::symlink(dir.path().join("outside.ini"), &sentinel).unwrap();
+        assert!(IndexedGame::scan(&root, None).is_err(), "a symlink");
+        fs::remove_file(&sentinel).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &sentinel,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // A read that waited for a writer would hang the scan; fail instead.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let fifo_root = root.clone();
+        std::thread::spawn(move || {
+            let _ = sender.send(IndexedGame::scan(&fifo_root, None).is_err());
+        });
+        let refused = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a FIFO version.ini does not block the scan");
+        assert!(refused, "a FIFO");
+        fs::remove_file(&sentinel).unwrap();
+        write(&sentinel, &vec![b'1'; 64 * 1024 + 1]);
+        assert!(IndexedGame::scan(&root, None).is_err(), "over 64 KiB");
+        write(&sentinel, &vec![b'1'; 64 * 1024]);
+        let scanned = IndexedGame::scan(&root, None).unwrap();
+        assert_eq!(scanned.version, Some(v(&"1".repeat(64 * 1024))));
     }
 
     #[test]

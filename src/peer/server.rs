@@ -31,9 +31,10 @@ use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
+use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
 use crate::catalog::Catalog;
 use crate::config::Limits;
-use crate::layout::{resolve_in_root, validate_game_id};
+use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
     ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response,
@@ -289,7 +290,7 @@ async fn send_file_range(
         }
     };
     write_response(send, &header).await?;
-    let file = Arc::new(file.into_std().await);
+    let file = Arc::new(file);
     let mut position = offset;
     let end = offset + len;
     let mut buffer = vec![0u8; READ_BUFFER.min(usize::try_from(len).unwrap_or(READ_BUFFER)).max(1)];
@@ -391,16 +392,17 @@ async fn stream_install(
     }
 }
 
-/// Opens a file only if the served library lists it and it resolves inside the game root.
+/// Opens a file only if the served library lists it, beneath the game dir with no symlink at
+/// any component and only if it is a regular file (see [`open_file_beneath`]): the listing
+/// never contains symlinks, but anything could have replaced a file since the scan.
 async fn open_served_file(
     context: &ServerContext,
     library: &ServedLibrary,
     id: &str,
     path: &str,
-) -> Result<(tokio::fs::File, u64), Response> {
+) -> Result<(std::fs::File, u64), Response> {
     let game = served_game(context, library, id)?;
-    let root = library.game_dir.join(id);
-    let full = resolve_in_root(&root, path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
+    validate_relative_path(path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
     let not_found = || {
         Response::error(
             ErrorKind::NotFound,
@@ -410,16 +412,17 @@ async fn open_served_file(
     if !game.files.iter().any(|file| file.path == path && !file.is_dir) {
         return Err(not_found());
     }
-    // The listing never contains symlinks, but one could have replaced a file since the scan.
-    let (canonical_root, canonical_file) = tokio::join!(tokio::fs::canonicalize(&root), tokio::fs::canonicalize(&full));
-    match (canonical_root, canonical_file) {
-        (Ok(root), Ok(file)) if file.starts_with(&root) => {}
-        _ => return Err(not_found()),
+    let game_dir = library.game_dir.clone();
+    let relative = format!("{id}/{path}");
+    let opened = read_file(context, move || open_file_beneath(&game_dir, &relative))
+        .await
+        .map_err(|err| Response::error(ErrorKind::Busy, format!("this peer cannot read files right now: {err}")))?;
+    match opened {
+        Ok(OpenedFile { file, len }) => Ok((file, len)),
+        Err(OpenError::InvalidPath(err)) => Err(Response::error(ErrorKind::InvalidPath, err.to_string())),
+        Err(err) => {
+            tracing::debug!(game = id, "not serving a listed file: {err}");
+            Err(not_found())
+        }
     }
-    let file = tokio::fs::File::open(&full).await.map_err(|_| not_found())?;
-    let metadata = file.metadata().await.map_err(|_| not_found())?;
-    if !metadata.is_file() {
-        return Err(not_found());
-    }
-    Ok((file, metadata.len()))
 }

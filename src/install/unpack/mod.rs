@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use extract::ArchiveUnpacker;
 
+use crate::beneath::open_file_beneath;
 use crate::layout;
 use readers::VerifyingReader;
 
@@ -270,6 +271,21 @@ pub fn find_archives(game_root: &Path) -> io::Result<Vec<PathBuf>> {
     }
     archives.sort();
     Ok(archives)
+}
+
+/// Opens an archive found by [`find_archives`] through the beneath opener (base: its game
+/// root, the archive's parent), so an archive swapped for a symlink or a FIFO since it was
+/// listed is refused instead of followed or blocked on, and what is read is what was checked.
+fn open_archive(archive: &Path) -> Result<fs::File, UnpackError> {
+    let (Some(game_root), Some(name)) = (archive.parent(), archive.file_name().and_then(|name| name.to_str())) else {
+        return Err(UnpackError::io(
+            archive,
+            io::Error::new(io::ErrorKind::InvalidInput, "not an archive at a game root"),
+        ));
+    };
+    open_file_beneath(game_root, name)
+        .map(|opened| opened.file)
+        .map_err(|err| UnpackError::io(archive, io::Error::other(err)))
 }
 
 /// Options for [`visit_entries_with`].
@@ -605,6 +621,43 @@ fn unix_special_kind(mode: u32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archives_swapped_after_listing_are_refused_not_followed_or_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("game");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(dir.path().join("outside.zip"), b"outside").unwrap();
+        fs::write(root.join("game.zip"), b"inside").unwrap();
+        let mut content = String::new();
+        io::Read::read_to_string(&mut open_archive(&root.join("game.zip")).unwrap(), &mut content).unwrap();
+        assert_eq!(content, "inside");
+
+        std::os::unix::fs::symlink(dir.path().join("outside.zip"), root.join("link.zip")).unwrap();
+        assert!(matches!(
+            open_archive(&root.join("link.zip")),
+            Err(UnpackError::Io { .. })
+        ));
+
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("pipe.tar"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // An open that waited for a writer would hang the walk; fail instead.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let fifo = root.join("pipe.tar");
+        std::thread::spawn(move || {
+            let _ = sender.send(matches!(open_archive(&fifo), Err(UnpackError::Io { .. })));
+        });
+        let refused = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO archive returns at once");
+        assert!(refused);
+    }
 
     #[test]
     fn names_are_normalised() {

@@ -35,7 +35,7 @@ use std::path::Path;
 
 use unrar::error::{Code, UnrarError, When};
 
-use super::{MemberData, RawKind, UnpackError, Walker};
+use super::{MemberData, RawKind, UnpackError, Walker, open_archive};
 
 /// The RAR 5.0 signature; older formats start with `Rar!\x1a\x07\x00`.
 const RAR5_SIGNATURE: &[u8; 8] = b"Rar!\x1a\x07\x01\x00";
@@ -65,7 +65,14 @@ fn part_number(file_name: &str) -> Option<u64> {
 }
 
 pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path) -> Result<(), UnpackError> {
-    let rar5 = is_rar5(archive).map_err(|err| UnpackError::io(archive, err))?;
+    // The C++ UnRAR library opens the archive, and its later volumes, by name itself (the
+    // crate takes only a path), so a window between this check and its open remains: the
+    // volume handed to it is checked here to be a regular file reached through no symlink
+    // (and its signature is read from that handle), but one swapped for a symlink or a FIFO
+    // right after, or a later volume swapped at any time, is followed or blocked on by unrar.
+    let mut opened = open_archive(archive)?;
+    let rar5 = is_rar5(&mut opened).map_err(|err| UnpackError::io(archive, err))?;
+    drop(opened);
     // Counting sizes extracts nothing, so it makes no scratch directory (unrar's write errors,
     // the only ones that name the scratch file, cannot happen then).
     let scratch_file = if walker.sizes_only() {
@@ -298,9 +305,8 @@ impl Default for Blake2sp {
     }
 }
 
-fn is_rar5(archive: &Path) -> io::Result<bool> {
+fn is_rar5(file: &mut File) -> io::Result<bool> {
     let mut signature = [0u8; 8];
-    let mut file = File::open(archive)?;
     let mut filled = 0;
     while filled < signature.len() {
         match file.read(&mut signature[filled..])? {

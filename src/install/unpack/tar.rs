@@ -5,7 +5,6 @@
 //! is reported as truncated. After the last member the rest of the stream is
 //! read too, so the gzip trailer and the zstd checksum are always verified.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
@@ -13,7 +12,7 @@ use tar::EntryType;
 
 use super::gzip::GzipReader;
 use super::readers::{ProbeReader, StreamState};
-use super::{MemberData, RawKind, UnpackError, Walker, unix_special_kind};
+use super::{MemberData, RawKind, UnpackError, Walker, open_archive, unix_special_kind};
 
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -25,7 +24,7 @@ pub(super) enum Compression {
 }
 
 pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path, compression: Compression) -> Result<(), UnpackError> {
-    let file = File::open(archive).map_err(|err| UnpackError::io(archive, err))?;
+    let file = open_archive(archive)?;
     let buffered = BufReader::with_capacity(READ_BUFFER, file);
     let state = StreamState::default();
     let (decoded, layer): (Box<dyn Read + '_>, &'static str) = match compression {

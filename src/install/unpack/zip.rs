@@ -3,17 +3,16 @@
 //! recorded and computed values; the crate still bounds each member to its
 //! recorded size.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
 use ::zip::ZipArchive;
 use ::zip::read::ZipReadOptions;
 
-use super::{MemberData, RawKind, UnpackError, Walker, unix_special_kind};
+use super::{MemberData, RawKind, UnpackError, Walker, open_archive, unix_special_kind};
 
 pub(super) fn walk(walker: &mut Walker<'_, '_>, archive: &Path) -> Result<(), UnpackError> {
-    let file = File::open(archive).map_err(|err| UnpackError::io(archive, err))?;
+    let file = open_archive(archive)?;
     let mut zip = ZipArchive::new(BufReader::with_capacity(256 * 1024, file))
         .map_err(|err| UnpackError::corrupt(archive, format!("zip: {err}")))?;
     if zip.has_duplicate_names() {
