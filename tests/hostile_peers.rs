@@ -302,8 +302,10 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     let mut streams = Vec::new();
     let mut chunk_headers = 0;
     let asked = Instant::now();
+    // Headers until none comes for a second (the server buffers as much as it will by
+    // then), bounded to 5 s.
     let _ = timeout(Duration::from_secs(5), async {
-        while let Some(Ok((is_chunk, send, recv))) = headers.join_next().await {
+        while let Ok(Some(Ok((is_chunk, send, recv)))) = timeout(Duration::from_secs(1), headers.join_next()).await {
             chunk_headers += usize::from(is_chunk);
             streams.push((send, recv));
         }
