@@ -228,10 +228,12 @@ async fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_others_answered
     }
     drop(connections);
     let _ = timeout(Duration::from_secs(2), attacker.endpoint.wait_idle()).await;
-    let settled = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    let (settled, settling) = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
     eprintln!(
-        "flood: peak {:.0} MiB; after the attacker left, rss {:.0} MiB",
-        peak.peak_mib, settled.rss_mib
+        "flood: peak {:.0} MiB; {:.1} s after the attacker left, rss {:.0} MiB",
+        peak.peak_mib,
+        settling.as_secs_f64(),
+        settled.rss_mib
     );
 
     assert!(unanswered.is_empty(), "another host went unanswered: {unanswered:?}");
@@ -330,8 +332,12 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     drop(streams);
     drop(connections);
     drop(attacker);
-    let settled = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
-    eprintln!("chunks: after the attacker left, rss {:.0} MiB", settled.rss_mib);
+    let (settled, settling) = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    eprintln!(
+        "chunks: {:.1} s after the attacker left, rss {:.0} MiB",
+        settling.as_secs_f64(),
+        settled.rss_mib
+    );
 
     assert!(
         chunk_headers > 0,

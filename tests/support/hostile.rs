@@ -224,13 +224,13 @@ pub fn memory(pid: u32) -> Memory {
 }
 
 /// Polls the RSS of `pid` every 500 ms, up to `bound`, until it is under `limit_mib`;
-/// returns the last figure.
-pub async fn wait_for_rss_under(pid: u32, limit_mib: f64, bound: Duration) -> Memory {
-    let deadline = tokio::time::Instant::now() + bound;
+/// returns the last figure and how long that took.
+pub async fn wait_for_rss_under(pid: u32, limit_mib: f64, bound: Duration) -> (Memory, Duration) {
+    let start = tokio::time::Instant::now();
     loop {
         let now = memory(pid);
-        if now.rss_mib < limit_mib || tokio::time::Instant::now() >= deadline {
-            return now;
+        if now.rss_mib < limit_mib || start.elapsed() >= bound {
+            return (now, start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
