@@ -19,7 +19,7 @@ use quinn::{Connection, RecvStream, SendStream, VarInt};
 use support::archives::{Tree, write_zip};
 use support::hostile::{
     Memory, RawClient, Relay, exchange, greedy_transport, list_games, memory, narrow_transport, ordinary_transport,
-    read_response, request_frame, serve, wait_for_game, wait_for_rss_under,
+    read_response, request_frame, send_request, serve, wait_for_game, wait_for_rss_under,
 };
 use support::process::Lanspread;
 use support::{pseudo_random_bytes, write_game};
@@ -49,12 +49,18 @@ async fn small_game_serve(root: &Path, config: &str) -> (Lanspread, SocketAddr) 
         &[("readme.txt", b"hello\n".to_vec())],
     );
     let (serve, server) = serve(root, config);
+    wait_until_ready(server).await;
+    (serve, server)
+}
+
+/// Waits until the serve lists `GAME`, on a connection closed again (so it counts against
+/// no cap) before this returns.
+async fn wait_until_ready(server: SocketAddr) {
     let client = RawClient::local(ordinary_transport()).unwrap();
     let connection = client.connect(server).await.unwrap();
     wait_for_game(&connection, GAME).await;
     connection.close(VarInt::from_u32(0), b"ready");
-    client.endpoint.wait_idle().await;
-    (serve, server)
+    let _ = timeout(Duration::from_secs(2), client.endpoint.wait_idle()).await;
 }
 
 /// Connects `count` times, keeping the connections that open and counting the others.
@@ -263,11 +269,7 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     drop(file);
     let (serve, server) = serve(dir.path(), "");
     let pid = serve.pid();
-    let ready = RawClient::local(ordinary_transport()).unwrap();
-    let connection = ready.connect(server).await.unwrap();
-    wait_for_game(&connection, GAME).await;
-    connection.close(VarInt::from_u32(0), b"ready");
-    ready.endpoint.wait_idle().await;
+    wait_until_ready(server).await;
     let baseline = memory(pid);
 
     let relay = Relay::start(server).await.unwrap();
@@ -506,9 +508,7 @@ async fn streamed_install_slot_is_freed(misbehaviour: Misbehaviour) {
         id: GAME.into(),
         version: VERSION.into(),
     };
-    let (mut send, mut recv) = hostile_connection.open_bi().await.unwrap();
-    send.write_all(&request_frame(&request)).await.unwrap();
-    send.finish().unwrap();
+    let (send, mut recv) = send_request(&hostile_connection, &request).await.unwrap();
     let accepted = timeout(Duration::from_secs(5), read_response(&mut recv)).await;
     assert!(
         matches!(accepted, Ok(Ok(Response::StreamInstallAccepted))),
@@ -521,14 +521,11 @@ async fn streamed_install_slot_is_freed(misbehaviour: Misbehaviour) {
         Misbehaviour::StopsSending => {
             // A whole-file request never read: it fills its stream window, which is the
             // whole connection window.
-            let (mut holder_send, holder_recv) = hostile_connection.open_bi().await.unwrap();
             let whole_file = Request::GetGameFileData {
                 id: GAME.into(),
                 path: "game.zip".into(),
             };
-            holder_send.write_all(&request_frame(&whole_file)).await.unwrap();
-            holder_send.finish().unwrap();
-            window_holder = Some((holder_send, holder_recv));
+            window_holder = Some(send_request(&hostile_connection, &whole_file).await.unwrap());
             // Drain the install stream until nothing more comes: the unread whole-file stream
             // then holds the entire connection window, so the sender is blocked on the
             // connection's window and stopping the drained stream returns no credit that

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail, ensure};
 use lanspread::peer::transport::SERVER_NAME;
 use lanspread::proto::{ALPN, MAX_FRAME_LEN, Request, Response};
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{ClientConfig, Connection, Endpoint, IdleTimeout, RecvStream, TransportConfig, VarInt};
+use quinn::{ClientConfig, Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::net::UdpSocket;
@@ -153,6 +153,19 @@ pub async fn exchange_raw(connection: &Connection, bytes: &[u8]) -> Result<Respo
     timeout(EXCHANGE_WAIT, exchange)
         .await
         .context("no response within the exchange bound")?
+}
+
+/// Opens a stream and sends `request` whole (bounded); the response is the caller's to read.
+pub async fn send_request(connection: &Connection, request: &Request) -> Result<(SendStream, RecvStream)> {
+    let send = async {
+        let (mut send, recv) = connection.open_bi().await?;
+        send.write_all(&request_frame(request)).await?;
+        send.finish()?;
+        anyhow::Ok((send, recv))
+    };
+    timeout(EXCHANGE_WAIT, send)
+        .await
+        .context("sending a request timed out")?
 }
 
 pub async fn exchange(connection: &Connection, request: &Request) -> Result<Response> {
