@@ -234,11 +234,12 @@ async fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_others_answered
     }
     drop(connections);
     let _ = timeout(Duration::from_secs(2), attacker.endpoint.wait_idle()).await;
-    let (settled, settling) = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    let settling = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    let settled = settling.memory;
     eprintln!(
         "flood: peak {:.0} MiB; {:.1} s after the attacker left, rss {:.0} MiB",
         peak.peak_mib,
-        settling.as_secs_f64(),
+        settling.took.as_secs_f64(),
         settled.rss_mib
     );
 
@@ -250,8 +251,10 @@ async fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_others_answered
     );
     assert!(
         settled.rss_mib < SETTLED_LIMIT_MIB,
-        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {SETTLED_LIMIT_MIB})",
-        settled.rss_mib
+        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {SETTLED_LIMIT_MIB}); \
+         (s, MiB): {:?}",
+        settled.rss_mib,
+        settling.trace
     );
 }
 
@@ -334,10 +337,11 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     drop(streams);
     drop(connections);
     drop(attacker);
-    let (settled, settling) = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    let settling = wait_for_rss_under(pid, SETTLED_LIMIT_MIB, SETTLE_WAIT).await;
+    let settled = settling.memory;
     eprintln!(
         "chunks: {:.1} s after the attacker left, rss {:.0} MiB",
-        settling.as_secs_f64(),
+        settling.took.as_secs_f64(),
         settled.rss_mib
     );
 
@@ -352,8 +356,10 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     );
     assert!(
         settled.rss_mib < SETTLED_LIMIT_MIB,
-        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {SETTLED_LIMIT_MIB})",
-        settled.rss_mib
+        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {SETTLED_LIMIT_MIB}); \
+         (s, MiB): {:?}",
+        settled.rss_mib,
+        settling.trace
     );
 }
 

@@ -236,15 +236,35 @@ pub fn memory(pid: u32) -> Memory {
     }
 }
 
-/// Polls the RSS of `pid` every 500 ms, up to `bound`, until it is under `limit_mib`;
-/// returns the last figure and how long that took.
-pub async fn wait_for_rss_under(pid: u32, limit_mib: f64, bound: Duration) -> (Memory, Duration) {
+/// How a process's RSS fell (or did not) while a test waited for it.
+#[derive(Debug)]
+pub struct Settling {
+    /// The last figure.
+    pub memory: Memory,
+    /// How long the wait took.
+    pub took: Duration,
+    /// `(seconds, RSS MiB)` every 2 s of the wait, for the failure message.
+    pub trace: Vec<(u64, u64)>,
+}
+
+/// Polls the RSS of `pid` every 500 ms, up to `bound`, until it is under `limit_mib`.
+pub async fn wait_for_rss_under(pid: u32, limit_mib: f64, bound: Duration) -> Settling {
     let start = tokio::time::Instant::now();
+    let mut trace = Vec::new();
+    let mut poll = 0u64;
     loop {
         let now = memory(pid);
-        if now.rss_mib < limit_mib || start.elapsed() >= bound {
-            return (now, start.elapsed());
+        if poll.is_multiple_of(4) {
+            trace.push((start.elapsed().as_secs(), now.rss_mib as u64));
         }
+        if now.rss_mib < limit_mib || start.elapsed() >= bound {
+            return Settling {
+                memory: now,
+                took: start.elapsed(),
+                trace,
+            };
+        }
+        poll += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
