@@ -86,6 +86,11 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 /// A request waits this long for a file-read permit before it is answered `Busy`.
 const FILE_READ_WAIT: Duration = Duration::from_secs(5);
+/// File sends running at once on one connection, each holding a [`READ_BUFFER`]; more wait.
+/// A downloader asks one peer for 4 chunks at a time (more only in its endgame).
+const FILE_SENDS_PER_CONNECTION: usize = 8;
+/// How long a file request waits for one of its connection's send slots before `Busy`.
+const FILE_SEND_WAIT: Duration = Duration::from_secs(30);
 
 /// QUIC error codes this server stops or resets a stream with.
 const STOP_BAD_REQUEST: u32 = 1;
@@ -139,12 +144,13 @@ async fn serve_connection(incoming: quinn::Incoming, _admitted: Admitted, contex
         }
     };
     let remote = connection.remote_address();
+    let file_sends = Arc::new(Semaphore::new(FILE_SENDS_PER_CONNECTION));
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
             stream = connection.accept_bi() => match stream {
                 Ok((send, recv)) => {
-                    streams.spawn(serve_stream(send, recv, remote, context.clone()));
+                    streams.spawn(serve_stream(send, recv, remote, context.clone(), file_sends.clone()));
                 }
                 Err(err) => {
                     tracing::debug!(%remote, "connection closed: {err}");
@@ -156,7 +162,13 @@ async fn serve_connection(incoming: quinn::Incoming, _admitted: Admitted, contex
     }
 }
 
-async fn serve_stream(send: quinn::SendStream, mut recv: RecvStream, remote: SocketAddr, context: Arc<ServerContext>) {
+async fn serve_stream(
+    send: quinn::SendStream,
+    mut recv: RecvStream,
+    remote: SocketAddr,
+    context: Arc<ServerContext>,
+    file_sends: Arc<Semaphore>,
+) {
     let mut send = Outgoing::new(send);
     let arrived = tokio::time::timeout(REQUEST_DEADLINE, read_frame_within(&mut recv, MAX_REQUEST_LEN)).await;
     let request: Request = match arrived {
@@ -190,7 +202,7 @@ async fn serve_stream(send: quinn::SendStream, mut recv: RecvStream, remote: Soc
             peer_id: hello.peer_id.clone(),
         });
     }
-    if let Err(err) = handle_request(request, &mut send, &context).await {
+    if let Err(err) = handle_request(request, &mut send, &context, &file_sends).await {
         tracing::debug!(%remote, "request failed mid-transfer: {err}");
         let _ = send.stream().reset(quinn::VarInt::from_u32(RESET_FAILED));
         return;
@@ -199,7 +211,12 @@ async fn serve_stream(send: quinn::SendStream, mut recv: RecvStream, remote: Soc
 }
 
 /// Answers one request. An `Err` means the stream broke after the header went out.
-async fn handle_request(request: Request, send: &mut Outgoing, context: &ServerContext) -> std::io::Result<()> {
+async fn handle_request(
+    request: Request,
+    send: &mut Outgoing,
+    context: &ServerContext,
+    file_sends: &Semaphore,
+) -> std::io::Result<()> {
     let library = context.library.borrow().clone();
     let response = match request {
         Request::Ping(hello) if hello.protocol_version != PROTOCOL_VERSION => Response::error(
@@ -227,14 +244,25 @@ async fn handle_request(request: Request, send: &mut Outgoing, context: &ServerC
             Err(response) => response,
         },
         Request::GetGameFileData { id, path } => {
+            let Ok(Ok(_slot)) = tokio::time::timeout(FILE_SEND_WAIT, file_sends.acquire()).await else {
+                return write_response(send, &too_many_sends()).await;
+            };
             return send_file_range(send, context, &library, &id, &path, None).await;
         }
         Request::GetGameFileChunk { id, path, offset, len } => {
+            let Ok(Ok(_slot)) = tokio::time::timeout(FILE_SEND_WAIT, file_sends.acquire()).await else {
+                return write_response(send, &too_many_sends()).await;
+            };
             return send_file_range(send, context, &library, &id, &path, Some((offset, len))).await;
         }
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
     write_response(send, &response).await
+}
+
+fn too_many_sends() -> Response {
+    let message = format!("{FILE_SENDS_PER_CONNECTION} files are being sent on this connection; try again shortly");
+    Response::error(ErrorKind::Busy, message)
 }
 
 async fn write_response(send: &mut Outgoing, response: &Response) -> std::io::Result<()> {

@@ -36,9 +36,11 @@ pub enum TransportError {
     Certificates(String),
 }
 
-/// Keep-alives keep an idle cached connection open; the idle timeout drops a vanished peer.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-const IDLE_TIMEOUT_MS: u32 = 30_000;
+/// Keep-alives keep an idle cached connection open; the idle timeout (the smaller of the two
+/// sides') drops a vanished peer, and with it everything it held: a serving peer's send
+/// buffers for a receiver that stopped acknowledging are freed within this long.
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
+const IDLE_TIMEOUT_MS: u32 = 10_000;
 /// Datagrams buffered for one connection attempt before the server accepts or refuses it.
 const INCOMING_BUFFER: u64 = 64 << 10;
 
