@@ -2,8 +2,9 @@
 //! client whose transport parameters each test chooses (issue 11): floods of
 //! requests that never arrive whole, chunk requests that are never
 //! acknowledged, too many connections from one address or in total,
-//! streamed-install receivers that stall, vanish or stop the stream, and ids
-//! whose error echo would outgrow a frame. Memory is the serve's own VmRSS and
+//! streamed-install receivers that stall, vanish or stop the stream, ids
+//! whose error echo would outgrow a frame, and junk datagrams and abandoned
+//! handshakes. Memory is the serve's own VmRSS and
 //! VmHWM from `/proc`; every figure measured is printed.
 
 mod support;
@@ -683,4 +684,69 @@ async fn over_long_ids_and_paths_get_a_short_typed_error() {
         }
     }
     assert!(failures.is_empty(), "over-long requests: {failures:#?}");
+}
+
+/// Connection set-up: junk datagrams (random bytes, and random bytes dressed as a QUIC
+/// long-header packet) and connection attempts abandoned mid-handshake leave nothing
+/// behind, and another host is answered meanwhile. New addresses are asked to prove
+/// themselves with a Retry (stateless); an attempt that answers it counts against the
+/// per-address cap until its 5 s handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_datagrams_and_abandoned_handshakes_hold_no_memory() {
+    const JUNK_DATAGRAMS: usize = 50_000;
+    const DATAGRAM: usize = 1200;
+    const ABANDONED_ATTEMPTS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, server) = small_game_serve(dir.path(), "").await;
+    let pid = serve.pid();
+    let baseline = memory(pid);
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut noise = pseudo_random_bytes(21, DATAGRAM * 64);
+    let mut sent = 0;
+    for index in 0..JUNK_DATAGRAMS {
+        let at = (index % 64) * DATAGRAM;
+        let datagram = &mut noise[at..at + DATAGRAM];
+        if index % 2 == 0 {
+            // A long header, QUIC version 1, 8-byte connection ids: parsed as an Initial.
+            datagram[0] = 0xc0 | (datagram[0] & 0x0f);
+            datagram[1..5].copy_from_slice(&1u32.to_be_bytes());
+            datagram[5] = 8;
+            datagram[14] = 8;
+        }
+        if socket.send_to(datagram, server).await.is_ok() {
+            sent += 1;
+        }
+    }
+    let after_junk = memory(pid);
+
+    let mut abandoned = 0;
+    for attempt in 0..ABANDONED_ATTEMPTS {
+        let client = RawClient::local(ordinary_transport()).unwrap();
+        let connecting = client
+            .endpoint
+            .connect(server, lanspread::peer::transport::SERVER_NAME)
+            .unwrap();
+        // Cut at different points of the handshake: before or after the Retry, mid-TLS, or done.
+        let cut = Duration::from_micros(150 * (attempt % 8) as u64);
+        if timeout(cut, connecting).await.is_err() {
+            abandoned += 1;
+        }
+        drop(client);
+    }
+    let answered = other_host_is_answered(server).await;
+    let peak = sample_peak(pid, Duration::from_secs(1)).await;
+    eprintln!(
+        "set-up: baseline rss {:.0} MiB; {sent} junk datagrams: rss {:.0} MiB; {abandoned} of \
+         {ABANDONED_ATTEMPTS} handshakes abandoned: rss {:.0} MiB, peak {:.0} MiB; other host answered: {answered:?}",
+        baseline.rss_mib, after_junk.rss_mib, peak.rss_mib, peak.peak_mib
+    );
+    answered.expect("another host is answered during the set-up flood");
+    assert!(abandoned > 0, "no handshake was cut short: the case was not exercised");
+    assert!(
+        peak.peak_mib < baseline.rss_mib + SETTLED_OVER_BASELINE_MIB,
+        "connection set-up grew the serve from {:.0} to {:.0} MiB",
+        baseline.rss_mib,
+        peak.peak_mib
+    );
 }
