@@ -45,13 +45,17 @@ const DEFAULT_STREAMS_PER_CONNECTION: usize = 32;
 const STREAM_OPEN_WAIT: Duration = Duration::from_millis(500);
 
 /// A serve sharing `GAME` with one small file, ready (it lists the game).
-async fn small_game_serve(root: &Path, config: &str) -> (Lanspread, SocketAddr) {
+fn write_small_game(root: &Path) {
     write_game(
         &root.join("games"),
         GAME,
         VERSION,
         &[("readme.txt", b"hello\n".to_vec())],
     );
+}
+
+async fn small_game_serve(root: &Path, config: &str) -> (Lanspread, SocketAddr) {
+    write_small_game(root);
     let (serve, server) = serve(root, config);
     wait_until_ready(server).await;
     (serve, server)
@@ -398,12 +402,7 @@ fn refusal_lines(serve: Lanspread) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped_and_the_refusal_logged_once() {
     let dir = tempfile::tempdir().unwrap();
-    write_game(
-        &dir.path().join("games"),
-        GAME,
-        VERSION,
-        &[("readme.txt", b"hello\n".to_vec())],
-    );
+    write_small_game(dir.path());
     let (serve, server) = serve(dir.path(), "[limits]\nconnections_per_address = 3\n");
     let client = RawClient::local(ordinary_transport()).unwrap();
     let first = client.connect(server).await.unwrap();
@@ -457,12 +456,7 @@ async fn connections_per_address_are_capped_and_the_refusal_logged_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_in_total_are_capped() {
     let dir = tempfile::tempdir().unwrap();
-    write_game(
-        &dir.path().join("games"),
-        GAME,
-        VERSION,
-        &[("readme.txt", b"hello\n".to_vec())],
-    );
+    write_small_game(dir.path());
     let (serve, server) = serve(dir.path(), "[limits]\nconnections = 2\nconnections_per_address = 8\n");
     let client = RawClient::local(ordinary_transport()).unwrap();
     let first = client.connect(server).await.unwrap();
