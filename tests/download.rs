@@ -228,6 +228,45 @@ async fn a_peer_lying_about_a_file_size_is_left_out_by_majority() {
     assert_tree_matches(&downloader.game_dir().join(GAME), &files, "3");
 }
 
+/// One peer lists a file the others do not, one lacks a file the others have: the two
+/// are left out, each with its reason, and the download goes on from the other two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_with_an_extra_or_a_missing_file_are_left_out_and_the_rest_serve() {
+    let files = game_files(25);
+    let mut with_extra = files.clone();
+    with_extra.push(("extra.txt", b"only this peer has it\n".to_vec()));
+    let lacking = files[1..].to_vec();
+    let mut servers = serving_peers(2, "4", &files, None);
+    servers.extend(serving_peers(1, "4", &with_extra, None));
+    servers.extend(serving_peers(1, "4", &lacking, None));
+    let (extra_peer, lacking_peer) = (servers[2].addr(), servers[3].addr());
+    let addrs: Vec<SocketAddr> = servers.iter().map(TestPeer::addr).collect();
+    let mut downloader = start_test_peer(&addrs, |_| {});
+    let wanted = file_list(&mut downloader, "4", 4).await;
+    assert!(
+        !wanted.files.iter().any(|f| f.path == "extra.txt"),
+        "a file one peer of four lists is not in the list"
+    );
+
+    downloader.start_download(GAME, wanted.files).await;
+    let excluded = downloader
+        .wait_for("the two dissenters to be excluded", |event| match event {
+            PeerEvent::DownloadPeersExcluded { peers, .. } => Some(peers.clone()),
+            _ => None,
+        })
+        .await;
+    let reasons: BTreeMap<SocketAddr, String> = excluded.into_iter().collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[&extra_peer].contains("lists extra.txt"), "{reasons:?}");
+    assert!(reasons[&lacking_peer].contains(&format!("lacks {}", files[0].0)), "{reasons:?}");
+    let ended = downloader.wait_for_download_end(GAME).await;
+    let Outcome::Finished(Downloaded { summary, .. }) = &ended.outcome else {
+        panic!("{:?}", ended.outcome);
+    };
+    assert!(!summary.peers_used.contains(&extra_peer) && !summary.peers_used.contains(&lacking_peer));
+    assert_tree_matches(&downloader.game_dir().join(GAME), &files, "4");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_lost_mid_download_is_replaced_by_the_others() {
     let files = game_files(30);

@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::library::{Game, GameDB, Version};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello};
 
-use super::download::majority_file_list;
+use super::download::majority::majority_file_list;
 use super::{GameState, LibraryEntry, LibrarySnapshot, PeerGameVersion, PeerSummary};
 
 #[derive(Debug, Clone)]

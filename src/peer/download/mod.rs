@@ -6,6 +6,7 @@
 //! fault moves its work to the other peers, a local one ends the download.
 
 pub mod error;
+pub mod majority;
 pub mod progress;
 pub mod queue;
 pub mod storage;
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::PeerEvent;
 use super::client::PeerClient;
 use crate::layout::VERSION_FILE;
-use crate::proto::{GameDetails, GameFileDescription};
+use crate::proto::GameFileDescription;
 pub use error::TransferError;
 use progress::{DownloadProgress, DownloadProgressTracker};
 use queue::{ChunkId, Completion, WorkQueue};
@@ -55,107 +56,6 @@ pub struct DownloadPlan {
     pub peers: Vec<SocketAddr>,
     /// Peers left out because their file list disagrees with the majority.
     pub excluded: Vec<(SocketAddr, String)>,
-}
-
-/// The union of the peers' file lists, sorted by path; where peers disagree on a
-/// file's size (or kind), the value most of them report wins.
-pub fn majority_file_list(manifests: &[(SocketAddr, &GameDetails)]) -> Vec<GameFileDescription> {
-    let mut votes: BTreeMap<&str, HashMap<(u64, bool), usize>> = BTreeMap::new();
-    for (_, details) in manifests {
-        for file in &details.files {
-            *votes
-                .entry(&file.path)
-                .or_default()
-                .entry((file.size, file.is_dir))
-                .or_default() += 1;
-        }
-    }
-    votes
-        .into_iter()
-        .filter_map(|(path, counts)| {
-            let ((size, is_dir), _) = counts
-                .into_iter()
-                .max_by_key(|&((size, _), count)| (count, std::cmp::Reverse(size)))?;
-            Some(GameFileDescription {
-                path: path.to_owned(),
-                size,
-                is_dir,
-            })
-        })
-        .collect()
-}
-
-/// Compares each requested file's size across the peers' manifests. Peers
-/// that disagree with the strict majority on any file are left out; a file
-/// without a majority fails the plan.
-pub fn validate_majority(
-    id: &str,
-    version: &str,
-    requested: &[GameFileDescription],
-    manifests: &[(SocketAddr, &GameDetails)],
-) -> Result<DownloadPlan, TransferError> {
-    if manifests.is_empty() {
-        return Err(TransferError::NoMajority(
-            "no peer has sent a file list for this version; ask for the game's files first".to_owned(),
-        ));
-    }
-    let peer_count = manifests.len();
-    let lists: Vec<HashMap<&str, &GameFileDescription>> = manifests
-        .iter()
-        .map(|(_, details)| details.files.iter().map(|f| (f.path.as_str(), f)).collect())
-        .collect();
-    let mut disagreements: BTreeMap<SocketAddr, String> = BTreeMap::new();
-    for wanted in requested {
-        let mut votes: HashMap<Option<(u64, bool)>, usize> = HashMap::new();
-        for list in &lists {
-            *votes
-                .entry(list.get(wanted.path.as_str()).map(|f| (f.size, f.is_dir)))
-                .or_default() += 1;
-        }
-        let majority = votes
-            .iter()
-            .find(|(_, count)| **count * 2 > peer_count)
-            .map(|(vote, _)| *vote);
-        let Some(majority) = majority else {
-            return Err(TransferError::NoMajority(format!(
-                "the {peer_count} peers disagree about {} and no size has a majority; try again when more peers are around",
-                wanted.path
-            )));
-        };
-        let Some((size, is_dir)) = majority else {
-            return Err(TransferError::NoMajority(format!(
-                "most peers do not have {}; fetch the file list again",
-                wanted.path
-            )));
-        };
-        if (size, is_dir) != (wanted.size, wanted.is_dir) {
-            return Err(TransferError::NoMajority(format!(
-                "the file list is out of date ({} is {size} bytes at most peers); fetch it again",
-                wanted.path
-            )));
-        }
-        for ((addr, _), list) in manifests.iter().zip(&lists) {
-            let theirs = list.get(wanted.path.as_str()).map(|f| (f.size, f.is_dir));
-            if theirs != majority && !disagreements.contains_key(addr) {
-                let what = theirs.map_or("missing".to_owned(), |(size, _)| format!("{size} bytes"));
-                disagreements.insert(
-                    *addr,
-                    format!("reports {} as {what}, most peers say {size} bytes", wanted.path),
-                );
-            }
-        }
-    }
-    Ok(DownloadPlan {
-        id: id.to_owned(),
-        version: version.to_owned(),
-        files: requested.to_vec(),
-        peers: manifests
-            .iter()
-            .map(|(addr, _)| *addr)
-            .filter(|addr| !disagreements.contains_key(addr))
-            .collect(),
-        excluded: disagreements.into_iter().collect(),
-    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -464,60 +364,4 @@ async fn fetch_version_file(
         "no peer delivered version.ini: {}",
         errors.join("; ")
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(path: &str, size: u64) -> GameFileDescription {
-        GameFileDescription {
-            path: path.into(),
-            size,
-            is_dir: false,
-        }
-    }
-
-    fn details(files: Vec<GameFileDescription>) -> GameDetails {
-        GameDetails {
-            id: "g".into(),
-            version: "1".into(),
-            files,
-        }
-    }
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn the_majority_wins_and_dissenters_are_excluded() {
-        let good = details(vec![file("a.zip", 100), file("version.ini", 1)]);
-        let liar = details(vec![file("a.zip", 999), file("version.ini", 1)]);
-        let requested = good.files.clone();
-        let manifests = [(addr(1), &good), (addr(2), &liar), (addr(3), &good)];
-        let plan = validate_majority("g", "1", &requested, &manifests).unwrap();
-        assert_eq!(plan.peers, [addr(1), addr(3)]);
-        assert_eq!(plan.excluded.len(), 1);
-        assert_eq!(plan.excluded[0].0, addr(2));
-        assert!(plan.excluded[0].1.contains("999 bytes"), "{}", plan.excluded[0].1);
-    }
-
-    #[test]
-    fn no_majority_or_stale_list_is_a_clear_failure() {
-        let one = details(vec![file("a.zip", 100)]);
-        let two = details(vec![file("a.zip", 200)]);
-        let err = validate_majority("g", "1", &one.files, &[(addr(1), &one), (addr(2), &two)])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no size has a majority"), "{err}");
-
-        let err = validate_majority("g", "1", &[file("a.zip", 5)], &[(addr(1), &one)])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("out of date"), "{err}");
-
-        let err = validate_majority("g", "1", &one.files, &[]).unwrap_err().to_string();
-        assert!(err.contains("no peer"), "{err}");
-    }
 }
