@@ -184,13 +184,18 @@ async fn a_game_of_20000_files_downloads_byte_identical() {
 }
 
 async fn download_many_files(count: usize) {
+    let started = Instant::now();
     let mut expected = Vec::new();
     let mut server = TestPeer::builder()
         .prepare(|games| expected = write_many_files(games, count))
         .start();
     wait_for_own_scan(&mut server).await;
     let encoded = serde_json::to_vec(&expected).unwrap().len();
-    eprintln!("{} entries, {encoded} bytes as one JSON list", expected.len());
+    eprintln!(
+        "{} entries, {encoded} bytes as one JSON list; written and scanned at {:?}",
+        expected.len(),
+        started.elapsed()
+    );
 
     let mut downloader = start_test_peer(&[server.addr()], |_| {});
     wait_long(&mut downloader, "the game on the server", |event| match event {
@@ -198,6 +203,7 @@ async fn download_many_files(count: usize) {
         _ => None,
     })
     .await;
+    eprintln!("the downloader sees the game at {:?}", started.elapsed());
     let listed = Instant::now();
     downloader.send(PeerCommand::GetGame { id: GAME.into() }).await;
     let files = wait_long(&mut downloader, "the file list", |event| match event {
@@ -237,8 +243,10 @@ async fn download_many_files(count: usize) {
             assert!(got == std::fs::read(&from).unwrap(), "{} differs", entry.path);
         }
     }
+    eprintln!("compared at {:?}", started.elapsed());
     downloader.runtime.shutdown().await;
     server.runtime.shutdown().await;
+    eprintln!("both peers shut down at {:?}", started.elapsed());
 }
 
 /// How a fake peer answers `GetGame`.
