@@ -7,6 +7,10 @@
 //! promised length costs nothing. File bytes follow their response header raw,
 //! so they are never JSON-encoded.
 //!
+//! No frame grows with a game: a file list travels as a [`GameListing`] header
+//! announcing its entry count, then [`Response::FileListPage`] frames of at most
+//! [`FILE_LIST_PAGE_BYTES`] each until exactly that many entries were sent.
+//!
 //! Every relative path that crosses the wire goes through
 //! [`crate::layout::validate_relative_path`], on both sides, before it touches a filesystem.
 
@@ -14,16 +18,30 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped whenever a request or response changes shape incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: `GetGame` answers with a [`GameListing`] header and file-list pages.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";
-/// Hard limit for one control frame. A file list of a large game is well under this.
+/// Hard limit for one control frame. No frame carries a whole file list (see [`FILE_LIST_PAGE_BYTES`]).
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Hard limit for one request frame: an id and a path (at most 4 KiB) fit many times over,
 /// and a server holds at most this much per stream while a request arrives.
 pub const MAX_REQUEST_LEN: usize = 64 << 10;
 /// The largest range one `GetGameFileChunk` may ask for.
 pub const MAX_CHUNK_LEN: u64 = 64 << 20;
+/// Largest encoded `FileListPage` frame. One entry (a path of at most 4 KiB, escaped at
+/// most 6 bytes per byte, plus its size) always fits, and a 100,000-file list takes a few
+/// dozen pages, so the per-frame overhead is negligible.
+pub const FILE_LIST_PAGE_BYTES: usize = 256 << 10;
+/// Most entries one game's file list may announce. The largest real game folders hold
+/// a few hundred thousand files; a million leaves room for them while bounding what a
+/// peer can make a downloader hold (about 100 MiB at a typical 100 bytes per entry)
+/// and the time it may take to send (see `peer::client`).
+pub const MAX_LIST_ENTRIES: u64 = 1_000_000;
+/// Most path bytes one file list may carry in total: with paths of up to 4 KiB, the entry
+/// limit alone would let a peer make a downloader hold gigabytes. 256 bytes per path at
+/// [`MAX_LIST_ENTRIES`] entries; real paths average well under 100.
+pub const MAX_LIST_PATH_BYTES: u64 = 256 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
@@ -67,12 +85,27 @@ pub struct Hello {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
     Pong(Hello),
-    Games { games: Vec<GameSummary> },
-    GameDetails(GameDetails),
-    FileData { size: u64 },
-    FileChunk { offset: u64, len: u64 },
+    Games {
+        games: Vec<GameSummary>,
+    },
+    /// The header of a file list; `entries` file descriptions follow in `FileListPage` frames.
+    GameListing(GameListing),
+    /// The next entries of the file list announced by `GameListing`; never empty.
+    FileListPage {
+        files: Vec<GameFileDescription>,
+    },
+    FileData {
+        size: u64,
+    },
+    FileChunk {
+        offset: u64,
+        len: u64,
+    },
     StreamInstallAccepted,
-    Error { kind: ErrorKind, message: String },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 impl Response {
@@ -119,6 +152,16 @@ pub struct GameSummary {
     pub expanded_size: Option<u64>,
 }
 
+/// The header of a game's file list on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameListing {
+    pub id: String,
+    pub version: String,
+    /// How many file descriptions the pages after this header carry in total.
+    pub entries: u64,
+}
+
+/// A game's whole file list, as the client assembles it from a listing and its pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GameDetails {
     pub id: String,
@@ -132,6 +175,30 @@ pub struct GameFileDescription {
     pub path: String,
     pub size: u64,
     pub is_dir: bool,
+}
+
+/// Cuts `files` into the runs a server sends as `FileListPage` frames: each run encodes to
+/// at most [`FILE_LIST_PAGE_BYTES`], cut before the entry that would exceed it. One entry
+/// always fits (its path is at most 4 KiB, escaped at most sixfold).
+pub fn file_list_pages(files: &[GameFileDescription]) -> Result<Vec<&[GameFileDescription]>, serde_json::Error> {
+    let empty = serde_json::to_vec(&Response::FileListPage { files: Vec::new() })?.len();
+    let mut pages = Vec::new();
+    let mut start = 0;
+    let mut len = empty;
+    for (index, file) in files.iter().enumerate() {
+        let entry = serde_json::to_vec(file)?.len();
+        // Entries after the first of a page are preceded by a comma.
+        if index > start && len + 1 + entry > FILE_LIST_PAGE_BYTES {
+            pages.push(&files[start..index]);
+            start = index;
+            len = empty;
+        }
+        len += usize::from(index > start) + entry;
+    }
+    if start < files.len() {
+        pages.push(&files[start..]);
+    }
+    Ok(pages)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +330,41 @@ mod tests {
             .unwrap();
         let err = read_frame::<_, Request>(&mut wrong_shape.as_slice()).await.unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
+    }
+
+    #[test]
+    fn file_list_pages_are_cut_before_the_limit_and_carry_every_entry_once() {
+        let files: Vec<GameFileDescription> = (0..20_000)
+            .map(|index| GameFileDescription {
+                path: format!("dir{}/{}", index % 300, "x".repeat(index % 97 + 1)),
+                size: index as u64,
+                is_dir: false,
+            })
+            .collect();
+        let pages = file_list_pages(&files).unwrap();
+        assert!(pages.len() > 1, "a list over one page is split");
+        for page in &pages {
+            assert!(!page.is_empty());
+            let frame = serde_json::to_vec(&Response::FileListPage { files: page.to_vec() }).unwrap();
+            assert!(frame.len() <= FILE_LIST_PAGE_BYTES, "page of {} bytes", frame.len());
+        }
+        // Every page but the last was full enough that its next entry would not have fit.
+        for pair in pages.windows(2) {
+            let mut grown = pair[0].to_vec();
+            grown.push(pair[1][0].clone());
+            let frame = serde_json::to_vec(&Response::FileListPage { files: grown }).unwrap();
+            assert!(frame.len() > FILE_LIST_PAGE_BYTES, "a page was cut early");
+        }
+        assert_eq!(pages.concat(), files);
+
+        let longest = GameFileDescription {
+            path: "\u{1}".repeat(4096),
+            size: u64::MAX,
+            is_dir: false,
+        };
+        let frame = serde_json::to_vec(&Response::FileListPage { files: vec![longest] }).unwrap();
+        assert!(frame.len() <= FILE_LIST_PAGE_BYTES, "one entry always fits a page");
+        assert!(file_list_pages(&[]).unwrap().is_empty());
     }
 
     /// A reader that yields its bytes a few at a time, like a slow stream.

@@ -206,14 +206,50 @@ impl Probe {
         self.expect_error_raw(what, &encode(request).await?, kind).await
     }
 
+    /// `GetGame`: a `GameListing` header, pages of exactly its entries, then a clean end.
     async fn get_game(&mut self) -> Result<GameDetails> {
-        let reply = self
-            .send(&Request::GetGame { id: GAME.to_owned() }, ERROR_TAIL_LIMIT)
-            .await?;
-        match (reply.frame, reply.tail) {
-            (Ok(Response::GameDetails(details)), Ok(rest)) if rest.is_empty() => Ok(details),
-            (frame, tail) => bail!("GetGame {GAME}: expected GameDetails and a clean end, got {frame:?} then {tail:?}"),
+        let connection = &self.connection;
+        let request = encode(&Request::GetGame { id: GAME.to_owned() }).await?;
+        let exchange = async {
+            let (mut send, mut recv) = connection.open_bi().await?;
+            send.write_all(&request).await?;
+            send.finish()?;
+            let mut frames = vec![read_frame::<_, Response>(&mut recv).await?];
+            let Response::GameListing(listing) = &frames[0] else {
+                bail!("GetGame {GAME}: expected a GameListing, got {:?}", frames[0]);
+            };
+            let listing = listing.clone();
+            let mut files = Vec::new();
+            while (files.len() as u64) < listing.entries {
+                let page = read_frame::<_, Response>(&mut recv).await?;
+                match &page {
+                    Response::FileListPage { files: page } if !page.is_empty() => files.extend(page.iter().cloned()),
+                    other => bail!("GetGame {GAME}: expected a file-list page, got {other:?}"),
+                }
+                frames.push(page);
+            }
+            let rest = recv.read_to_end(ERROR_TAIL_LIMIT).await?;
+            ensure!(
+                rest.is_empty(),
+                "GetGame {GAME}: {} bytes after the last page",
+                rest.len()
+            );
+            anyhow::Ok((
+                frames,
+                GameDetails {
+                    id: listing.id,
+                    version: listing.version,
+                    files,
+                },
+            ))
+        };
+        let (frames, details) = timeout(WAIT, exchange)
+            .await
+            .context("no whole file list within the wait bound")??;
+        for frame in &frames {
+            self.transcript.extend(serde_json::to_vec(frame)?);
         }
+        Ok(details)
     }
 
     async fn get_chunk(&mut self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {

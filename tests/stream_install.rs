@@ -22,7 +22,8 @@ use lanspread::peer::stream_install::wire::{StreamControl, StreamFrame, write_st
 use lanspread::peer::transport::make_endpoint;
 use lanspread::peer::{GameState, PeerCommand, PeerEvent};
 use lanspread::proto::{
-    ErrorKind, GameDetails, GameSummary, Hello, PROTOCOL_VERSION, Request, Response, read_frame, write_frame,
+    ErrorKind, GameDetails, GameListing, GameSummary, Hello, PROTOCOL_VERSION, Request, Response, file_list_pages,
+    read_frame, write_frame,
 };
 use support::archives::{Tree, read_tree, sample_tree};
 use support::{Ended, Outcome, TestPeer, pseudo_random_bytes, start_test_peer};
@@ -86,7 +87,21 @@ async fn fake_sender(script: Script) -> SocketAddr {
                                     expanded_size: None,
                                 }],
                             },
-                            Request::GetGame { .. } => Response::GameDetails(script.details.clone()),
+                            Request::GetGame { .. } => {
+                                let details = &script.details;
+                                let listing = GameListing {
+                                    id: details.id.clone(),
+                                    version: details.version.clone(),
+                                    entries: details.files.len() as u64,
+                                };
+                                let _ = write_frame(&mut send, &Response::GameListing(listing)).await;
+                                for page in file_list_pages(&details.files).unwrap() {
+                                    let page = Response::FileListPage { files: page.to_vec() };
+                                    let _ = write_frame(&mut send, &page).await;
+                                }
+                                let _ = send.finish();
+                                return;
+                            }
                             Request::StreamInstall { .. } => {
                                 write_frame(&mut send, &Response::StreamInstallAccepted).await.unwrap();
                                 for frame in &script.frames {

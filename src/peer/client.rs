@@ -14,13 +14,21 @@ use super::stream_install::wire::{StreamFrame, StreamFrameError, read_stream_fra
 use super::transport::SERVER_NAME;
 use crate::layout::validate_relative_path;
 use crate::proto::{
-    ErrorKind, FrameError, GameDetails, GameSummary, Hello, MAX_CHUNK_LEN, PROTOCOL_VERSION, Request, Response,
-    read_frame, write_frame,
+    ErrorKind, FILE_LIST_PAGE_BYTES, FrameError, GameDetails, GameFileDescription, GameSummary, Hello, MAX_CHUNK_LEN,
+    MAX_LIST_ENTRIES, MAX_LIST_PATH_BYTES, PROTOCOL_VERSION, Request, Response, read_frame, read_frame_within,
+    write_frame,
 };
 use crate::untrusted::untrusted_message;
 
 /// How long connecting plus one request's header exchange may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Each page of a file list must arrive within this long of the previous one.
+const PAGE_TIMEOUT: Duration = REQUEST_TIMEOUT;
+/// Entries of a file list a peer must send per second at least, on top of
+/// [`REQUEST_TIMEOUT`]: a LAN moves a 100,000-entry list (about 10 MB) in well under a
+/// second, so 10,000 a second only trips on a peer that dribbles, and even a
+/// [`MAX_LIST_ENTRIES`] list is over within two minutes.
+const LIST_ENTRIES_PER_SECOND: u64 = 10_000;
 /// Largest piece read from a stream at once.
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -46,6 +54,24 @@ pub enum ClientError {
     ProtocolMismatch { addr: SocketAddr, theirs: u32 },
     #[error("{addr} sent an invalid answer: {reason}")]
     InvalidResponse { addr: SocketAddr, reason: String },
+    #[error("peer {addr} lists {entries} files for {id}, over the {MAX_LIST_ENTRIES}-file limit")]
+    ListTooLong { addr: SocketAddr, id: String, entries: u64 },
+    #[error("peer {addr} lists over {MAX_LIST_PATH_BYTES} bytes of paths for {id}, over the limit")]
+    ListPathsTooLong { addr: SocketAddr, id: String },
+    #[error("peer {addr} sent more than the {announced} files it announced for {id}")]
+    ListOverrun {
+        addr: SocketAddr,
+        id: String,
+        announced: u64,
+    },
+    #[error("peer {addr} sent {received} of the {announced} files of {id} and then nothing within {waited:?}")]
+    ListTimeout {
+        addr: SocketAddr,
+        id: String,
+        announced: u64,
+        received: u64,
+        waited: Duration,
+    },
     #[error("writing received bytes failed: {0}")]
     Sink(std::io::Error),
 }
@@ -158,24 +184,85 @@ impl PeerClient {
     }
 
     /// The file list and version of one game; every path is validated before it is returned.
+    /// The list arrives as a `GameListing` header and pages (see [`crate::proto`]); its
+    /// announced length is checked against [`MAX_LIST_ENTRIES`] before any page is read,
+    /// and memory grows only with the entries that arrived.
     pub async fn get_game(&self, addr: SocketAddr, id: &str) -> Result<GameDetails, ClientError> {
-        let details = match self.request(addr, &Request::GetGame { id: id.to_owned() }).await? {
-            (Response::GameDetails(details), _) => details,
+        let (listing, mut recv) = match self.request(addr, &Request::GetGame { id: id.to_owned() }).await? {
+            (Response::GameListing(listing), recv) => (listing, recv),
             (other, _) => return Err(unexpected(addr, &other)),
         };
-        if details.id != id {
+        if listing.id != id {
             return Err(ClientError::InvalidResponse {
                 addr,
-                reason: format!("asked for {id}, got {}", details.id),
+                reason: format!("asked for {id}, got {}", listing.id),
             });
         }
-        for file in &details.files {
-            validate_relative_path(&file.path).map_err(|err| ClientError::InvalidResponse {
+        let announced = listing.entries;
+        if announced > MAX_LIST_ENTRIES {
+            return Err(ClientError::ListTooLong {
                 addr,
-                reason: err.to_string(),
-            })?;
+                id: id.to_owned(),
+                entries: announced,
+            });
         }
-        Ok(details)
+        let list_time = REQUEST_TIMEOUT + Duration::from_secs(announced / LIST_ENTRIES_PER_SECOND);
+        let deadline = tokio::time::Instant::now() + list_time;
+        let mut files: Vec<GameFileDescription> = Vec::new();
+        let mut path_bytes = 0u64;
+        while (files.len() as u64) < announced {
+            let page_deadline = deadline.min(tokio::time::Instant::now() + PAGE_TIMEOUT);
+            let page = tokio::time::timeout_at(page_deadline, read_frame_within(&mut recv, FILE_LIST_PAGE_BYTES))
+                .await
+                .map_err(|_| ClientError::ListTimeout {
+                    addr,
+                    id: id.to_owned(),
+                    announced,
+                    received: files.len() as u64,
+                    waited: if page_deadline == deadline {
+                        list_time
+                    } else {
+                        PAGE_TIMEOUT
+                    },
+                })?
+                .map_err(|source| ClientError::Frame { addr, source })?;
+            let page = match page {
+                Response::FileListPage { files: page } if !page.is_empty() => page,
+                Response::FileListPage { .. } => {
+                    return Err(ClientError::InvalidResponse {
+                        addr,
+                        reason: format!("an empty file-list page for {id}"),
+                    });
+                }
+                other => return Err(unexpected(addr, &other)),
+            };
+            if files.len() as u64 + page.len() as u64 > announced {
+                return Err(ClientError::ListOverrun {
+                    addr,
+                    id: id.to_owned(),
+                    announced,
+                });
+            }
+            for file in &page {
+                validate_relative_path(&file.path).map_err(|err| ClientError::InvalidResponse {
+                    addr,
+                    reason: err.to_string(),
+                })?;
+                path_bytes += file.path.len() as u64;
+            }
+            if path_bytes > MAX_LIST_PATH_BYTES {
+                return Err(ClientError::ListPathsTooLong {
+                    addr,
+                    id: id.to_owned(),
+                });
+            }
+            files.extend(page);
+        }
+        Ok(GameDetails {
+            id: listing.id,
+            version: listing.version,
+            files,
+        })
     }
 
     /// Requests bytes `offset..offset+len` of a served file; the reader yields exactly `len` bytes.

@@ -37,8 +37,8 @@ use crate::config::Limits;
 use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
-    ErrorKind, FrameError, GameDetails, Hello, MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response,
-    read_frame_within, write_frame,
+    ErrorKind, FrameError, GameListing, Hello, MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response,
+    file_list_pages, read_frame_within, write_frame,
 };
 use crate::untrusted::quote_untrusted;
 
@@ -236,11 +236,7 @@ async fn handle_request(
             games: library.games.summaries(),
         },
         Request::GetGame { id } => match served_game(context, &library, &id) {
-            Ok(game) => Response::GameDetails(GameDetails {
-                id: game.id.clone(),
-                version: game.version.as_ref().map(ToString::to_string).unwrap_or_default(),
-                files: game.files.clone(),
-            }),
+            Ok(game) => return send_file_list(send, game).await,
             Err(response) => response,
         },
         Request::GetGameFileData { id, path } => {
@@ -258,6 +254,23 @@ async fn handle_request(
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
     write_response(send, &response).await
+}
+
+/// Sends a game's file list: a `GameListing` header, then pages of at most
+/// `FILE_LIST_PAGE_BYTES` each, so no frame grows with the game. The list is the
+/// library snapshot taken when the request arrived, like every answer.
+async fn send_file_list(send: &mut Outgoing, game: &Game) -> std::io::Result<()> {
+    let listing = GameListing {
+        id: game.id.clone(),
+        version: game.version.as_ref().map(ToString::to_string).unwrap_or_default(),
+        entries: game.files.len() as u64,
+    };
+    let pages = file_list_pages(&game.files).map_err(std::io::Error::other)?;
+    write_response(send, &Response::GameListing(listing)).await?;
+    for page in pages {
+        write_response(send, &Response::FileListPage { files: page.to_vec() }).await?;
+    }
+    Ok(())
 }
 
 fn too_many_sends() -> Response {
@@ -437,7 +450,12 @@ async fn open_served_file(
             format!("{id} has no file {}", quote_untrusted(path)),
         )
     };
-    if !game.files.iter().any(|file| file.path == path && !file.is_dir) {
+    // `files` is sorted by path: a game of 100,000 files must not cost 100,000 comparisons per request.
+    let listed = game
+        .files
+        .binary_search_by(|file| file.path.as_str().cmp(path))
+        .is_ok_and(|index| !game.files[index].is_dir);
+    if !listed {
         return Err(not_found());
     }
     let game_dir = library.game_dir.clone();

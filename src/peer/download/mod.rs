@@ -12,7 +12,6 @@ pub mod queue;
 pub mod storage;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,7 +89,6 @@ struct Chunk {
     path: Arc<str>,
     /// Where `path` is on disk, for error messages.
     disk_path: Arc<Path>,
-    file: Arc<File>,
     offset: u64,
     len: u64,
 }
@@ -245,18 +243,17 @@ async fn download_impl(
 fn split_into_chunks(files: &[GameFileDescription], storage: &DownloadStorage) -> Result<Vec<Chunk>, TransferError> {
     let mut chunks = Vec::new();
     for file in files.iter().filter(|f| !f.is_dir && f.path != VERSION_FILE) {
-        let handle = storage
-            .file(&file.path)
-            .ok_or_else(|| TransferError::Internal(format!("{} was not prepared", file.path)))?;
+        let disk_path: Arc<Path> = storage
+            .payload_path(&file.path)
+            .ok_or_else(|| TransferError::Internal(format!("{} was not prepared", file.path)))?
+            .into();
         let path: Arc<str> = file.path.as_str().into();
-        let disk_path: Arc<Path> = storage.root().join(&file.path).into();
         let mut offset = 0;
         while offset < file.size {
             let len = CHUNK_SIZE.min(file.size - offset);
             chunks.push(Chunk {
                 path: path.clone(),
                 disk_path: disk_path.clone(),
-                file: handle.clone(),
                 offset,
                 len,
             });
@@ -299,6 +296,13 @@ async fn fetch_chunk(
     .await
     .map_err(stalled)?
     .map_err(|err| TransferError::Peer(err.to_string()))?;
+    // Open only while this chunk is written (see `storage`).
+    let disk_path = chunk.disk_path.clone();
+    let file = tokio::task::spawn_blocking(move || storage::open_payload(&disk_path))
+        .await
+        .map_err(|err| TransferError::Internal(format!("the open task failed: {err}")))?
+        .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
+    let file = Arc::new(file);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut position = chunk.offset;
     loop {
@@ -312,7 +316,7 @@ async fn fetch_chunk(
             batch.extend_from_slice(piece);
         }
         if batch.len() >= WRITE_BATCH || (finished && !batch.is_empty()) {
-            let file = chunk.file.clone();
+            let file = file.clone();
             let written = batch.len() as u64;
             batch = tokio::task::spawn_blocking(move || storage::write_at(&file, &batch, position).map(|()| batch))
                 .await
@@ -324,7 +328,7 @@ async fn fetch_chunk(
         if finished {
             // Flush now, while other chunks still transfer, so the commit is not one long sync at the end
             // (measured: the final sync alone cost ~10% of a rate-capped download).
-            let file = chunk.file.clone();
+            let file = file.clone();
             return tokio::task::spawn_blocking(move || file.sync_data())
                 .await
                 .map_err(|err| TransferError::Internal(format!("the sync task failed: {err}")))?

@@ -4,7 +4,8 @@
 //! half-finished download never looks finished), creates the directories and
 //! pre-creates every payload file at its final size. Chunks are written with
 //! positional writes into those files, never truncating, so several peers can
-//! fill one file. `commit` syncs the payload, then writes `version.ini` last
+//! fill one file. A file is open only while a chunk of it is written: a game of
+//! 100,000 files must not hold 100,000 descriptors (the soft limit is often 1,024). `commit` syncs the payload, then writes `version.ini` last
 //! through `.version.ini.tmp` and an atomic rename. `abort` sweeps the temp and
 //! parked sentinels (the old one is *not* restored: its archives were being
 //! overwritten) and removes the payload files this download was writing.
@@ -14,12 +15,11 @@
 //! run it on a blocking thread. Errors are `TransferError::Local`, naming the
 //! path that failed and the free space of its file system.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::error::TransferError;
 use crate::durable::{remove_file_if_exists, replace_file, sync_dir};
@@ -30,8 +30,8 @@ pub struct DownloadStorage {
     root: PathBuf,
     /// The game root did not exist before this download.
     created_root: bool,
-    /// Payload files by relative path, open for positional writes.
-    files: BTreeMap<String, Arc<File>>,
+    /// Payload files by relative path, created at their final size.
+    files: BTreeSet<String>,
     /// Directories this download created, parents first.
     created_dirs: Vec<PathBuf>,
     /// Payload of the version being replaced that the new file list does not have,
@@ -62,7 +62,7 @@ impl DownloadStorage {
         let mut storage = DownloadStorage {
             root: root.clone(),
             created_root,
-            files: BTreeMap::new(),
+            files: BTreeSet::new(),
             created_dirs: Vec::new(),
             stale,
         };
@@ -119,7 +119,7 @@ impl DownloadStorage {
                 .map_err(local(&path))?;
             // The final size up front: chunks land anywhere, and a bigger old file is cut to size once.
             handle.set_len(file.size).map_err(local(&path))?;
-            self.files.insert(file.path.clone(), Arc::new(handle));
+            self.files.insert(file.path.clone());
         }
         Ok(())
     }
@@ -155,9 +155,10 @@ impl DownloadStorage {
         &self.root
     }
 
-    /// The open payload file at `relative`, for positional writes from any thread.
-    pub fn file(&self, relative: &str) -> Option<Arc<File>> {
-        self.files.get(relative).cloned()
+    /// Where the prepared payload file `relative` is on disk (open it with [`open_payload`]);
+    /// `None` if this download did not prepare it.
+    pub fn payload_path(&self, relative: &str) -> Option<PathBuf> {
+        self.files.contains(relative).then(|| self.root.join(relative))
     }
 
     /// Syncs the payload, then makes the download visible by writing `version.ini` last.
@@ -171,8 +172,11 @@ impl DownloadStorage {
     }
 
     fn try_commit(&self, version_ini: &[u8]) -> Result<(), TransferError> {
-        for (relative, file) in &self.files {
-            file.sync_data().map_err(local(&self.root.join(relative)))?;
+        for relative in &self.files {
+            let path = self.root.join(relative);
+            open_payload(&path)
+                .and_then(|file| file.sync_data())
+                .map_err(local(&path))?;
         }
         self.remove_stale()?;
         let sentinel = self.root.join(VERSION_FILE);
@@ -218,7 +222,7 @@ impl DownloadStorage {
                 tracing::warn!("cannot remove {}: {err}", self.root.join(name).display());
             }
         }
-        for relative in self.files.keys() {
+        for relative in &self.files {
             if let Ok(path) = self.path_of(relative)
                 && let Err(err) = remove_file_if_exists(&path)
             {
@@ -247,6 +251,16 @@ fn ensure_real_dir(path: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::other("it is not a directory"))
     }
+}
+
+/// Opens a payload file that [`DownloadStorage::begin`] created, for positional writes.
+/// Never through a symlink at its last component: something swapped in since then
+/// is refused, not written through.
+pub fn open_payload(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
 }
 
 /// Writes `bytes` at `offset` of `file`, all of it.
@@ -297,9 +311,24 @@ mod tests {
             4,
             "cut to the new size"
         );
-        write_at(&storage.file("maps/m.pk3").unwrap(), b"yz", 1).unwrap();
-        write_at(&storage.file("maps/m.pk3").unwrap(), b"x", 0).unwrap();
-        write_at(&storage.file("a.zip").unwrap(), b"abcd", 0).unwrap();
+        write_at(
+            &open_payload(&storage.payload_path("maps/m.pk3").unwrap()).unwrap(),
+            b"yz",
+            1,
+        )
+        .unwrap();
+        write_at(
+            &open_payload(&storage.payload_path("maps/m.pk3").unwrap()).unwrap(),
+            b"x",
+            0,
+        )
+        .unwrap();
+        write_at(
+            &open_payload(&storage.payload_path("a.zip").unwrap()).unwrap(),
+            b"abcd",
+            0,
+        )
+        .unwrap();
         storage.commit(b"2").unwrap();
 
         assert_eq!(fs::read(root.join(VERSION_FILE)).unwrap(), b"2");
@@ -359,8 +388,18 @@ mod tests {
         ];
         let files = [file("keep.zip", 1), file("new-v2.zip", 2), file("version.ini", 1)];
         let storage = DownloadStorage::begin(games.path(), "openarena", &files, &previous).unwrap();
-        write_at(&storage.file("new-v2.zip").unwrap(), b"22", 0).unwrap();
-        write_at(&storage.file("keep.zip").unwrap(), b"k", 0).unwrap();
+        write_at(
+            &open_payload(&storage.payload_path("new-v2.zip").unwrap()).unwrap(),
+            b"22",
+            0,
+        )
+        .unwrap();
+        write_at(
+            &open_payload(&storage.payload_path("keep.zip").unwrap()).unwrap(),
+            b"k",
+            0,
+        )
+        .unwrap();
         assert!(root.join("old-v1.zip").exists(), "nothing goes before the commit");
         storage.commit(b"2").unwrap();
 
