@@ -13,6 +13,8 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::content::ContentHash;
+
 /// Bumped whenever a request or response changes shape incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
@@ -132,6 +134,10 @@ pub struct GameFileDescription {
     pub path: String,
     pub size: u64,
     pub is_dir: bool,
+    /// The file's content root ([`crate::content::FileHashes::root`]); `None` for
+    /// directories and in lists from peers older than hashed file lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
 }
 
 #[derive(Debug, thiserror::Error)]

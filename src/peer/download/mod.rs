@@ -80,6 +80,8 @@ pub fn majority_file_list(manifests: &[(SocketAddr, &GameDetails)]) -> Vec<GameF
                 path: path.to_owned(),
                 size,
                 is_dir,
+                // Votes are on size and kind only so far; comparing hashes is the next step.
+                hash: None,
             })
         })
         .collect()
@@ -475,6 +477,7 @@ mod tests {
             path: path.into(),
             size,
             is_dir: false,
+            hash: None,
         }
     }
 

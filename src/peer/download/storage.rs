@@ -263,6 +263,7 @@ mod tests {
             path: path.into(),
             size,
             is_dir: false,
+            hash: None,
         }
     }
 
@@ -271,6 +272,7 @@ mod tests {
             path: path.into(),
             size: 0,
             is_dir: true,
+            hash: None,
         }
     }
 
