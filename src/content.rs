@@ -28,9 +28,12 @@ pub const BLOCK_SIZE: u64 = 1 << 20;
 /// The domain tag of a file's root (BLAKE3 derive-key context); changing it changes every root.
 const ROOT_CONTEXT: &str = "lanspread 2026-11 file root v1";
 
-/// Bytes read per `read_at` by [`hash_file`]. Measured with `examples/hash_bench.rs` on a
-/// 1 GiB file in the page cache: 1 MiB and 4 MiB pieces hash at the same rate (within noise),
-/// 64 KiB pieces are slower; 1 MiB keeps the buffer small.
+/// Bytes read per `read_at` by [`hash_file`]. Measured with `examples/hash_bench.rs` (1 GiB
+/// in the page cache, 2-core AMD EPYC with AVX2, under load from other builds): 64 KiB to
+/// 1 MiB pieces all ran at 1.3-1.6 GiB/s, within noise of each other and of
+/// `b3sum --num-threads 1` (1.5-1.8 GiB/s; it maps the file instead of copying it); 4 MiB
+/// varied (1.1-1.55) and 16 MiB was slower every time (~1.0), the piece no longer fitting
+/// in cache. 1 MiB is one block per read and gives a cold disk long sequential reads.
 const READ_PIECE: usize = 1 << 20;
 
 /// A BLAKE3 hash: of a block's bytes, or a file's root. Serialized as 64 lowercase hex digits.
