@@ -40,8 +40,10 @@ async fn three_peers_see_each_others_games_and_serve_files() {
         );
     });
 
+    // Each peer's own scan too: the peers' announcements can arrive before it ends (it hashes
+    // the files), and until then every local game looks remote.
     let everyone_sees_everyone = |s: &lanspread::peer::LibrarySnapshot| {
-        s.peers.len() == 2 && s.peers.iter().all(|p| p.library_loaded) && s.games.len() == 3
+        s.local_scanned && s.peers.len() == 2 && s.peers.iter().all(|p| p.library_loaded) && s.games.len() == 3
     };
     let snap_a = a.wait_for_snapshot("a to see b and c", everyone_sees_everyone).await;
     let snap_b = b.wait_for_snapshot("b to see a and c", everyone_sees_everyone).await;
