@@ -7,6 +7,7 @@ pub mod beneath;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod demo;
 pub mod disk;
 pub mod durable;

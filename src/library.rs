@@ -9,6 +9,16 @@
 //! A small index in the state dir remembers each game's stat fingerprint, so a
 //! warm rescan of an unchanged game is one `stat` per entry: no directory
 //! listing and no `version.ini` read.
+//!
+//! Each payload file carries its content root ([`crate::content`]) in its
+//! listing; its block hashes are kept beside the index ([`hashes`], read with
+//! [`block_hashes`]). A file is hashed when its stamp (length and mtime) is new
+//! or changed; an unchanged file in a changed game keeps the hashes it had. The
+//! stamp recorded is the one of the handle that was read, so a file written
+//! while being hashed has a newer stamp than recorded and is hashed again by the
+//! next scan.
+
+mod hashes;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -22,10 +32,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::beneath::open_file_beneath;
 use crate::catalog::Catalog;
+use crate::content::{ContentHash, FileHashes, hash_file};
 use crate::install::unpack;
 use crate::install::{InstallFailure, InstalledRecord};
 use crate::layout::GameLayout;
-use crate::layout::{LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id};
+use crate::layout::{LOCAL_DIR, VERSION_FILE, is_reserved_name, validate_game_id, validate_relative_path};
 pub use crate::proto::GameFileDescription;
 use crate::proto::GameSummary;
 
@@ -214,11 +225,31 @@ pub enum LibraryError {
     GameDir { path: PathBuf, source: io::Error },
 }
 
+/// What a scan does about payload files whose hashes it does not have yet.
+pub enum Hashing<'a> {
+    /// Lists them with `hash: None`, and keeps such a game out of the index (so a later
+    /// scan hashes it): for a quick read-only look (`lanspread list`) at a library that may
+    /// hold hundreds of gigabytes never hashed.
+    Skip,
+    /// Hashes them (blocking), reporting the progress of each game that needs any.
+    Compute(&'a mut dyn FnMut(HashProgress<'_>)),
+}
+
+/// How far hashing one game's new or changed files has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashProgress<'a> {
+    pub game: &'a str,
+    pub hashed: u64,
+    /// The bytes of the game's files that need hashing in this scan.
+    pub total: u64,
+}
+
 /// Scans every catalog game under `game_dir`, reusing `index` where a game is unchanged.
 pub fn scan_local_library(
     game_dir: &Path,
     catalog: &Catalog,
     index: &mut LibraryIndex,
+    hashing: &mut Hashing<'_>,
 ) -> Result<GameDB, LibraryError> {
     let entries = fs::read_dir(game_dir).map_err(|source| LibraryError::GameDir {
         path: game_dir.to_owned(),
@@ -236,7 +267,7 @@ pub fn scan_local_library(
             continue;
         }
         if catalog.contains(&name) {
-            if let Some(game) = scan_game(game_dir, &name, catalog, index) {
+            if let Some(game) = scan_game(game_dir, &name, catalog, index, hashing) {
                 db.games.insert(name, game);
             }
         } else {
@@ -244,12 +275,26 @@ pub fn scan_local_library(
         }
     }
     db.uncatalogued.sort();
-    index.games.retain(|id, _| db.games.contains_key(id));
+    let gone: Vec<String> = index
+        .games
+        .keys()
+        .filter(|id| !db.games.contains_key(*id))
+        .cloned()
+        .collect();
+    for id in gone {
+        index.forget(&id);
+    }
     Ok(db)
 }
 
 /// Scans one game root; `None` if it is neither downloaded nor installed.
-pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut LibraryIndex) -> Option<Game> {
+pub fn scan_game(
+    game_dir: &Path,
+    id: &str,
+    catalog: &Catalog,
+    index: &mut LibraryIndex,
+    hashing: &mut Hashing<'_>,
+) -> Option<Game> {
     validate_game_id(id).ok()?;
     let root = game_dir.join(id);
     let installed = fs::symlink_metadata(root.join(LOCAL_DIR)).is_ok_and(|m| m.is_dir());
@@ -264,22 +309,30 @@ pub fn scan_game(game_dir: &Path, id: &str, catalog: &Catalog, index: &mut Libra
             }
             None => {
                 index.misses += 1;
-                match IndexedGame::scan(&root, index.games.get(id)) {
+                let mut hasher = GameHasher {
+                    id,
+                    state_dir: index.state_dir.as_deref(),
+                    hashing,
+                    hashed_bytes: &mut index.hashed_bytes,
+                };
+                match IndexedGame::scan(&root, index.games.get(id), &mut hasher) {
                     Ok(fresh) => {
                         let result = (fresh.version.clone(), fresh.files.clone(), fresh.expanded_size);
-                        index.games.insert(id.to_owned(), fresh);
+                        if fresh.is_hashed() {
+                            index.games.insert(id.to_owned(), fresh);
+                        }
                         result
                     }
                     Err(err) => {
                         tracing::warn!(game = id, "cannot scan {}: {err}", root.display());
-                        index.games.remove(id);
+                        index.forget(id);
                         return None;
                     }
                 }
             }
         }
     } else {
-        index.games.remove(id);
+        index.forget(id);
         (None, Vec::new(), None)
     };
     if version.is_none() && !installed {
@@ -324,11 +377,19 @@ pub struct LibraryIndex {
     pub hits: u64,
     #[serde(skip)]
     pub misses: u64,
+    /// Bytes of payload files hashed since this index was loaded.
+    #[serde(skip)]
+    pub hashed_bytes: u64,
+    /// Where block hashes are kept ([`hashes`]); `None` for an index not loaded from a
+    /// state dir, which then keeps only the roots.
+    #[serde(skip)]
+    state_dir: Option<PathBuf>,
 }
 
 const INDEX_FILE: &str = "library-index.json";
 /// 1: entries carry `expanded_size` (an index without it would announce every game as unknown).
-const INDEX_FORMAT: u32 = 1;
+/// 2: payload files carry their content root, and their block hashes are in [`hashes`].
+const INDEX_FORMAT: u32 = 2;
 
 impl LibraryIndex {
     /// Loads the index for `game_dir`; a missing, unreadable or foreign one just means a cold scan.
@@ -340,13 +401,15 @@ impl LibraryIndex {
                 .ok(),
             Err(_) => None,
         };
-        loaded
+        let mut index = loaded
             .filter(|index: &LibraryIndex| index.format == INDEX_FORMAT && index.is_for(game_dir))
             .unwrap_or_else(|| LibraryIndex {
                 format: INDEX_FORMAT,
                 game_dir: game_dir.to_owned(),
                 ..LibraryIndex::default()
-            })
+            });
+        index.state_dir = Some(state_dir.to_owned());
+        index
     }
 
     pub fn is_for(&self, game_dir: &Path) -> bool {
@@ -365,6 +428,36 @@ impl LibraryIndex {
     pub fn invalidate(&mut self, id: &str) {
         self.games.remove(id);
     }
+
+    /// Drops a game that is no longer downloaded, with its block hashes.
+    fn forget(&mut self, id: &str) {
+        self.games.remove(id);
+        if let Some(state_dir) = &self.state_dir {
+            hashes::remove(state_dir, id);
+        }
+    }
+}
+
+/// The block hashes of payload file `path` of game `id`, as the last scan recorded them,
+/// if the file on disk still has the stamp they were computed for; `None` otherwise (no
+/// scan has hashed it yet, the file changed since, or the record is unreadable). Blocks.
+pub fn block_hashes(state_dir: &Path, game_dir: &Path, id: &str, path: &str) -> Option<FileHashes> {
+    validate_game_id(id).ok()?;
+    validate_relative_path(path).ok()?;
+    let root = game_dir.join(id);
+    let stored = hashes::read_one(state_dir, &root, id, path)
+        .inspect_err(|err| tracing::warn!(game = id, "cannot read the block hashes of {path}: {err}"))
+        .ok()??;
+    let now = PathStamp::of(&root, path)?;
+    (!now.is_dir && now.len == stored.len && now.mtime_ns == stored.mtime_ns).then_some(stored.hashes)
+}
+
+/// What [`IndexedGame::scan`] needs to hash a game's files.
+struct GameHasher<'a, 'h> {
+    id: &'a str,
+    state_dir: Option<&'a Path>,
+    hashing: &'a mut Hashing<'h>,
+    hashed_bytes: &'a mut u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -393,19 +486,22 @@ impl PathStamp {
         } else {
             root.join(relative)
         };
-        let meta = fs::symlink_metadata(full).ok()?;
+        Some(PathStamp::from_metadata(relative, &fs::symlink_metadata(full).ok()?))
+    }
+
+    fn from_metadata(relative: &str, meta: &fs::Metadata) -> Self {
         let mtime_ns = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        Some(PathStamp {
+        PathStamp {
             path: relative.to_owned(),
             is_dir: meta.is_dir(),
             // Directory sizes are filesystem-specific and carry no information here.
             len: if meta.is_dir() { 0 } else { meta.len() },
             mtime_ns,
-        })
+        }
     }
 }
 
@@ -433,7 +529,7 @@ impl IndexedGame {
     /// Scans `root`; `previous` (this game's stale entry) lends its expanded size when the
     /// payload files are unchanged, so installing or uninstalling (which touch only the
     /// root's directory stamps) does not read the archives again.
-    fn scan(root: &Path, previous: Option<&IndexedGame>) -> io::Result<Self> {
+    fn scan(root: &Path, previous: Option<&IndexedGame>, hasher: &mut GameHasher<'_, '_>) -> io::Result<Self> {
         let content = read_version_file(root)?;
         let version = Version::parse_ini(&String::from_utf8_lossy(&content)).unwrap_or_else(|| {
             tracing::warn!(
@@ -455,12 +551,152 @@ impl IndexedGame {
                 })
                 .ok(),
         };
-        Ok(IndexedGame {
+        let mut game = IndexedGame {
             version: Some(version),
             files,
             expanded_size,
             stamps,
-        })
+        };
+        game.hash_files(root, previous, hasher)?;
+        Ok(game)
+    }
+
+    /// Whether every payload file has its root (false only after a [`Hashing::Skip`] scan).
+    fn is_hashed(&self) -> bool {
+        self.files.iter().all(|file| file.is_dir || file.hash.is_some())
+    }
+
+    /// Fills each payload file's root: kept from `previous` where the file's stamp is
+    /// unchanged (and, with a state dir, its blocks are on record), computed otherwise.
+    fn hash_files(
+        &mut self,
+        root: &Path,
+        previous: Option<&IndexedGame>,
+        hasher: &mut GameHasher<'_, '_>,
+    ) -> io::Result<()> {
+        let previous_stamps: BTreeMap<&str, &PathStamp> = previous
+            .iter()
+            .flat_map(|previous| &previous.stamps)
+            .map(|stamp| (stamp.path.as_str(), stamp))
+            .collect();
+        let kept_roots: BTreeMap<String, ContentHash> = previous
+            .iter()
+            .flat_map(|previous| &previous.files)
+            .filter_map(|file| Some((file.path.clone(), file.hash?)))
+            .collect();
+        let current: BTreeMap<String, PathStamp> = self
+            .stamps
+            .iter()
+            .filter(|stamp| !stamp.is_dir)
+            .map(|stamp| (stamp.path.clone(), stamp.clone()))
+            .collect();
+        let kept_root = |path: &str| {
+            let stamp = current.get(path)?;
+            (previous_stamps.get(path) == Some(&stamp))
+                .then(|| kept_roots.get(path).copied())
+                .flatten()
+        };
+        let Hashing::Compute(progress) = &mut *hasher.hashing else {
+            for file in self.files.iter_mut().filter(|file| !file.is_dir) {
+                file.hash = kept_root(&file.path);
+            }
+            return Ok(());
+        };
+
+        let mut stored = match (hasher.state_dir, previous) {
+            (Some(state_dir), Some(_)) => hashes::read_all(state_dir, root, hasher.id).unwrap_or_else(|err| {
+                tracing::warn!(
+                    game = hasher.id,
+                    "rehashing: cannot read the recorded block hashes: {err}"
+                );
+                BTreeMap::new()
+            }),
+            _ => BTreeMap::new(),
+        };
+        let mut records = BTreeMap::new();
+        let mut to_hash = Vec::new();
+        for (position, file) in self.files.iter_mut().enumerate().filter(|(_, file)| !file.is_dir) {
+            let Some(kept) = kept_root(&file.path) else {
+                to_hash.push(position);
+                continue;
+            };
+            if hasher.state_dir.is_none() {
+                file.hash = Some(kept);
+                continue;
+            }
+            let record = stored.remove(&file.path).filter(|record| {
+                record.root == kept
+                    && current
+                        .get(&file.path)
+                        .is_some_and(|s| s.len == record.len && s.mtime_ns == record.mtime_ns)
+            });
+            match record {
+                Some(record) => {
+                    file.hash = Some(kept);
+                    records.insert(file.path.clone(), record);
+                }
+                None => to_hash.push(position),
+            }
+        }
+
+        let mut total: u64 = to_hash.iter().map(|&position| self.files[position].size).sum();
+        let mut hashed = 0;
+        let mut rehashed_stamps = BTreeMap::new();
+        for &position in &to_hash {
+            let file = &mut self.files[position];
+            let opened = open_file_beneath(root, &file.path).map_err(io::Error::other)?;
+            // What is hashed is what this handle holds, so its stamp is the one recorded.
+            let stamp = PathStamp::from_metadata(&file.path, &opened.file.metadata()?);
+            total = total - file.size + stamp.len;
+            let game = hasher.id;
+            let blocks = hash_file(
+                &opened.file,
+                stamp.len,
+                &mut |done| {
+                    progress(HashProgress {
+                        game,
+                        hashed: hashed + done,
+                        total,
+                    })
+                },
+                &|| false,
+            )?;
+            hashed += stamp.len;
+            *hasher.hashed_bytes += stamp.len;
+            let content_root = blocks.root(stamp.len);
+            file.size = stamp.len;
+            file.hash = Some(content_root);
+            if hasher.state_dir.is_some() {
+                records.insert(
+                    file.path.clone(),
+                    hashes::StoredFile {
+                        len: stamp.len,
+                        mtime_ns: stamp.mtime_ns,
+                        root: content_root,
+                        hashes: blocks,
+                    },
+                );
+            }
+            rehashed_stamps.insert(stamp.path.clone(), stamp);
+        }
+        for stamp in &mut self.stamps {
+            if let Some(rehashed) = rehashed_stamps.remove(&stamp.path) {
+                *stamp = rehashed;
+            }
+        }
+        // Leftover records are of files that are gone or changed.
+        if let Some(state_dir) = hasher.state_dir
+            && (!to_hash.is_empty() || !stored.is_empty())
+            && let Err(err) = hashes::write(state_dir, root, hasher.id, &records)
+        {
+            // The roots are listed all the same; the blocks are computed again when needed.
+            tracing::warn!(
+                game = hasher.id,
+                "cannot record block hashes in {}: {err}",
+                state_dir.display()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -516,14 +752,17 @@ fn walk(
                 path: relative.clone(),
                 size: 0,
                 is_dir: true,
+                hash: None,
             });
             stamps.push(stamp);
             walk(root, &relative, files, stamps)?;
         } else if file_type.is_file() {
+            // Hashed after the walk, when it is known which files are new or changed.
             files.push(GameFileDescription {
                 path: relative,
                 size: stamp.len,
                 is_dir: false,
+                hash: None,
             });
             stamps.push(stamp);
         }
@@ -571,6 +810,23 @@ mod tests {
         fs::write(path, bytes).unwrap();
     }
 
+    /// A scan that hashes, reporting nowhere.
+    fn scan_all(games: &Path, catalog: &Catalog, index: &mut LibraryIndex) -> Result<GameDB, LibraryError> {
+        scan_local_library(games, catalog, index, &mut Hashing::Compute(&mut |_| {}))
+    }
+
+    /// One game's scan with no index and no state dir.
+    fn scan_alone(root: &Path) -> io::Result<IndexedGame> {
+        let mut hashed_bytes = 0;
+        let mut hasher = GameHasher {
+            id: "openarena",
+            state_dir: None,
+            hashing: &mut Hashing::Compute(&mut |_| {}),
+            hashed_bytes: &mut hashed_bytes,
+        };
+        IndexedGame::scan(root, None, &mut hasher)
+    }
+
     #[test]
     fn scan_classifies_games_and_excludes_reserved_entries() {
         let dir = tempfile::tempdir().unwrap();
@@ -589,7 +845,7 @@ mod tests {
         write(&games.join("not-in-catalog/version.ini"), b"1");
 
         let catalog = Catalog::bundled();
-        let db = scan_local_library(games, &catalog, &mut LibraryIndex::default()).unwrap();
+        let db = scan_all(games, &catalog, &mut LibraryIndex::default()).unwrap();
 
         let oa = db.get("openarena").unwrap();
         assert_eq!(oa.version, Some(v("20240301")));
@@ -625,7 +881,7 @@ mod tests {
         let sentinel = root.join(VERSION_FILE);
         // What a swap after scan_game's symlink_metadata check could leave there.
         std::os::unix::fs::symlink(dir.path().join("outside.ini"), &sentinel).unwrap();
-        assert!(IndexedGame::scan(&root, None).is_err(), "a symlink");
+        assert!(scan_alone(&root).is_err(), "a symlink");
         fs::remove_file(&sentinel).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
@@ -639,7 +895,7 @@ mod tests {
         let (sender, receiver) = std::sync::mpsc::channel();
         let fifo_root = root.clone();
         std::thread::spawn(move || {
-            let _ = sender.send(IndexedGame::scan(&fifo_root, None).is_err());
+            let _ = sender.send(scan_alone(&fifo_root).is_err());
         });
         let refused = receiver
             .recv_timeout(std::time::Duration::from_secs(10))
@@ -647,9 +903,9 @@ mod tests {
         assert!(refused, "a FIFO");
         fs::remove_file(&sentinel).unwrap();
         write(&sentinel, &vec![b'1'; 64 * 1024 + 1]);
-        assert!(IndexedGame::scan(&root, None).is_err(), "over 64 KiB");
+        assert!(scan_alone(&root).is_err(), "over 64 KiB");
         write(&sentinel, &vec![b'1'; 64 * 1024]);
-        let scanned = IndexedGame::scan(&root, None).unwrap();
+        let scanned = scan_alone(&root).unwrap();
         assert_eq!(scanned.version, Some(v(&"1".repeat(64 * 1024))));
     }
 
@@ -663,7 +919,7 @@ mod tests {
         let catalog = Catalog::bundled();
 
         let mut index = LibraryIndex::load_for(state.path(), dir.path());
-        let cold = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let cold = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!((index.hits, index.misses), (0, 1));
         index.save(state.path()).unwrap();
 
@@ -673,7 +929,7 @@ mod tests {
             "an index for another game dir is not reused"
         );
         let mut index = LibraryIndex::load_for(state.path(), dir.path());
-        let warm = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let warm = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(
             (index.hits, index.misses),
             (1, 0),
@@ -683,9 +939,174 @@ mod tests {
 
         // Growing a file in a subdirectory changes its stamp even though no directory changed.
         write(&root.join("data/a.pk3"), &[0; 20]);
-        let changed = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let changed = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(index.misses, 1);
         assert_eq!(changed.get("openarena").unwrap().size, 21);
+    }
+
+    fn root_of(bytes: &[u8]) -> ContentHash {
+        let mut hasher = crate::content::BlockHasher::new();
+        hasher.update(bytes);
+        hasher.finish().root(bytes.len() as u64)
+    }
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    fn listed_hash(db: &GameDB, path: &str) -> Option<ContentHash> {
+        let file = db.get("openarena")?.files.iter().find(|file| file.path == path)?;
+        file.hash
+    }
+
+    #[test]
+    fn files_are_hashed_once_per_version_and_warm_starts_hash_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        let (big, small) = (bytes(2 * 1024 * 1024 + 3, 1), bytes(1000, 2));
+        write(&root.join(VERSION_FILE), b"1");
+        write(&root.join("oa.zip"), &big);
+        write(&root.join("maps/dm1.pk3"), &small);
+        write(&root.join("empty"), b"");
+        let catalog = Catalog::bundled();
+        let all_bytes = (big.len() + small.len() + 1) as u64;
+
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let mut reports = Vec::new();
+        let mut progress =
+            |report: HashProgress<'_>| reports.push((report.game.to_owned(), report.hashed, report.total));
+        let cold = scan_local_library(dir.path(), &catalog, &mut index, &mut Hashing::Compute(&mut progress)).unwrap();
+        assert_eq!(index.hashed_bytes, all_bytes);
+        assert_eq!(reports.last(), Some(&("openarena".to_owned(), all_bytes, all_bytes)));
+        assert!(
+            reports.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "progress only grows"
+        );
+        assert_eq!(listed_hash(&cold, "oa.zip"), Some(root_of(&big)));
+        assert_eq!(listed_hash(&cold, "maps/dm1.pk3"), Some(root_of(&small)));
+        assert_eq!(listed_hash(&cold, "empty"), Some(root_of(b"")));
+        assert_eq!(listed_hash(&cold, "version.ini"), Some(root_of(b"1")));
+        assert_eq!(listed_hash(&cold, "maps"), None, "directories have no hash");
+        let blocks = block_hashes(state.path(), dir.path(), "openarena", "oa.zip").unwrap();
+        assert_eq!(blocks.blocks.len(), 3);
+        assert_eq!(blocks.root(big.len() as u64), root_of(&big));
+        index.save(state.path()).unwrap();
+
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let warm = scan_all(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(
+            (index.hits, index.misses, index.hashed_bytes),
+            (1, 0, 0),
+            "a warm start hashes nothing"
+        );
+        assert_eq!(warm, cold);
+
+        // A new mtime on one file: the game is rescanned, only that file is hashed again.
+        let touched = fs::File::options().write(true).open(root.join("maps/dm1.pk3")).unwrap();
+        touched
+            .set_modified(UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+            .unwrap();
+        let rescanned = scan_all(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!((index.misses, index.hashed_bytes), (1, small.len() as u64));
+        assert_eq!(rescanned, cold, "same bytes, same roots");
+        assert!(block_hashes(state.path(), dir.path(), "openarena", "maps/dm1.pk3").is_some());
+        assert_eq!(
+            block_hashes(state.path(), dir.path(), "openarena", "oa.zip"),
+            Some(blocks.clone()),
+            "the unchanged file's blocks are kept"
+        );
+
+        // Changed content: a new root, and blocks on record only for the new version.
+        let mut changed = big.clone();
+        changed[1024 * 1024] ^= 0xff;
+        write(&root.join("oa.zip"), &changed);
+        let stale = fs::File::options().write(true).open(root.join("oa.zip")).unwrap();
+        stale
+            .set_modified(UNIX_EPOCH + std::time::Duration::from_secs(2_000_000))
+            .unwrap();
+        let db = scan_all(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(index.hashed_bytes, (small.len() + changed.len()) as u64);
+        assert_eq!(listed_hash(&db, "oa.zip"), Some(root_of(&changed)));
+        let new_blocks = block_hashes(state.path(), dir.path(), "openarena", "oa.zip").unwrap();
+        assert_eq!(
+            (new_blocks.blocks[0], new_blocks.blocks[2]),
+            (blocks.blocks[0], blocks.blocks[2])
+        );
+        assert_ne!(new_blocks.blocks[1], blocks.blocks[1]);
+        // The record describes the file as it was hashed: touched since, it is not vouched for.
+        stale
+            .set_modified(UNIX_EPOCH + std::time::Duration::from_secs(3_000_000))
+            .unwrap();
+        assert_eq!(block_hashes(state.path(), dir.path(), "openarena", "oa.zip"), None);
+
+        // A game that is gone takes its block hashes with it.
+        fs::remove_dir_all(&root).unwrap();
+        scan_all(dir.path(), &catalog, &mut index).unwrap();
+        assert!(!state.path().join("hashes/openarena.bin").exists());
+    }
+
+    #[test]
+    fn a_listing_without_hashing_reads_no_file_and_keeps_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        write(&root.join(VERSION_FILE), b"1");
+        write(&root.join("oa.zip"), &bytes(5000, 3));
+        let catalog = Catalog::bundled();
+        let mut index = LibraryIndex::load_for(state.path(), dir.path());
+        let db = scan_local_library(dir.path(), &catalog, &mut index, &mut Hashing::Skip).unwrap();
+        assert_eq!(listed_hash(&db, "oa.zip"), None);
+        assert_eq!(db.get("openarena").unwrap().size, 5001);
+        assert_eq!(index.hashed_bytes, 0);
+        assert!(
+            index.games.is_empty(),
+            "an unhashed game is not kept, so the next scan hashes it"
+        );
+        assert!(!state.path().join("hashes").exists());
+        scan_all(dir.path(), &catalog, &mut index).unwrap();
+        assert_eq!(index.hashed_bytes, 5001);
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_symlink_after_listing_is_not_hashed_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("openarena");
+        write(&root.join(VERSION_FILE), b"1");
+        write(&root.join("oa.zip"), &bytes(5000, 4));
+        write(&dir.path().join("secret"), b"outside the game");
+        let mut files = Vec::new();
+        let mut stamps = vec![PathStamp::of(&root, "").unwrap()];
+        walk(&root, "", &mut files, &mut stamps).unwrap();
+        files.sort_by(|a, b| a.path.cmp(&b.path)); // as a scan does: oa.zip before version.ini
+        assert!(
+            files.iter().any(|file| file.path == "oa.zip"),
+            "listed as a regular file"
+        );
+        fs::remove_file(root.join("oa.zip")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("oa.zip")).unwrap();
+
+        let mut game = IndexedGame {
+            version: Some(v("1")),
+            files,
+            expanded_size: None,
+            stamps,
+        };
+        let mut hashed_bytes = 0;
+        let mut hasher = GameHasher {
+            id: "openarena",
+            state_dir: None,
+            hashing: &mut Hashing::Compute(&mut |_| {}),
+            hashed_bytes: &mut hashed_bytes,
+        };
+        let err = game.hash_files(&root, None, &mut hasher).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(
+            game.files
+                .iter()
+                .all(|file| file.hash != Some(root_of(b"outside the game")))
+        );
+        assert_eq!(hashed_bytes, 0, "nothing was read through the link");
     }
 
     fn write_zip(path: &Path, members: &[(&str, usize)]) {
@@ -708,7 +1129,7 @@ mod tests {
         let expanded = |db: &GameDB| db.get("openarena").unwrap().expanded_size;
 
         let mut index = LibraryIndex::load_for(state.path(), dir.path());
-        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let db = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(expanded(&db), Some(1234));
         assert_eq!(db.summaries()[0].expanded_size, Some(1234), "announced to peers");
         index.save(state.path()).unwrap();
@@ -716,7 +1137,7 @@ mod tests {
         // A warm start answers from the index, expanded size included.
         let mut index = LibraryIndex::load_for(state.path(), dir.path());
         assert_eq!(
-            expanded(&scan_local_library(dir.path(), &catalog, &mut index).unwrap()),
+            expanded(&scan_all(dir.path(), &catalog, &mut index).unwrap()),
             Some(1234)
         );
         assert_eq!((index.hits, index.misses), (1, 0));
@@ -728,7 +1149,7 @@ mod tests {
         let game = index.games.get_mut("openarena").unwrap();
         game.stamps[0].mtime_ns = 0; // the root's stamp: force the rescan even on a coarse clock
         game.expanded_size = Some(99);
-        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let db = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(index.misses, 1);
         assert_eq!(expanded(&db), Some(99), "unchanged archives are not read again");
         assert_eq!(PathStamp::of(&root, "oa.zip").unwrap(), archive_stamp);
@@ -736,7 +1157,7 @@ mod tests {
         // A new version of the archives is read again.
         write_zip(&root.join("oa.zip"), &[("a.bin", 10), ("c.bin", 5)]);
         write(&root.join(VERSION_FILE), b"2");
-        let db = scan_local_library(dir.path(), &catalog, &mut index).unwrap();
+        let db = scan_all(dir.path(), &catalog, &mut index).unwrap();
         assert_eq!(expanded(&db), Some(15));
 
         // An index from before expanded sizes is not trusted: every game is scanned again.

@@ -17,6 +17,8 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::content::ContentHash;
+
 /// Bumped whenever a request or response changes shape incompatibly.
 /// Version 2: `GetGame` answers with a [`GameListing`] header and file-list pages.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -175,6 +177,10 @@ pub struct GameFileDescription {
     pub path: String,
     pub size: u64,
     pub is_dir: bool,
+    /// The file's content root ([`crate::content::FileHashes::root`]); `None` for
+    /// directories and in lists from peers older than hashed file lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
 }
 
 /// Cuts `files` into the runs a server sends as `FileListPage` frames: each run encodes to
@@ -339,6 +345,7 @@ mod tests {
                 path: format!("dir{}/{}", index % 300, "x".repeat(index % 97 + 1)),
                 size: index as u64,
                 is_dir: false,
+                hash: (index % 2 == 0).then(|| crate::content::ContentHash::of(&index.to_le_bytes())),
             })
             .collect();
         let pages = file_list_pages(&files).unwrap();
@@ -361,6 +368,7 @@ mod tests {
             path: "\u{1}".repeat(4096),
             size: u64::MAX,
             is_dir: false,
+            hash: Some(crate::content::ContentHash::of(b"longest")),
         };
         let frame = serde_json::to_vec(&Response::FileListPage { files: vec![longest] }).unwrap();
         assert!(frame.len() <= FILE_LIST_PAGE_BYTES, "one entry always fits a page");

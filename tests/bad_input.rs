@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail, ensure};
 use lanspread::config::Limits;
+use lanspread::content::root_of;
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::proto::{
     ErrorKind, FrameError, GameDetails, GameFileDescription, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION, Request, Response,
@@ -46,26 +47,29 @@ impl Fixture {
         self.peer.dir.path().to_path_buf()
     }
 
-    /// What `GetGame` must list: the payload and `version.ini`, never `local/` or symlinks.
+    /// What `GetGame` must list: the payload and `version.ini`, never `local/` or symlinks,
+    /// each file with the content root of its bytes.
     fn expected_details(&self) -> GameDetails {
-        let file = |path: &str, size: usize| GameFileDescription {
+        let file = |path: &str, bytes: &[u8]| GameFileDescription {
             path: path.to_owned(),
-            size: size as u64,
+            size: bytes.len() as u64,
             is_dir: false,
+            hash: Some(root_of(bytes)),
         };
         GameDetails {
             id: GAME.to_owned(),
             version: GAME_VERSION.to_owned(),
             files: vec![
-                file("data.pk3", self.data.len()),
+                file("data.pk3", &self.data),
                 GameFileDescription {
                     path: "maps".to_owned(),
                     size: 0,
                     is_dir: true,
+                    hash: None,
                 },
-                file("maps/dm1.bsp", self.map.len()),
-                file("readme.txt", self.readme.len()),
-                file("version.ini", GAME_VERSION.len()),
+                file("maps/dm1.bsp", &self.map),
+                file("readme.txt", &self.readme),
+                file("version.ini", GAME_VERSION.as_bytes()),
             ],
         }
     }

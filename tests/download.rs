@@ -258,7 +258,10 @@ async fn peers_with_an_extra_or_a_missing_file_are_left_out_and_the_rest_serve()
     let reasons: BTreeMap<SocketAddr, String> = excluded.into_iter().collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[&extra_peer].contains("lists extra.txt"), "{reasons:?}");
-    assert!(reasons[&lacking_peer].contains(&format!("lacks {}", files[0].0)), "{reasons:?}");
+    assert!(
+        reasons[&lacking_peer].contains(&format!("lacks {}", files[0].0)),
+        "{reasons:?}"
+    );
     let ended = downloader.wait_for_download_end(GAME).await;
     let Outcome::Finished(Downloaded { summary, .. }) = &ended.outcome else {
         panic!("{:?}", ended.outcome);

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lanspread::config::Limits;
+use lanspread::content::root_of;
 use lanspread::peer::client::{ClientError, PeerClient};
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::peer::{PeerCommand, PeerEvent};
@@ -39,6 +40,7 @@ fn write_many_files(games: &Path, files: usize) -> Vec<GameFileDescription> {
             path: format!("d{dir:03}"),
             size: 0,
             is_dir: true,
+            hash: None,
         });
     }
     for index in 0..files {
@@ -50,6 +52,7 @@ fn write_many_files(games: &Path, files: usize) -> Vec<GameFileDescription> {
             path,
             size: len as u64,
             is_dir: false,
+            hash: Some(root_of(&bytes)),
         });
     }
     std::fs::write(root.join("version.ini"), VERSION).unwrap();
@@ -57,6 +60,7 @@ fn write_many_files(games: &Path, files: usize) -> Vec<GameFileDescription> {
         path: "version.ini".into(),
         size: VERSION.len() as u64,
         is_dir: false,
+        hash: Some(root_of(VERSION.as_bytes())),
     });
     listed.sort_by(|a, b| a.path.cmp(&b.path));
     listed
@@ -265,6 +269,7 @@ fn entry(index: u64) -> GameFileDescription {
         path: format!("f{index}"),
         size: 1,
         is_dir: false,
+        hash: None,
     }
 }
 

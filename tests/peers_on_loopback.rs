@@ -4,6 +4,7 @@
 mod support;
 
 use lanspread::config::Limits;
+use lanspread::content::root_of;
 use lanspread::peer::client::PeerClient;
 use lanspread::peer::transport::make_endpoint;
 use lanspread::peer::{GameState, PeerEvent};
@@ -40,8 +41,10 @@ async fn three_peers_see_each_others_games_and_serve_files() {
         );
     });
 
+    // Each peer's own scan too: the peers' announcements can arrive before it ends (it hashes
+    // the files), and until then every local game looks remote.
     let everyone_sees_everyone = |s: &lanspread::peer::LibrarySnapshot| {
-        s.peers.len() == 2 && s.peers.iter().all(|p| p.library_loaded) && s.games.len() == 3
+        s.local_scanned && s.peers.len() == 2 && s.peers.iter().all(|p| p.library_loaded) && s.games.len() == 3
     };
     let snap_a = a.wait_for_snapshot("a to see b and c", everyone_sees_everyone).await;
     let snap_b = b.wait_for_snapshot("b to see a and c", everyone_sees_everyone).await;
@@ -86,18 +89,26 @@ async fn three_peers_see_each_others_games_and_serve_files() {
     peers.sort();
     assert_eq!(version, "20240301");
     assert_eq!(peers, expected);
-    let file = |path: &str, size: u64, is_dir: bool| GameFileDescription {
+    // The merged list is the entries the peers agree on: sizes and content roots.
+    let file = |path: &str, bytes: &[u8]| GameFileDescription {
         path: path.into(),
-        size,
-        is_dir,
+        size: bytes.len() as u64,
+        is_dir: false,
+        hash: Some(root_of(bytes)),
+    };
+    let maps = GameFileDescription {
+        path: "maps".into(),
+        size: 0,
+        is_dir: true,
+        hash: None,
     };
     assert_eq!(
         files,
         [
-            file("maps", 0, true),
-            file("maps/dm1.pk3", 4096, false),
-            file("oa.zip", 300_000, false),
-            file("version.ini", 8, false)
+            maps,
+            file("maps/dm1.pk3", &map),
+            file("oa.zip", &data),
+            file("version.ini", b"20240301")
         ]
     );
 

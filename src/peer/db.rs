@@ -437,6 +437,7 @@ mod tests {
             path: path.into(),
             size,
             is_dir: false,
+            hash: None,
         };
         for (port, size) in [(1, 100), (2, 100), (3, 7)] {
             db.insert_peer(addr(port), &hello(&port.to_string(), 1), Duration::ZERO, now);

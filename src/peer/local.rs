@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
-use crate::library::{Game, GameDB, LibraryError, LibraryIndex, scan_game, scan_local_library};
+use crate::library::{Game, GameDB, HashProgress, Hashing, LibraryError, LibraryIndex, scan_game, scan_local_library};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanScope {
@@ -53,20 +53,34 @@ enum ScanOutcome {
 }
 
 impl ScanJob {
-    /// Scans and saves the index. Blocks.
-    pub fn run(mut self, catalog: &Catalog, state_dir: &Path) -> ScanResult {
+    /// Scans (hashing new and changed files) and saves the index. Blocks.
+    pub fn run(self, catalog: &Catalog, state_dir: &Path) -> ScanResult {
+        // Hashing progress is not reported anywhere yet.
+        self.run_reporting(catalog, state_dir, &mut |_| {})
+    }
+
+    /// [`ScanJob::run`], telling `progress` how far the hashing of each game has got.
+    pub fn run_reporting(
+        mut self,
+        catalog: &Catalog,
+        state_dir: &Path,
+        progress: &mut dyn FnMut(HashProgress<'_>),
+    ) -> ScanResult {
         if !self.index.is_for(&self.game_dir) {
             self.index = LibraryIndex::load_for(state_dir, &self.game_dir);
         }
+        let hashing = &mut Hashing::Compute(progress);
         let outcome = match &self.scope {
-            ScanScope::All => scan_local_library(&self.game_dir, catalog, &mut self.index).map(ScanOutcome::All),
+            ScanScope::All => {
+                scan_local_library(&self.game_dir, catalog, &mut self.index, hashing).map(ScanOutcome::All)
+            }
             ScanScope::Games(ids) => Ok(ScanOutcome::Games(
                 ids.iter()
                     .map(|id| {
                         if catalog.contains(id) {
                             (
                                 id.clone(),
-                                scan_game(&self.game_dir, id, catalog, &mut self.index),
+                                scan_game(&self.game_dir, id, catalog, &mut self.index, hashing),
                                 false,
                             )
                         } else {

@@ -284,12 +284,14 @@ mod tests {
             path: path.into(),
             size,
             is_dir: false,
+            hash: None,
         };
         let old = [file("oa.zip", 400), file("gone.zip", 50), file("version.ini", 1)];
         let dir = GameFileDescription {
             path: "maps".into(),
             size: 0,
             is_dir: true,
+            hash: None,
         };
         let new = [file("oa.zip", 300), file("extra.zip", 100), file("version.ini", 1), dir];
         let sizes = GameSizes::of_download(&new, &old, Some(9));

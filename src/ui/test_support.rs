@@ -183,11 +183,13 @@ pub fn files() -> Vec<GameFileDescription> {
             path: "xonotic/version.ini".into(),
             size: 5,
             is_dir: false,
+            hash: None,
         },
         GameFileDescription {
             path: "xonotic/data.zip".into(),
             size: 3 * GIB,
             is_dir: false,
+            hash: None,
         },
     ]
 }

@@ -138,12 +138,14 @@ pub fn validate_majority(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::ContentHash;
 
     fn file(path: &str, size: u64) -> GameFileDescription {
         GameFileDescription {
             path: path.into(),
             size,
             is_dir: false,
+            hash: Some(ContentHash::of(path.as_bytes())),
         }
     }
 
@@ -190,6 +192,21 @@ mod tests {
         let reasons: BTreeMap<_, _> = plan.excluded.into_iter().collect();
         assert!(reasons[&addr(2)].contains("lists extra.txt"), "{reasons:?}");
         assert!(reasons[&addr(4)].contains("lacks a.zip"), "{reasons:?}");
+    }
+
+    #[test]
+    fn same_size_different_content_is_a_dissent() {
+        let good = details(vec![file("a.zip", 100)]);
+        let mut rotten = good.clone();
+        rotten.files[0].hash = Some(ContentHash::of(b"flipped"));
+        let manifests = [(addr(1), &good), (addr(2), &rotten), (addr(3), &good)];
+        let plan = validate_majority("g", "1", &good.files, &manifests).unwrap();
+        assert_eq!(plan.peers, [addr(1), addr(3)]);
+        assert!(
+            plan.excluded[0].1.contains("different content in a.zip"),
+            "{:?}",
+            plan.excluded
+        );
     }
 
     #[test]

@@ -277,6 +277,7 @@ mod tests {
             path: path.into(),
             size,
             is_dir: false,
+            hash: None,
         }
     }
 
@@ -285,6 +286,7 @@ mod tests {
             path: path.into(),
             size: 0,
             is_dir: true,
+            hash: None,
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::library::{GameDB, LibraryIndex, scan_local_library};
+use crate::library::{GameDB, Hashing, LibraryIndex, scan_local_library};
 use crate::peer::{LibrarySnapshot, PeerEvent, start_peer};
 use crate::ui::table;
 
@@ -68,12 +68,13 @@ pub async fn list(mut config: Config, json: bool, wait: Duration) -> Result<Exit
 }
 
 /// The local library, read only: no lock, no recovery, nothing written (the index is
-/// read, so an unchanged game costs a `stat`). Empty when the game dir cannot be read.
+/// read, so an unchanged game costs a `stat`; files never hashed are not hashed, a listing
+/// needs no hashes). Empty when the game dir cannot be read.
 async fn read_local_library(config: &Config, catalog: &Catalog) -> GameDB {
     let (game_dir, state_dir, catalog) = (config.game_dir.clone(), config.state_dir.clone(), catalog.clone());
     let scanned = tokio::task::spawn_blocking(move || {
         let mut index = LibraryIndex::load_for(&state_dir, &game_dir);
-        scan_local_library(&game_dir, &catalog, &mut index)
+        scan_local_library(&game_dir, &catalog, &mut index, &mut Hashing::Skip)
     })
     .await;
     match scanned {
