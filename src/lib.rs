@@ -1,5 +1,5 @@
 //! lanspread: share PC games across a LAN. See README.md for the architecture map.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

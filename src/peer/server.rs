@@ -11,6 +11,7 @@
 
 mod admission;
 mod outgoing;
+mod trim;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 
 use self::admission::{Admission, Admitted};
 use self::outgoing::Outgoing;
+use self::trim::{FreedMemory, TRIM_INTERVAL};
 
 use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
@@ -100,9 +102,12 @@ const STOP_TOO_SLOW: u32 = 3;
 /// Accepts connections until the endpoint closes; each connection and stream gets its own task.
 pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext>, limits: Limits) {
     let admission = Admission::new(limits);
+    let freed = Arc::new(FreedMemory::default());
+    let mut trim_tick = tokio::time::interval(TRIM_INTERVAL);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            _ = trim_tick.tick() => freed.trim_if_freed(),
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 // A Retry costs the server no state and proves the source address is real,
@@ -114,7 +119,7 @@ pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext
                 let remote = incoming.remote_address();
                 match admission.admit(remote.ip()) {
                     Ok(admitted) => {
-                        connections.spawn(serve_connection(incoming, admitted, context.clone()));
+                        connections.spawn(serve_connection(incoming, admitted, context.clone(), freed.clone()));
                     }
                     Err(refused) => {
                         if refused.first {
@@ -131,7 +136,12 @@ pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext
     }
 }
 
-async fn serve_connection(incoming: quinn::Incoming, _admitted: Admitted, context: Arc<ServerContext>) {
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    _admitted: Admitted,
+    context: Arc<ServerContext>,
+    freed: Arc<FreedMemory>,
+) {
     let connection = match tokio::time::timeout(HANDSHAKE_DEADLINE, incoming).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(err)) => {
@@ -157,9 +167,11 @@ async fn serve_connection(incoming: quinn::Incoming, _admitted: Admitted, contex
                     break;
                 }
             },
-            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+            Some(_) = streams.join_next(), if !streams.is_empty() => freed.stream_ended(),
         }
     }
+    drop(streams);
+    freed.stream_ended();
 }
 
 async fn serve_stream(
