@@ -16,9 +16,10 @@ use lanspread::peer::client::{ClientError, PeerClient};
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::peer::{PeerCommand, PeerEvent};
 use lanspread::proto::{
-    FILE_LIST_PAGE_BYTES, GameFileDescription, GameListing, GameSummary, Hello, MAX_LIST_ENTRIES, PROTOCOL_VERSION,
-    Request, Response, read_frame, write_frame,
+    FILE_LIST_PAGE_BYTES, GameFileDescription, GameListing, MAX_LIST_ENTRIES, Request, Response, read_frame,
+    write_frame,
 };
+use support::fake::{fake_peer, not_scripted};
 use support::{TestPeer, WAIT, start_test_peer};
 use tokio::io::AsyncReadExt;
 
@@ -274,86 +275,51 @@ fn entry(index: u64) -> GameFileDescription {
 }
 
 /// A fake peer on 127.0.0.1 that pings, lists `GAME`, and answers `GetGame` as `hostile`.
-async fn hostile_lister(hostile: Hostile) -> SocketAddr {
-    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Some(incoming) = endpoint.accept().await {
-            tokio::spawn(async move {
-                let Ok(connection) = incoming.await else { return };
-                while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-                    tokio::spawn(async move {
-                        let Ok(request) = read_frame::<_, Request>(&mut recv).await else {
-                            return;
-                        };
-                        let response = match request {
-                            Request::Ping(_) => Response::Pong(Hello {
-                                protocol_version: PROTOCOL_VERSION,
-                                peer_id: format!("hostile-{addr}"),
-                                name: "hostile".into(),
-                                library_revision: 1,
-                            }),
-                            Request::ListGames => Response::Games {
-                                games: vec![GameSummary {
-                                    id: GAME.into(),
-                                    name: "OpenArena".into(),
-                                    version: VERSION.into(),
-                                    size: 1,
-                                    expanded_size: None,
-                                }],
-                            },
-                            Request::GetGame { .. } => {
-                                let entries = match hostile {
-                                    Hostile::TwoMillion => 2_000_000,
-                                    Hostile::OneTooMany | Hostile::Stalls => 3,
-                                };
-                                let listing = GameListing {
-                                    id: GAME.into(),
-                                    version: VERSION.into(),
-                                    entries,
-                                };
-                                if write_frame(&mut send, &Response::GameListing(listing)).await.is_err() {
-                                    return;
-                                }
-                                match hostile {
-                                    Hostile::TwoMillion => {
-                                        for start in (0..entries).step_by(1000) {
-                                            let files = (start..start + 1000).map(entry).collect();
-                                            let page = Response::FileListPage { files };
-                                            if write_frame(&mut send, &page).await.is_err() {
-                                                return;
-                                            }
-                                        }
-                                    }
-                                    Hostile::OneTooMany => {
-                                        let page = Response::FileListPage {
-                                            files: (0..4).map(entry).collect(),
-                                        };
-                                        let _ = write_frame(&mut send, &page).await;
-                                    }
-                                    Hostile::Stalls => {
-                                        // Holds the stream open with nothing more until the test ends.
-                                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                                    }
-                                }
-                                let _ = send.finish();
-                                return;
-                            }
-                            _ => Response::error(lanspread::proto::ErrorKind::Internal, "not scripted"),
-                        };
-                        let _ = write_frame(&mut send, &response).await;
-                        let _ = send.finish();
-                    });
-                }
-            });
+fn hostile_lister(hostile: Hostile) -> SocketAddr {
+    fake_peer(GAME, VERSION, move |request, mut send| async move {
+        if !matches!(request, Request::GetGame { .. }) {
+            return not_scripted(send).await;
         }
-    });
-    addr
+        let entries = match hostile {
+            Hostile::TwoMillion => 2_000_000,
+            Hostile::OneTooMany | Hostile::Stalls => 3,
+        };
+        let listing = GameListing {
+            id: GAME.into(),
+            version: VERSION.into(),
+            entries,
+        };
+        if write_frame(&mut send, &Response::GameListing(listing)).await.is_err() {
+            return;
+        }
+        match hostile {
+            Hostile::TwoMillion => {
+                for start in (0..entries).step_by(1000) {
+                    let files = (start..start + 1000).map(entry).collect();
+                    let page = Response::FileListPage { files };
+                    if write_frame(&mut send, &page).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Hostile::OneTooMany => {
+                let page = Response::FileListPage {
+                    files: (0..4).map(entry).collect(),
+                };
+                let _ = write_frame(&mut send, &page).await;
+            }
+            Hostile::Stalls => {
+                // Holds the stream open with nothing more until the test ends.
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        let _ = send.finish();
+    })
 }
 
 /// `get_game` against a hostile peer, bounded by [`WAIT`].
 async fn get_game_from(hostile: Hostile) -> (SocketAddr, ClientError, Duration) {
-    let addr = hostile_lister(hostile).await;
+    let addr = hostile_lister(hostile);
     let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
     let started = Instant::now();
     let result = tokio::time::timeout(WAIT, client.get_game(addr, GAME))

@@ -21,11 +21,9 @@ use lanspread::peer::stream_install::receiver::StreamedInstallTransaction;
 use lanspread::peer::stream_install::wire::{StreamControl, StreamFrame, write_stream_frame};
 use lanspread::peer::transport::make_endpoint;
 use lanspread::peer::{GameState, PeerCommand, PeerEvent};
-use lanspread::proto::{
-    ErrorKind, GameDetails, GameListing, GameSummary, Hello, PROTOCOL_VERSION, Request, Response, file_list_pages,
-    read_frame, write_frame,
-};
+use lanspread::proto::{GameDetails, Request, Response, write_frame};
 use support::archives::{Tree, read_tree, sample_tree};
+use support::fake::{fake_peer, not_scripted, send_listing};
 use support::{Ended, Outcome, TestPeer, pseudo_random_bytes, start_test_peer};
 
 const GAME: &str = "openarena";
@@ -56,72 +54,26 @@ struct Script {
 }
 
 /// A fake sender on 127.0.0.1 that answers like a peer and streams `script.frames`.
-async fn fake_sender(script: Script) -> SocketAddr {
-    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+fn fake_sender(script: Script) -> SocketAddr {
     let script = Arc::new(script);
-    tokio::spawn(async move {
-        while let Some(incoming) = endpoint.accept().await {
-            let script = script.clone();
-            tokio::spawn(async move {
-                let Ok(connection) = incoming.await else { return };
-                while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-                    let script = script.clone();
-                    tokio::spawn(async move {
-                        let Ok(request) = read_frame::<_, Request>(&mut recv).await else {
+    fake_peer(GAME, VERSION, move |request, mut send| {
+        let script = script.clone();
+        async move {
+            match request {
+                Request::GetGame { .. } => send_listing(&mut send, &script.details).await,
+                Request::StreamInstall { .. } => {
+                    write_frame(&mut send, &Response::StreamInstallAccepted).await.unwrap();
+                    for frame in &script.frames {
+                        if write_stream_frame(&mut send, frame).await.is_err() {
                             return;
-                        };
-                        let response = match request {
-                            Request::Ping(_) => Response::Pong(Hello {
-                                protocol_version: PROTOCOL_VERSION,
-                                peer_id: format!("fake-{addr}"),
-                                name: "fake".into(),
-                                library_revision: 1,
-                            }),
-                            Request::ListGames => Response::Games {
-                                games: vec![GameSummary {
-                                    id: GAME.into(),
-                                    name: "OpenArena".into(),
-                                    version: VERSION.into(),
-                                    size: 1,
-                                    expanded_size: None,
-                                }],
-                            },
-                            Request::GetGame { .. } => {
-                                let details = &script.details;
-                                let listing = GameListing {
-                                    id: details.id.clone(),
-                                    version: details.version.clone(),
-                                    entries: details.files.len() as u64,
-                                };
-                                let _ = write_frame(&mut send, &Response::GameListing(listing)).await;
-                                for page in file_list_pages(&details.files).unwrap() {
-                                    let page = Response::FileListPage { files: page.to_vec() };
-                                    let _ = write_frame(&mut send, &page).await;
-                                }
-                                let _ = send.finish();
-                                return;
-                            }
-                            Request::StreamInstall { .. } => {
-                                write_frame(&mut send, &Response::StreamInstallAccepted).await.unwrap();
-                                for frame in &script.frames {
-                                    if write_stream_frame(&mut send, frame).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                let _ = send.finish();
-                                return;
-                            }
-                            _ => Response::error(ErrorKind::Internal, "not scripted"),
-                        };
-                        let _ = write_frame(&mut send, &response).await;
-                        let _ = send.finish();
-                    });
+                        }
+                    }
+                    let _ = send.finish();
                 }
-            });
+                _ => not_scripted(send).await,
+            }
         }
-    });
-    addr
+    })
 }
 
 fn control(control: StreamControl) -> StreamFrame {
@@ -276,7 +228,7 @@ fn corrupting_script(details: GameDetails) -> Script {
 async fn corrupted_chunk_fails_the_attempt_and_falls_back() {
     let tree = sample_tree();
     let mut server = sender(&tree, None);
-    let fake = fake_sender(corrupting_script(details_of(&mut server).await)).await;
+    let fake = fake_sender(corrupting_script(details_of(&mut server).await));
     assert!(fake < server.addr());
     let mut client = start_test_peer(&[fake, server.addr()], |_| {});
     start_stream(&mut client, 2).await;
@@ -297,8 +249,8 @@ async fn every_peer_failing_rolls_back_a_created_root_and_keeps_an_existing_one(
         files: vec![],
     };
     let fakes = [
-        fake_sender(corrupting_script(details.clone())).await,
-        fake_sender(corrupting_script(details.clone())).await,
+        fake_sender(corrupting_script(details.clone())),
+        fake_sender(corrupting_script(details.clone())),
     ];
 
     let mut fresh = start_test_peer(&fakes, |_| {});
@@ -346,8 +298,7 @@ async fn zero_byte_member_without_crc_installs_non_empty_without_crc_fails() {
     let fake = fake_sender(Script {
         details: details.clone(),
         frames: empty,
-    })
-    .await;
+    });
     let mut client = start_test_peer(&[fake], |_| {});
     start_stream(&mut client, 1).await;
     assert_eq!(
@@ -368,8 +319,7 @@ async fn zero_byte_member_without_crc_installs_non_empty_without_crc_fails() {
     let fake = fake_sender(Script {
         details,
         frames: non_empty,
-    })
-    .await;
+    });
     let mut client = start_test_peer(&[fake], |_| {});
     start_stream(&mut client, 1).await;
     let ended = client.wait_for_install_end(GAME).await;
@@ -443,7 +393,7 @@ async fn streamed_update_keeps_the_old_local_until_promotion_and_restores_it_on_
         version: VERSION.into(),
         files: vec![],
     };
-    let fake = fake_sender(corrupting_script(details)).await;
+    let fake = fake_sender(corrupting_script(details));
     let mut client = start_test_peer(&[fake], old_local);
     start_stream(&mut client, 1).await;
     let ended = client.wait_for_install_end(GAME).await;

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod archives;
+pub mod fake;
 pub mod hostile;
 pub mod peer;
 pub mod process;
