@@ -19,8 +19,8 @@ use lanspread::proto::{ErrorKind, MAX_CHUNK_LEN, MAX_FRAME_LEN, MAX_REQUEST_LEN,
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use support::archives::{Tree, write_zip};
 use support::hostile::{
-    Memory, RawClient, Relay, exchange, greedy_transport, list_games, memory, narrow_transport, ordinary_transport,
-    read_response, request_frame, send_request, serve, wait_for_game, wait_for_rss_under,
+    Memory, RawClient, Relay, Settling, exchange, greedy_transport, list_games, memory, narrow_transport,
+    ordinary_transport, read_response, request_frame, send_request, serve, wait_for_game, wait_for_rss_under,
 };
 use support::process::Lanspread;
 use support::{pseudo_random_bytes, write_game};
@@ -154,6 +154,33 @@ async fn sample_peak(pid: u32, span: Duration) -> Memory {
     highest
 }
 
+/// What the serve must fall back under once the attacker has left (see the constants).
+fn settled_limit(baseline: Memory) -> f64 {
+    SETTLED_LIMIT_MIB.min(baseline.rss_mib + SETTLED_OVER_BASELINE_MIB)
+}
+
+/// Waits (up to [`SETTLE_WAIT`]) for the serve to fall back under [`settled_limit`].
+async fn settle(pid: u32, baseline: Memory) -> Settling {
+    wait_for_rss_under(pid, settled_limit(baseline), SETTLE_WAIT).await
+}
+
+/// The peak stayed under [`PEAK_LIMIT_MIB`] and the serve fell back under [`settled_limit`].
+fn assert_memory_bounded(peak: Memory, baseline: Memory, settling: &Settling) {
+    assert!(
+        peak.peak_mib < PEAK_LIMIT_MIB,
+        "the serve peaked at {:.0} MiB (limit {PEAK_LIMIT_MIB})",
+        peak.peak_mib
+    );
+    let limit = settled_limit(baseline);
+    assert!(
+        settling.memory.rss_mib < limit,
+        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {limit:.0}); \
+         (s, MiB): {:?}",
+        settling.memory.rss_mib,
+        settling.trace
+    );
+}
+
 /// Case 1: requests that never arrive whole. Ten connections (two over the default
 /// per-address cap) try 64 streams each (twice the default stream cap); every stream
 /// sends only a length prefix, first announcing `MAX_REQUEST_LEN`, then 1 MiB, then all
@@ -242,8 +269,7 @@ async fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_others_answered
     }
     drop(connections);
     let _ = timeout(Duration::from_secs(2), attacker.endpoint.wait_idle()).await;
-    let settled_limit = SETTLED_LIMIT_MIB.min(baseline.rss_mib + SETTLED_OVER_BASELINE_MIB);
-    let settling = wait_for_rss_under(pid, settled_limit, SETTLE_WAIT).await;
+    let settling = settle(pid, baseline).await;
     let settled = settling.memory;
     eprintln!(
         "flood: peak {:.0} MiB; {:.1} s after the attacker left, rss {:.0} MiB",
@@ -253,18 +279,7 @@ async fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_others_answered
     );
 
     assert!(unanswered.is_empty(), "another host went unanswered: {unanswered:?}");
-    assert!(
-        peak.peak_mib < PEAK_LIMIT_MIB,
-        "the serve peaked at {:.0} MiB (limit {PEAK_LIMIT_MIB})",
-        peak.peak_mib
-    );
-    assert!(
-        settled.rss_mib < settled_limit,
-        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {settled_limit:.0}); \
-         (s, MiB): {:?}",
-        settled.rss_mib,
-        settling.trace
-    );
+    assert_memory_bounded(peak, baseline, &settling);
 }
 
 /// Case 2: an attacker granting 1 GiB windows asks for `MAX_CHUNK_LEN` chunks on 32
@@ -346,8 +361,7 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
     drop(streams);
     drop(connections);
     drop(attacker);
-    let settled_limit = SETTLED_LIMIT_MIB.min(baseline.rss_mib + SETTLED_OVER_BASELINE_MIB);
-    let settling = wait_for_rss_under(pid, settled_limit, SETTLE_WAIT).await;
+    let settling = settle(pid, baseline).await;
     let settled = settling.memory;
     eprintln!(
         "chunks: {:.1} s after the attacker left, rss {:.0} MiB",
@@ -359,18 +373,7 @@ async fn unacknowledged_chunks_keep_memory_bounded() {
         chunk_headers > 0,
         "no chunk request was answered before the relay dropped everything"
     );
-    assert!(
-        peak.peak_mib < PEAK_LIMIT_MIB,
-        "the serve peaked at {:.0} MiB (limit {PEAK_LIMIT_MIB})",
-        peak.peak_mib
-    );
-    assert!(
-        settled.rss_mib < settled_limit,
-        "the serve still held {:.0} MiB {SETTLE_WAIT:?} after the attacker left (limit {settled_limit:.0}); \
-         (s, MiB): {:?}",
-        settled.rss_mib,
-        settling.trace
-    );
+    assert_memory_bounded(peak, baseline, &settling);
 }
 
 /// Whether a fresh connection gets a `ListGames` answered; `Err` says how it was refused.
