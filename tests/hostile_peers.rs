@@ -523,6 +523,20 @@ async fn streamed_install_slot_is_freed(misbehaviour: Misbehaviour) {
         matches!(accepted, Ok(Ok(Response::StreamInstallAccepted))),
         "the hostile receiver was not accepted: {accepted:?}"
     );
+    // While the hostile receiver still holds the slot (checked before it misbehaves: a
+    // STOP_SENDING frees the slot at once, before a later request could see it held).
+    let first = exchange(&honest_connection, &request).await;
+    eprintln!("slot ({misbehaviour:?}): the honest receiver's first answer: {first:?}");
+    assert!(
+        matches!(
+            first,
+            Ok(Response::Error {
+                kind: ErrorKind::Busy,
+                ..
+            })
+        ),
+        "the honest receiver was not told Busy while the slot is held: {first:?}"
+    );
     let mut window_holder = None;
     match misbehaviour {
         Misbehaviour::Stalls => {}
@@ -545,18 +559,6 @@ async fn streamed_install_slot_is_freed(misbehaviour: Misbehaviour) {
         }
     }
 
-    let first = exchange(&honest_connection, &request).await;
-    eprintln!("slot ({misbehaviour:?}): the honest receiver's first answer: {first:?}");
-    assert!(
-        matches!(
-            first,
-            Ok(Response::Error {
-                kind: ErrorKind::Busy,
-                ..
-            })
-        ),
-        "the honest receiver was not told Busy while the slot is held: {first:?}"
-    );
     let started = Instant::now();
     let bound = Duration::from_secs(10);
     let mut last = first;
