@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Bytes per hashed block: 1 MiB.
 ///
-/// It equals the downloader's write batch (`peer::download::WRITE_BATCH`) and divides its
+/// The downloader checks and writes one block at a time, and the block divides its
 /// 8 MiB chunk (`peer::download::CHUNK_SIZE`), so a chunk is whole blocks and a block is
 /// verified just as it is written. A 500 GB game's block list is 500k x 32 B = 16 MB, and
 /// damage is repaired 1 MiB at a time. Smaller blocks would grow the list (64 MB at 256 KiB)

@@ -20,13 +20,14 @@
 
 mod hashes;
 
+pub use hashes::{RecordedGame, record_verified};
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
@@ -490,11 +491,7 @@ impl PathStamp {
     }
 
     fn from_metadata(relative: &str, meta: &fs::Metadata) -> Self {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let (_, mtime_ns) = hashes::stamp_of(meta);
         PathStamp {
             path: relative.to_owned(),
             is_dir: meta.is_dir(),
@@ -603,20 +600,26 @@ impl IndexedGame {
             return Ok(());
         };
 
-        let mut stored = match (hasher.state_dir, previous) {
-            (Some(state_dir), Some(_)) => hashes::read_all(state_dir, root, hasher.id).unwrap_or_else(|err| {
+        // Read even for a game not indexed before: a download records what it verified there.
+        let mut stored = match hasher.state_dir {
+            Some(state_dir) => hashes::read_all(state_dir, root, hasher.id).unwrap_or_else(|err| {
                 tracing::warn!(
                     game = hasher.id,
                     "rehashing: cannot read the recorded block hashes: {err}"
                 );
                 BTreeMap::new()
             }),
-            _ => BTreeMap::new(),
+            None => BTreeMap::new(),
         };
         let mut records = BTreeMap::new();
         let mut to_hash = Vec::new();
         for (position, file) in self.files.iter_mut().enumerate().filter(|(_, file)| !file.is_dir) {
-            let Some(kept) = kept_root(&file.path) else {
+            // A root the index does not have may be on record for this very stamp (a download's).
+            let recorded_root = || {
+                let (stamp, record) = (current.get(&file.path)?, stored.get(&file.path)?);
+                (stamp.len == record.len && stamp.mtime_ns == record.mtime_ns).then_some(record.root)
+            };
+            let Some(kept) = kept_root(&file.path).or_else(recorded_root) else {
                 to_hash.push(position);
                 continue;
             };
@@ -774,6 +777,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn v(text: &str) -> Version {
         Version::new(text)

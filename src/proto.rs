@@ -21,7 +21,8 @@ use crate::content::ContentHash;
 
 /// Bumped whenever a request or response changes shape incompatibly.
 /// Version 2: `GetGame` answers with a [`GameListing`] header and file-list pages.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3: `GetBlockHashes`; downloads verify every block against them.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";
 /// Hard limit for one control frame. No frame carries a whole file list (see [`FILE_LIST_PAGE_BYTES`]).
@@ -65,6 +66,13 @@ pub enum Request {
         offset: u64,
         len: u64,
     },
+    /// The block hashes of a served file of more than one block: a `BlockHashes` header,
+    /// then `count` raw 32-byte hashes in block order (a file of one block is checked
+    /// against its root alone).
+    GetBlockHashes {
+        id: String,
+        path: String,
+    },
     /// The game's archives expanded by the sender: `StreamInstallAccepted`, then stream frames.
     StreamInstall {
         id: String,
@@ -102,6 +110,10 @@ pub enum Response {
     FileChunk {
         offset: u64,
         len: u64,
+    },
+    /// `count` block hashes follow raw; `count` is the file's block count.
+    BlockHashes {
+        count: u64,
     },
     StreamInstallAccepted,
     Error {

@@ -122,6 +122,73 @@ pub(super) fn read_one(state_dir: &Path, game_root: &Path, id: &str, path: &str)
     Ok(None)
 }
 
+/// The length and modification time of a file version, as recorded beside its hashes.
+pub(super) fn stamp_of(meta: &fs::Metadata) -> (u64, u128) {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (meta.len(), mtime_ns)
+}
+
+/// One game's recorded block hashes, loaded whole: what a server keeps in memory while it
+/// answers `GetBlockHashes` (one read of the side file, not one per request).
+#[derive(Debug, Default)]
+pub struct RecordedGame {
+    files: BTreeMap<String, StoredFile>,
+}
+
+impl RecordedGame {
+    /// Loads game `id`'s side file (empty when there is none). Blocks.
+    pub fn load(state_dir: &Path, game_dir: &Path, id: &str) -> io::Result<Self> {
+        Ok(RecordedGame {
+            files: read_all(state_dir, &game_dir.join(id), id)?,
+        })
+    }
+
+    /// The blocks of `path` if they were recorded for content `root` and for the file version
+    /// whose metadata is `meta` (normally an fstat of the handle about to be read): a file
+    /// changed since it was hashed gets `None`, never stale hashes.
+    pub fn blocks(&self, path: &str, root: &ContentHash, meta: &fs::Metadata) -> Option<&FileHashes> {
+        let stored = self.files.get(path)?;
+        let (len, mtime_ns) = stamp_of(meta);
+        (stored.root == *root && stored.len == len && stored.mtime_ns == mtime_ns).then_some(&stored.hashes)
+    }
+}
+
+/// Records the block hashes a download verified for the files it wrote into `game_root`,
+/// stamped with their metadata now, so the scan after the download finds them and reads
+/// nothing again. Paths that are not regular files of the verified length now are left out. Blocks.
+pub fn record_verified(
+    state_dir: &Path,
+    game_root: &Path,
+    id: &str,
+    files: impl IntoIterator<Item = (String, u64, FileHashes)>,
+) -> io::Result<()> {
+    let mut records = BTreeMap::new();
+    for (path, verified_len, hashes) in files {
+        let Ok(meta) = fs::symlink_metadata(game_root.join(&path)) else {
+            continue;
+        };
+        let (len, mtime_ns) = stamp_of(&meta);
+        if !meta.is_file() || len != verified_len {
+            continue;
+        }
+        let root = hashes.root(len);
+        records.insert(
+            path,
+            StoredFile {
+                len,
+                mtime_ns,
+                root,
+                hashes,
+            },
+        );
+    }
+    write(state_dir, game_root, id, &records)
+}
+
 struct HeaderEntry {
     path: String,
     /// With empty `hashes`, filled by [`read_blocks`].

@@ -22,7 +22,7 @@ use super::local::{LocalLibrary, ScanResult, ScanScope};
 use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
-use super::server::{ServedLibrary, ServerContext, run_server_component};
+use super::server::{RecordedHashes, ServedLibrary, ServerContext, run_server_component};
 use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
 use super::stream_install::{StreamInstallJob, stream_install_game};
@@ -155,6 +155,7 @@ pub(super) fn start(
         upload_limit: config.upload_limit.map(RateLimiter::new),
         outbound: outbound.clone(),
         file_reads: ServerContext::file_reads(&config.limits),
+        recorded: RecordedHashes::new(&config.state_dir),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -706,6 +707,7 @@ impl PeerActor {
         let job = DownloadJob {
             plan,
             game_dir: self.config.game_dir.clone(),
+            state_dir: self.config.state_dir.clone(),
             client: self.client.clone(),
             cancel,
             replaces: self

@@ -12,6 +12,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::stream_install::wire::{StreamFrame, StreamFrameError, read_stream_frame};
 use super::transport::SERVER_NAME;
+use crate::content::{ContentHash, FileHashes};
 use crate::layout::validate_relative_path;
 use crate::proto::{
     ErrorKind, FILE_LIST_PAGE_BYTES, FrameError, GameDetails, GameFileDescription, GameSummary, Hello, MAX_CHUNK_LEN,
@@ -312,6 +313,57 @@ impl PeerClient {
             (Response::FileData { size }, recv) => Ok(ChunkReader::new(addr, recv, size)),
             (other, _) => Err(unexpected(addr, &other)),
         }
+    }
+
+    /// The block hashes of a served file of `expected` blocks (known from the validated file
+    /// list). A peer announcing another count is refused before anything is read, and the
+    /// hashes must arrive within [`REQUEST_TIMEOUT`] after the header; their buffer grows as
+    /// they arrive. The caller checks them against the file's root.
+    pub async fn get_block_hashes(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        path: &str,
+        expected: u64,
+    ) -> Result<FileHashes, ClientError> {
+        validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
+            addr,
+            reason: err.to_string(),
+        })?;
+        let request = Request::GetBlockHashes {
+            id: id.to_owned(),
+            path: path.to_owned(),
+        };
+        let recv = match self.request(addr, &request).await? {
+            (Response::BlockHashes { count }, recv) if count == expected => recv,
+            (Response::BlockHashes { count }, _) => {
+                return Err(ClientError::InvalidResponse {
+                    addr,
+                    reason: format!("announced {count} block hashes for {path}, which has {expected} blocks"),
+                });
+            }
+            (other, _) => return Err(unexpected(addr, &other)),
+        };
+        let mut reader = ChunkReader::new(addr, recv, expected * 32);
+        let mut raw = Vec::new();
+        let mut blocks = Vec::new();
+        let read_all = async {
+            while let Some(piece) = reader.next_piece(COPY_BUFFER).await? {
+                raw.extend_from_slice(&piece);
+                let whole = raw.len() / 32 * 32;
+                blocks.extend(raw[..whole].chunks_exact(32).map(|bytes| {
+                    let mut hash = [0; 32];
+                    hash.copy_from_slice(bytes);
+                    ContentHash(hash)
+                }));
+                raw.drain(..whole);
+            }
+            Ok::<_, ClientError>(())
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, read_all)
+            .await
+            .map_err(|_| ClientError::Timeout { addr })??;
+        Ok(FileHashes { blocks })
     }
 
     /// Asks `addr` to stream `id` at `version` expanded; frames follow on the returned reader.

@@ -11,7 +11,10 @@
 
 mod admission;
 mod outgoing;
+mod recorded;
 mod trim;
+
+pub use self::recorded::RecordedHashes;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -36,6 +39,7 @@ use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
 use crate::catalog::Catalog;
 use crate::config::Limits;
+use crate::content::ContentHash;
 use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
@@ -71,6 +75,8 @@ pub struct ServerContext {
     pub outbound: OutboundTransfers,
     /// File opens and reads on blocking threads at once (`[limits] file_reads_in_flight`).
     pub file_reads: Semaphore,
+    /// The block hashes of the served games, as the scans recorded them.
+    pub recorded: RecordedHashes,
 }
 
 impl ServerContext {
@@ -263,6 +269,7 @@ async fn handle_request(
             };
             return send_file_range(send, context, &library, &id, &path, Some((offset, len))).await;
         }
+        Request::GetBlockHashes { id, path } => return send_block_hashes(send, context, &library, &id, &path).await,
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
     write_response(send, &response).await
@@ -325,9 +332,8 @@ async fn send_file_range(
     path: &str,
     range: Option<(u64, u64)>,
 ) -> std::io::Result<()> {
-    let opened = open_served_file(context, library, id, path).await;
-    let (file, size) = match opened {
-        Ok(opened) => opened,
+    let (file, size) = match open_current_file(context, library, id, path, false).await {
+        Ok((file, size, _)) => (file, size),
         Err(response) => return write_response(send, &response).await,
     };
     let (offset, len, header) = match range {
@@ -445,6 +451,75 @@ async fn stream_install(
     }
 }
 
+/// Sends the recorded block hashes of a served file: a `BlockHashes` header, then the raw hashes.
+async fn send_block_hashes(
+    send: &mut Outgoing,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    path: &str,
+) -> std::io::Result<()> {
+    let blocks = match open_current_file(context, library, id, path, true).await {
+        Ok((_, _, blocks)) => blocks,
+        Err(response) => return write_response(send, &response).await,
+    };
+    write_response(
+        send,
+        &Response::BlockHashes {
+            count: blocks.len() as u64 / 32,
+        },
+    )
+    .await?;
+    send.write_all(&blocks).await
+}
+
+/// Opens a served file ([`open_served_file`]) and checks that it is still the version whose
+/// block hashes are on record: a file changed since it was hashed is not served (its listed
+/// root would be a lie) until a rescan hashes it again. Returns the handle, its length and,
+/// if `want_blocks`, the recorded block hashes, raw (else nothing).
+async fn open_current_file(
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    path: &str,
+    want_blocks: bool,
+) -> Result<(std::fs::File, u64, Vec<u8>), Response> {
+    let (file, len, root) = open_served_file(context, library, id, path).await?;
+    let changed = || {
+        let message = format!("{id}/{path} changed on this peer since it was hashed; ask another peer");
+        Response::error(ErrorKind::NotFound, message)
+    };
+    let root = root.ok_or_else(changed)?;
+    let (recorded, game_dir) = (context.recorded.clone(), library.game_dir.clone());
+    let (owned_id, owned_path) = (id.to_owned(), path.to_owned());
+    let checked = read_file(context, move || {
+        let blocks = recorded.with_current(&game_dir, &owned_id, &owned_path, &root, &file, |blocks| {
+            if want_blocks {
+                blocks.blocks.iter().flat_map(|block| *block.as_bytes()).collect()
+            } else {
+                Vec::new()
+            }
+        });
+        (file, blocks)
+    })
+    .await;
+    match checked {
+        Ok((file, Ok(Some(blocks)))) => Ok((file, len, blocks)),
+        Ok((_, Ok(None))) => {
+            tracing::info!(game = id, "not serving {path}: it changed since it was hashed");
+            Err(changed())
+        }
+        Ok((_, Err(err))) => {
+            tracing::warn!(game = id, "cannot read the recorded block hashes of {path}: {err}");
+            Err(changed())
+        }
+        Err(err) => Err(Response::error(
+            ErrorKind::Busy,
+            format!("this peer cannot read files right now: {err}"),
+        )),
+    }
+}
+
 /// Opens a file only if the served library lists it, beneath the game dir with no symlink at
 /// any component and only if it is a regular file (see [`open_file_beneath`]): the listing
 /// never contains symlinks, but anything could have replaced a file since the scan.
@@ -453,7 +528,7 @@ async fn open_served_file(
     library: &ServedLibrary,
     id: &str,
     path: &str,
-) -> Result<(std::fs::File, u64), Response> {
+) -> Result<(std::fs::File, u64, Option<ContentHash>), Response> {
     let game = served_game(context, library, id)?;
     validate_relative_path(path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
     let not_found = || {
@@ -466,17 +541,18 @@ async fn open_served_file(
     let listed = game
         .files
         .binary_search_by(|file| file.path.as_str().cmp(path))
-        .is_ok_and(|index| !game.files[index].is_dir);
-    if !listed {
-        return Err(not_found());
-    }
+        .ok()
+        .map(|index| &game.files[index])
+        .filter(|file| !file.is_dir)
+        .ok_or_else(not_found)?;
+    let root = listed.hash;
     let game_dir = library.game_dir.clone();
     let relative = format!("{id}/{path}");
     let opened = read_file(context, move || open_file_beneath(&game_dir, &relative))
         .await
         .map_err(|err| Response::error(ErrorKind::Busy, format!("this peer cannot read files right now: {err}")))?;
     match opened {
-        Ok(OpenedFile { file, len }) => Ok((file, len)),
+        Ok(OpenedFile { file, len }) => Ok((file, len, root)),
         Err(OpenError::InvalidPath(err)) => Err(Response::error(ErrorKind::InvalidPath, err.to_string())),
         Err(err) => {
             tracing::debug!(game = id, "not serving a listed file: {err}");

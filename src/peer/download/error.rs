@@ -1,7 +1,7 @@
 //! `TransferError`: why a download or a streamed install stopped, classified so
-//! the kind decides what happens next. `Peer` and `Stalled` are a sender's
-//! fault: the work goes to another peer and the failure counts against that
-//! one. `Local` is this machine's disk (full, read-only, a file in the way): no
+//! the kind decides what happens next. `Peer`, `Stalled` and `Corrupt` are a
+//! sender's fault: the work goes to another peer and the failure counts against
+//! that one (`Corrupt` drops it at once). `Local` is this machine's disk (full, read-only, a file in the way): no
 //! other peer can help, so the whole operation fails at once and no peer is
 //! blamed. The rest end the operation as they say.
 //!
@@ -19,6 +19,10 @@ pub enum TransferError {
     /// The peer answered wrongly, or the connection to it failed. The text names the peer.
     #[error("{0}")]
     Peer(String),
+    /// The peer sent bytes (or a block list) that do not hash to the validated content:
+    /// it is dropped from the operation at once.
+    #[error("{peer} sent corrupt data for {path}; not using it")]
+    Corrupt { peer: std::net::SocketAddr, path: String },
     /// The peer stopped sending.
     #[error("{peer} sent nothing for {waited:?}")]
     Stalled {
@@ -64,7 +68,15 @@ impl TransferError {
     /// Whether the failure is the sending peer's: retry elsewhere and count it against that peer.
     /// Anything else ends the whole operation.
     pub fn is_peer_fault(&self) -> bool {
-        matches!(self, TransferError::Peer(_) | TransferError::Stalled { .. })
+        matches!(
+            self,
+            TransferError::Peer(_) | TransferError::Stalled { .. } | TransferError::Corrupt { .. }
+        )
+    }
+
+    /// Whether one such failure is enough to stop asking that peer: corrupt data is no accident.
+    pub fn drops_peer_at_once(&self) -> bool {
+        matches!(self, TransferError::Corrupt { .. })
     }
 }
 

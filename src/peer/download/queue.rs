@@ -208,12 +208,13 @@ impl WorkQueue {
             self.fatal.get_or_insert(error);
             return false;
         }
+        let at_once = error.drops_peer_at_once();
         let error = error.to_string();
         let mut dropped_now = false;
         if let Some(slot) = self.peers.get_mut(&addr) {
             slot.consecutive_failures += 1;
             slot.last_error = Some(error.clone());
-            if !slot.dropped && slot.consecutive_failures >= PEER_FAILURE_LIMIT {
+            if !slot.dropped && (at_once || slot.consecutive_failures >= PEER_FAILURE_LIMIT) {
                 slot.dropped = true;
                 dropped_now = true;
             }
@@ -372,6 +373,21 @@ mod tests {
         assert_eq!(queue.attempts, [0; 6], "a local error is no try of the chunk");
         let failure = queue.take_failure().expect("failed");
         assert!(matches!(failure, TransferError::Local { .. }), "{failure:?}");
+    }
+
+    #[test]
+    fn corrupt_data_drops_the_peer_at_once_and_its_chunk_goes_to_another() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = WorkQueue::new(4, &[a, b], 1);
+        assert_eq!(queue.assign(), [(a, 0), (b, 1)]);
+        let corrupt = TransferError::Corrupt {
+            peer: a,
+            path: "a.zip".into(),
+        };
+        assert!(queue.fail(a, 0, corrupt), "dropped on the first bad block");
+        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
+        queue.complete(b, 1);
+        assert_eq!(queue.assign(), [(b, 0)], "the bad chunk is fetched again, from b");
     }
 
     #[test]

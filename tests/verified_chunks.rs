@@ -1,0 +1,243 @@
+//! Every block a download writes is checked against the content hashes the peers list,
+//! on real processes: data that rotted on a serving peer's disk (its stamp unchanged, so
+//! its recorded hashes still claim the old content) is caught, never written, fetched
+//! again from another peer, and the peer that sent it is named and left out. A file
+//! changed under a serving peer is never served with its stale hashes.
+
+mod support;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lanspread::config::Limits;
+use lanspread::content::{BLOCK_SIZE, BlockHasher, root_of};
+use lanspread::peer::client::{ClientError, PeerClient};
+use lanspread::peer::download::IN_FLIGHT_PER_PEER;
+use lanspread::peer::transport::make_endpoint;
+use lanspread::proto::{Request, Response, write_frame};
+use support::fake::{fake_peer, send_listing};
+use support::process::{Lanspread, command, free_addr};
+use support::{pseudo_random_bytes, wait_until, write_game};
+
+const GAME: &str = "openarena";
+const PAK: &str = "game.pak";
+const PAK_SIZE: usize = 24 << 20;
+
+/// A `serve` sharing `GAME` version 1 (one `PAK_SIZE` file), once it has recorded its hashes.
+fn seed(root: &Path, content: &[u8]) -> (Lanspread, SocketAddr) {
+    write_game(&root.join("games"), GAME, "1", &[(PAK, content.to_vec())]);
+    let addr = free_addr();
+    let mut serve = Lanspread::serve(root, addr, &[], &[]);
+    serve.wait_for_line(&["listening on"]);
+    let recorded = root.join("state/hashes").join(format!("{GAME}.bin"));
+    wait_until("the seed recorded its block hashes", || recorded.exists());
+    (serve, addr)
+}
+
+/// Flips one byte every `every` bytes of `path` in place and puts its mtime back, as bit rot
+/// does: the file's stamp is unchanged, so its peer keeps serving it with the old hashes.
+fn rot(path: &Path, every: usize) -> usize {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let mut flipped = 0;
+    for offset in (every / 2..len).step_by(every) {
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(offset as u64)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(offset as u64)).unwrap();
+        file.write_all(&[byte[0] ^ 0x5a]).unwrap();
+        flipped += 1;
+    }
+    file.sync_all().unwrap();
+    file.set_modified(modified).unwrap();
+    flipped
+}
+
+fn get(root: &Path, peers: &[SocketAddr]) -> support::process::Finished {
+    let mut args = vec![
+        "get",
+        GAME,
+        "--no-install",
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--wait",
+        "15",
+    ];
+    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+    for peer in &peers {
+        args.extend(["--peer", peer]);
+    }
+    Lanspread::spawn(command(root, &args)).finish()
+}
+
+#[test]
+fn same_size_corruption_on_one_of_two_peers_is_caught_and_the_result_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = pseudo_random_bytes(7, PAK_SIZE);
+    let (_good, good_addr) = seed(&dir.path().join("good"), &content);
+    let (_bad, bad_addr) = seed(&dir.path().join("bad"), &content);
+    let flipped = rot(&dir.path().join("bad/games").join(GAME).join(PAK), 2 << 20);
+    assert_eq!(flipped, 12, "one byte every 2 MiB");
+
+    let client = dir.path().join("client");
+    let got = get(&client, &[good_addr, bad_addr]);
+    assert_eq!(got.code(), Some(0), "{got}");
+    let downloaded = std::fs::read(client.join("games").join(GAME).join(PAK)).unwrap();
+    assert!(downloaded == content, "the download is byte-identical to the good copy");
+    let named = format!("{bad_addr} sent corrupt data for {PAK}; not using it");
+    assert!(got.stderr.contains(&named), "the bad peer is named: {got}");
+    assert!(
+        !got.stderr.contains(&format!("{good_addr} sent corrupt")),
+        "the good peer is not blamed: {got}"
+    );
+}
+
+/// A relay in front of an honest `serve` that passes file lists, block hashes and
+/// `version.ini` through unchanged but flips a byte in every block of every chunk it sends,
+/// counting the chunk requests it gets.
+fn corrupting_relay(honest: SocketAddr, chunk_requests: Arc<AtomicUsize>) -> SocketAddr {
+    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
+    let client = PeerClient::new(endpoint);
+    fake_peer(GAME, "1", move |request, mut send| {
+        let (client, chunk_requests) = (client.clone(), chunk_requests.clone());
+        async move {
+            match request {
+                Request::GetGame { id } => {
+                    let details = client.get_game(honest, &id).await.unwrap();
+                    send_listing(&mut send, &details).await;
+                }
+                Request::GetBlockHashes { id, path } => {
+                    let size = client
+                        .get_game(honest, &id)
+                        .await
+                        .unwrap()
+                        .files
+                        .iter()
+                        .find(|f| f.path == path)
+                        .unwrap()
+                        .size;
+                    let count = size.div_ceil(BLOCK_SIZE);
+                    let hashes = client.get_block_hashes(honest, &id, &path, count).await.unwrap();
+                    let _ = write_frame(&mut send, &Response::BlockHashes { count }).await;
+                    for block in &hashes.blocks {
+                        let _ = send.write_all(block.as_bytes()).await;
+                    }
+                }
+                Request::GetGameFileData { id, path } => {
+                    let mut bytes = Vec::new();
+                    client.get_file_data(honest, &id, &path, &mut bytes).await.unwrap();
+                    let _ = write_frame(
+                        &mut send,
+                        &Response::FileData {
+                            size: bytes.len() as u64,
+                        },
+                    )
+                    .await;
+                    let _ = send.write_all(&bytes).await;
+                }
+                Request::GetGameFileChunk { id, path, offset, len } => {
+                    chunk_requests.fetch_add(1, Ordering::SeqCst);
+                    let mut bytes = Vec::new();
+                    client
+                        .get_file_chunk(honest, &id, &path, offset, len, &mut bytes)
+                        .await
+                        .unwrap();
+                    for block_start in (0..bytes.len()).step_by(BLOCK_SIZE as usize) {
+                        bytes[block_start] ^= 1;
+                    }
+                    let _ = write_frame(&mut send, &Response::FileChunk { offset, len }).await;
+                    let _ = send.write_all(&bytes).await;
+                }
+                _ => {}
+            }
+            let _ = send.finish();
+        }
+    })
+}
+
+#[test]
+fn a_peer_that_corrupts_every_block_is_dropped_after_its_first_bad_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = pseudo_random_bytes(11, PAK_SIZE);
+    let (_good, good_addr) = seed(&dir.path().join("good"), &content);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let chunk_requests = Arc::new(AtomicUsize::new(0));
+    let relay = {
+        let _entered = runtime.enter();
+        corrupting_relay(good_addr, chunk_requests.clone())
+    };
+
+    let client = dir.path().join("client");
+    let got = get(&client, &[good_addr, relay]);
+    assert_eq!(got.code(), Some(0), "{got}");
+    assert!(std::fs::read(client.join("games").join(GAME).join(PAK)).unwrap() == content);
+    let named = format!("{relay} sent corrupt data for {PAK}; not using it");
+    assert_eq!(got.stderr.matches(&named).count(), 1, "named once: {got}");
+    // Only the requests it had in flight when its first bad block arrived: none after.
+    let asked = chunk_requests.load(Ordering::SeqCst);
+    assert!(
+        (1..=IN_FLIGHT_PER_PEER).contains(&asked),
+        "the relay got {asked} chunk requests; at most the {IN_FLIGHT_PER_PEER} in flight at its first bad block"
+    );
+}
+
+#[test]
+fn a_file_changed_under_a_serving_peer_is_not_served_with_its_stale_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = pseudo_random_bytes(3, 3 << 20);
+    let root = dir.path().join("seed");
+    let (_seed, addr) = seed(&root, &old);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = {
+        let _entered = runtime.enter();
+        PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap())
+    };
+    let listed_root = |client: &PeerClient| {
+        runtime.block_on(async {
+            let details = client.get_game(addr, GAME).await.unwrap();
+            details.files.iter().find(|f| f.path == PAK).unwrap().hash
+        })
+    };
+    assert_eq!(listed_root(&client), Some(root_of(&old)));
+
+    // Same size, other bytes, a new mtime: a real change, which the peer must rehash.
+    let new = pseudo_random_bytes(4, 3 << 20);
+    std::fs::write(root.join("games").join(GAME).join(PAK), &new).unwrap();
+    let count = (new.len() as u64).div_ceil(BLOCK_SIZE);
+    let mut hasher = BlockHasher::new();
+    hasher.update(&old);
+    let old_hashes = hasher.finish();
+    let mut refused = 0;
+    wait_until("the peer lists the new content", || {
+        // Whatever the moment: the old hashes are never handed out again.
+        match runtime.block_on(client.get_block_hashes(addr, GAME, PAK, count)) {
+            Ok(hashes) => assert_ne!(hashes, old_hashes, "stale block hashes served"),
+            Err(ClientError::Remote { message, .. }) => {
+                assert!(message.contains("changed"), "{message}");
+                refused += 1;
+            }
+            Err(err) => panic!("{err}"),
+        }
+        listed_root(&client) == Some(root_of(&new))
+    });
+    let hashes = runtime
+        .block_on(client.get_block_hashes(addr, GAME, PAK, count))
+        .unwrap();
+    assert_eq!(
+        hashes.root(new.len() as u64),
+        root_of(&new),
+        "the rehashed blocks are served"
+    );
+    // Bytes of the old version under the new root are never sent either: a chunk now is new bytes.
+    let mut chunk = Vec::new();
+    runtime
+        .block_on(client.get_file_chunk(addr, GAME, PAK, 0, BLOCK_SIZE, &mut chunk))
+        .unwrap();
+    assert!(chunk == new[..BLOCK_SIZE as usize]);
+    eprintln!("refused {refused} time(s) while the change was not rehashed yet");
+}
