@@ -155,6 +155,7 @@ pub(super) fn start(
         upload_limit: config.upload_limit.map(RateLimiter::new),
         outbound: outbound.clone(),
         file_reads: ServerContext::file_reads(&config.limits),
+        state_dir: config.state_dir.clone(),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);

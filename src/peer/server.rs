@@ -31,6 +31,7 @@ use self::trim::{FreedMemory, TRIM_INTERVAL};
 
 use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
+use super::stream_install::check::ArchiveCheck;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
@@ -71,6 +72,8 @@ pub struct ServerContext {
     pub outbound: OutboundTransfers,
     /// File opens and reads on blocking threads at once (`[limits] file_reads_in_flight`).
     pub file_reads: Semaphore,
+    /// Where the library keeps its recorded block hashes, which a streamed install checks first.
+    pub state_dir: PathBuf,
 }
 
 impl ServerContext {
@@ -420,17 +423,32 @@ async fn stream_install(
         let message = format!("{id} is already being streamed from this peer; try again shortly");
         return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
     };
+    // Accepted before the archives are checked: checking a big game takes longer than a
+    // request may wait for its answer, so a failed check is an `Error` frame, sent before any entry.
     write_response(send, &Response::StreamInstallAccepted).await?;
-    let game_root = library.game_dir.join(id);
+    let (game_dir, state_dir, id_owned) = (library.game_dir.clone(), context.state_dir.clone(), id.to_owned());
+    let root_files: Vec<_> = game
+        .files
+        .iter()
+        .filter(|file| !file.path.contains('/'))
+        .cloned()
+        .collect();
     let (sink, source) = frame_channel();
     let producer = tokio::task::spawn_blocking(move || {
         let _guard = guard;
+        let game_root = game_dir.join(&id_owned);
         let scratch = tempfile::Builder::new()
             .prefix(".lanspread-stream-")
             .tempdir_in(&game_root)?;
         StreamInstallProvider {
             game_root: &game_root,
             scratch_dir: scratch.path(),
+            check: ArchiveCheck {
+                state_dir: &state_dir,
+                game_dir: &game_dir,
+                id: &id_owned,
+                files: &root_files,
+            },
         }
         .run(&sink)
         .map_err(std::io::Error::other)

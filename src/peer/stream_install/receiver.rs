@@ -186,6 +186,15 @@ pub fn receive_into(
                 received.files += 1;
                 progress(received);
             }
+            StreamFrame::Control(StreamControl::Checking { bytes, total }) => {
+                // Only a liveness signal; a sender that sends it once streaming began, or with
+                // impossible numbers, is not following the protocol.
+                if open.is_some() || received != Received::default() || bytes > total {
+                    return Err(ReceiveError::Protocol(format!(
+                        "checking progress {bytes} of {total} bytes after the stream began"
+                    )));
+                }
+            }
             StreamFrame::Control(StreamControl::Done { files, dirs, bytes }) => {
                 if open.is_some() {
                     return Err(ReceiveError::Protocol("done inside a file".into()));
