@@ -143,7 +143,7 @@ pub fn check_archives(
     let mut done = 0;
     let mut last_report = Instant::now();
     let mut checked = CheckedArchives {
-        game_root: game_root.clone(),
+        game_root,
         archives: Vec::with_capacity(listed.len()),
         bytes: 0,
     };
@@ -162,6 +162,10 @@ pub fn check_archives(
         let opened = open_file_beneath(check.game_dir, &format!("{}/{path}", check.id))
             .map_err(|err| read_error(io::Error::other(err)))?;
         let meta = opened.file.metadata().map_err(read_error)?;
+        if opened.len != file.size {
+            let detail = format!("it has {} bytes, {} were recorded", opened.len, file.size);
+            return Err(CheckError::Damaged { path, detail });
+        }
         let base = done;
         let hashes = hash_file(
             &opened.file,
@@ -178,7 +182,7 @@ pub fn check_archives(
             io::ErrorKind::Interrupted if cancelled() => CheckError::Cancelled,
             _ => read_error(err),
         })?;
-        if let Some(detail) = difference(opened.len, file.size, &hashes, &recorded, announced) {
+        if let Some(detail) = difference(opened.len, &hashes, &recorded, announced) {
             return Err(CheckError::Damaged { path, detail });
         }
         done += opened.len;
@@ -193,16 +197,7 @@ pub fn check_archives(
 }
 
 /// How the hashed file differs from what was recorded and announced, if it does.
-fn difference(
-    len: u64,
-    listed_len: u64,
-    hashes: &FileHashes,
-    recorded: &FileHashes,
-    announced: ContentHash,
-) -> Option<String> {
-    if len != listed_len {
-        return Some(format!("it has {len} bytes, {listed_len} were recorded"));
-    }
+fn difference(len: u64, hashes: &FileHashes, recorded: &FileHashes, announced: ContentHash) -> Option<String> {
     let blocks = recorded.blocks.len();
     let differing: Vec<usize> = hashes
         .blocks
@@ -223,5 +218,120 @@ fn difference(
             "{} of {blocks} blocks differ, the first is block {first}",
             differing.len()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::BLOCK_SIZE;
+
+    fn hashes(blocks: &[&[u8]]) -> FileHashes {
+        FileHashes {
+            blocks: blocks.iter().map(|block| ContentHash::of(block)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_difference_names_the_first_differing_block() {
+        let len = 3 * BLOCK_SIZE;
+        let recorded = hashes(&[b"a", b"b", b"c"]);
+        let root = recorded.root(len);
+        assert_eq!(difference(len, &recorded, &recorded, root), None);
+        assert_eq!(
+            difference(len, &hashes(&[b"a", b"x", b"c"]), &recorded, root).as_deref(),
+            Some("block 2 of 3 differs")
+        );
+        assert_eq!(
+            difference(len, &hashes(&[b"x", b"b", b"y"]), &recorded, root).as_deref(),
+            Some("2 of 3 blocks differ, the first is block 1")
+        );
+        assert_eq!(
+            difference(len, &hashes(&[b"a", b"b"]), &recorded, root).as_deref(),
+            Some("2 blocks hashed, 3 recorded")
+        );
+        let other_root = hashes(&[b"z"]).root(len);
+        assert!(
+            difference(len, &recorded, &recorded, other_root).is_some_and(|detail| detail.contains("announced")),
+            "blocks that match a record disagreeing with the announced root still refuse"
+        );
+    }
+
+    #[test]
+    fn archives_and_rar_volumes_are_checked_nothing_else() {
+        for name in [
+            "game.zip",
+            "GAME.TAR.GZ",
+            "game.tzst",
+            "game.part2.rar",
+            "game.rar",
+            "game.r00",
+            "game.R12",
+        ] {
+            assert!(is_archive_name(name), "{name}");
+        }
+        for name in ["version.ini", "readme.txt", "game.r", "game.rx0", ".r00", "game.bin"] {
+            assert!(!is_archive_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_archive_replaced_after_its_check_is_caught() {
+        let root = tempfile::tempdir().unwrap();
+        let archive = root.path().join("game.zip");
+        fs::write(&archive, b"checked").unwrap();
+        let meta = fs::metadata(&archive).unwrap();
+        let checked = CheckedArchives {
+            game_root: root.path().to_owned(),
+            archives: vec![Checked {
+                path: "game.zip".into(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }],
+            bytes: 7,
+        };
+        checked.ensure_unchanged().unwrap();
+        let other = root.path().join("other.zip");
+        fs::write(&other, b"swapped").unwrap();
+        fs::rename(&other, &archive).unwrap();
+        let err = checked.ensure_unchanged().unwrap_err();
+        assert!(
+            matches!(&err, CheckError::Replaced { path } if path == "game.zip"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unlisted_or_unhashed_archive_is_refused_before_any_read() {
+        let games = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        fs::create_dir_all(games.path().join("openarena")).unwrap();
+        fs::write(games.path().join("openarena/game.zip"), b"not read").unwrap();
+        let check = |files: &[GameFileDescription]| {
+            let check = ArchiveCheck {
+                state_dir: state.path(),
+                game_dir: games.path(),
+                id: "openarena",
+                files,
+            };
+            check_archives(&check, &mut |_, _| panic!("nothing is hashed"), &|| false)
+        };
+        let err = check(&[]).unwrap_err();
+        assert!(
+            matches!(&err, CheckError::Unlisted { path } if path == "game.zip"),
+            "{err}"
+        );
+        let listed = GameFileDescription {
+            path: "game.zip".into(),
+            size: 8,
+            is_dir: false,
+            hash: None,
+        };
+        let err = check(&[listed]).unwrap_err();
+        assert!(
+            matches!(&err, CheckError::Unrecorded { path } if path == "game.zip"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no recorded hashes"), "{err}");
     }
 }

@@ -384,6 +384,27 @@ mod tests {
     }
 
     #[test]
+    fn checking_progress_is_allowed_only_before_the_first_entry() {
+        let checking = || control(StreamControl::Checking { bytes: 5, total: 10 });
+        let mut frames = vec![checking(), checking()];
+        frames.extend(file_frames("a", b"abc", Some(crc32fast::hash(b"abc"))));
+        frames.push(control(StreamControl::Done {
+            files: 1,
+            dirs: 0,
+            bytes: 3,
+        }));
+        let (_, result) = run(frames);
+        assert!(result.is_ok(), "{result:?}");
+
+        let mut late = file_frames("a", b"abc", Some(crc32fast::hash(b"abc")));
+        late.push(checking());
+        let (_, result) = run(late);
+        assert!(matches!(result, Err(ReceiveError::Protocol(_))), "{result:?}");
+        let (_, result) = run(vec![control(StreamControl::Checking { bytes: 11, total: 10 })]);
+        assert!(matches!(result, Err(ReceiveError::Protocol(_))), "{result:?}");
+    }
+
+    #[test]
     fn a_failed_write_is_local_but_a_duplicate_path_is_the_senders_fault() {
         let write = |kind| ReceiveError::Write {
             path: "/games/openarena/.local.installing/a".into(),
