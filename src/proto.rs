@@ -21,7 +21,8 @@ use crate::content::ContentHash;
 
 /// Bumped whenever a request or response changes shape incompatibly.
 /// Version 2: `GetGame` answers with a [`GameListing`] header and file-list pages.
-/// Version 3: `GetBlockHashes`; downloads verify every block against them.
+/// Version 3: `GetBlockHashes`; downloads verify every block against them; a streamed
+/// install may send `Checking` frames while the sender checks its archives.
 pub const PROTOCOL_VERSION: u32 = 3;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";

@@ -34,6 +34,7 @@ use self::trim::{FreedMemory, TRIM_INTERVAL};
 
 use super::discovery::DiscoveredPeer;
 use super::ratelimit::RateLimiter;
+use super::stream_install::check::ArchiveCheck;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
@@ -426,17 +427,32 @@ async fn stream_install(
         let message = format!("{id} is already being streamed from this peer; try again shortly");
         return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
     };
+    // Accepted before the archives are checked: checking a big game takes longer than a
+    // request may wait for its answer, so a failed check is an `Error` frame, sent before any entry.
     write_response(send, &Response::StreamInstallAccepted).await?;
-    let game_root = library.game_dir.join(id);
+    let (game_dir, state_dir, id_owned) = (library.game_dir.clone(), context.recorded.state_dir().to_path_buf(), id.to_owned());
+    let root_files: Vec<_> = game
+        .files
+        .iter()
+        .filter(|file| !file.path.contains('/'))
+        .cloned()
+        .collect();
     let (sink, source) = frame_channel();
     let producer = tokio::task::spawn_blocking(move || {
         let _guard = guard;
+        let game_root = game_dir.join(&id_owned);
         let scratch = tempfile::Builder::new()
             .prefix(".lanspread-stream-")
             .tempdir_in(&game_root)?;
         StreamInstallProvider {
             game_root: &game_root,
             scratch_dir: scratch.path(),
+            check: ArchiveCheck {
+                state_dir: &state_dir,
+                game_dir: &game_dir,
+                id: &id_owned,
+                files: &root_files,
+            },
         }
         .run(&sink)
         .map_err(std::io::Error::other)

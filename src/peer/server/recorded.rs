@@ -38,6 +38,11 @@ impl RecordedHashes {
         }
     }
 
+    /// Where the library keeps the recorded hashes.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     /// `read` of the recorded blocks of `path` of game `id` if they describe the content
     /// `root` and the file version `file` holds now; `Ok(None)` if the file changed since it
     /// was hashed. Blocks (an fstat, and the side file on a miss).

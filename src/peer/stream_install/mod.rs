@@ -5,6 +5,7 @@
 //! (a full disk) or any failure of the install transaction itself ends the
 //! install at once, since another sender could not do better.
 
+pub mod check;
 pub mod provider;
 pub mod receiver;
 pub mod sink;

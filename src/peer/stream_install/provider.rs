@@ -1,15 +1,18 @@
-//! The sending side: `StreamInstallProvider` reads the game's archives with
-//! the install's own archive code (`visit_entries`: same path checks, same
-//! checksum verification) and writes control and chunk frames into a
+//! The sending side: `StreamInstallProvider` first checks the game's archives
+//! against their recorded hashes (`check`), then reads them with the install's
+//! own archive code (`visit_entries`: same path checks, same checksum
+//! verification) and writes control and chunk frames into a
 //! `StreamInstallFrameSink`. It runs on a blocking thread and holds the
 //! outbound transfer guard of its game until it returns.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::check::{ArchiveCheck, CheckError, check_archives};
 use super::sink::{SinkClosed, StreamInstallFrameSink};
 use super::wire::{MAX_DATA_FRAME, StreamControl, StreamFrame};
 use crate::install::unpack::{EntryKind, UnpackError, VisitOptions, visit_entries_with};
@@ -61,17 +64,46 @@ pub enum ProvideError {
     Closed(#[from] SinkClosed),
     #[error(transparent)]
     Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
 }
 
 pub struct StreamInstallProvider<'a> {
     pub game_root: &'a Path,
     /// Where RAR members are expanded one at a time (on disk, not in memory).
     pub scratch_dir: &'a Path,
+    /// The archives are checked against these recorded hashes before anything is streamed.
+    pub check: ArchiveCheck<'a>,
 }
 
 impl StreamInstallProvider<'_> {
-    /// Streams every archive member, then `Done`; on an archive error, an `Error` frame.
+    /// Checks the archives, streams every archive member, then `Done`; on a failed check or
+    /// an archive error, an `Error` frame instead.
     pub fn run(&self, sink: &StreamInstallFrameSink) -> Result<(), ProvideError> {
+        let refuse = |err: CheckError| {
+            let _ = sink.send_blocking(StreamFrame::Control(StreamControl::Error {
+                message: err.to_string(),
+            }));
+            ProvideError::Check(err)
+        };
+        let mut progress = |bytes, total| {
+            // A receiver that is gone shows up as `cancelled` at the next read.
+            let _ = sink.send_blocking(StreamFrame::Control(StreamControl::Checking { bytes, total }));
+        };
+        let started = Instant::now();
+        let checked = match check_archives(&self.check, &mut progress, &|| sink.is_cancelled()) {
+            Ok(checked) => {
+                tracing::info!(
+                    game = self.check.id,
+                    "checked {} bytes of archives against their recorded hashes in {:?}",
+                    checked.bytes,
+                    started.elapsed()
+                );
+                checked
+            }
+            Err(CheckError::Cancelled) => return Err(ProvideError::Closed(SinkClosed)),
+            Err(err) => return Err(refuse(err)),
+        };
         let mut sent = (0u64, 0u64, 0u64);
         let options = VisitOptions {
             scratch_dir: Some(self.scratch_dir),
@@ -121,6 +153,7 @@ impl StreamInstallProvider<'_> {
         });
         match visited {
             Ok(_) => {
+                checked.ensure_unchanged().map_err(refuse)?;
                 let (files, dirs, bytes) = sent;
                 sink.send_blocking(StreamFrame::Control(StreamControl::Done { files, dirs, bytes }))?;
                 Ok(())

@@ -186,6 +186,15 @@ pub fn receive_into(
                 received.files += 1;
                 progress(received);
             }
+            StreamFrame::Control(StreamControl::Checking { bytes, total }) => {
+                // Only a liveness signal; a sender that sends it once streaming began, or with
+                // impossible numbers, is not following the protocol.
+                if open.is_some() || received != Received::default() || bytes > total {
+                    return Err(ReceiveError::Protocol(format!(
+                        "checking progress {bytes} of {total} bytes after the stream began"
+                    )));
+                }
+            }
             StreamFrame::Control(StreamControl::Done { files, dirs, bytes }) => {
                 if open.is_some() {
                     return Err(ReceiveError::Protocol("done inside a file".into()));
@@ -372,6 +381,27 @@ mod tests {
             matches!(&result, Err(ReceiveError::Sender(message)) if message == "bad archive"),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn checking_progress_is_allowed_only_before_the_first_entry() {
+        let checking = || control(StreamControl::Checking { bytes: 5, total: 10 });
+        let mut frames = vec![checking(), checking()];
+        frames.extend(file_frames("a", b"abc", Some(crc32fast::hash(b"abc"))));
+        frames.push(control(StreamControl::Done {
+            files: 1,
+            dirs: 0,
+            bytes: 3,
+        }));
+        let (_, result) = run(frames);
+        assert!(result.is_ok(), "{result:?}");
+
+        let mut late = file_frames("a", b"abc", Some(crc32fast::hash(b"abc")));
+        late.push(checking());
+        let (_, result) = run(late);
+        assert!(matches!(result, Err(ReceiveError::Protocol(_))), "{result:?}");
+        let (_, result) = run(vec![control(StreamControl::Checking { bytes: 11, total: 10 })]);
+        assert!(matches!(result, Err(ReceiveError::Protocol(_))), "{result:?}");
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub enum StreamControl {
     EndFile {
         crc32: Option<u32>,
     },
+    /// The sender is still checking its archives against their recorded hashes, `bytes` of
+    /// `total` so far. Sent only before the first entry, at most every second, so that a long
+    /// check is not taken for a stalled sender.
+    Checking {
+        bytes: u64,
+        total: u64,
+    },
     /// Everything was sent.
     Done {
         files: u64,
