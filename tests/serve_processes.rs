@@ -172,7 +172,7 @@ fn get_downloads_a_game_from_every_serve_process() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.starts_with("downloaded openarena 20240301: 20004104 bytes in "),
+        stdout.starts_with("downloaded openarena 20240301: 20004104 bytes (fetched 20004104, reused 0) in "),
         "{stdout}"
     );
     assert!(

@@ -430,7 +430,11 @@ async fn stream_install(
     // Accepted before the archives are checked: checking a big game takes longer than a
     // request may wait for its answer, so a failed check is an `Error` frame, sent before any entry.
     write_response(send, &Response::StreamInstallAccepted).await?;
-    let (game_dir, state_dir, id_owned) = (library.game_dir.clone(), context.recorded.state_dir().to_path_buf(), id.to_owned());
+    let (game_dir, state_dir, id_owned) = (
+        library.game_dir.clone(),
+        context.recorded.state_dir().to_path_buf(),
+        id.to_owned(),
+    );
     let root_files: Vec<_> = game
         .files
         .iter()

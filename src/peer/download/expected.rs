@@ -30,6 +30,15 @@ pub struct Expected {
 }
 
 impl Expected {
+    /// The expected content of a file of `size` bytes whose block hashes are known.
+    pub fn of(size: u64, hashes: FileHashes) -> Self {
+        Expected {
+            size,
+            root: hashes.root(size),
+            blocks: (hashes.blocks.len() > 1).then(|| Arc::new(hashes)),
+        }
+    }
+
     /// The length of block `block` (the last one may be short).
     pub fn block_len(&self, block: u64) -> u64 {
         BLOCK_SIZE.min(self.size.saturating_sub(block * BLOCK_SIZE))
@@ -37,6 +46,12 @@ impl Expected {
 
     pub fn block_count(&self) -> u64 {
         FileHashes::block_count(self.size)
+    }
+
+    /// The hash block `block` must have, when the file's block list is known (longer files).
+    pub fn block_hash(&self, block: u64) -> Option<ContentHash> {
+        let list = self.blocks.as_ref()?;
+        list.blocks.get(usize::try_from(block).ok()?).copied()
     }
 
     /// Whether `hash` (of the received bytes of block `block`) is what the file must hold there.

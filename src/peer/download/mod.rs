@@ -9,12 +9,14 @@
 
 pub mod error;
 pub mod expected;
+pub mod journal;
 pub mod majority;
 pub mod progress;
 pub mod queue;
+pub mod reuse;
 pub mod storage;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,8 +34,10 @@ use crate::layout::VERSION_FILE;
 use crate::proto::GameFileDescription;
 pub use error::TransferError;
 use expected::{Expected, expected_content};
+use journal::{DoneBlock, Journal, JournalList};
 use progress::{DownloadProgress, DownloadProgressTracker};
 use queue::{ChunkId, Completion, WorkQueue};
+use reuse::ReusePlan;
 use storage::DownloadStorage;
 
 /// Bytes per chunk request, and below the chunk requests each peer keeps in flight.
@@ -62,7 +66,10 @@ pub struct DownloadPlan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownloadSummary {
+    /// The payload's bytes, fetched or reused.
     pub bytes: u64,
+    /// Of `bytes`, those found on disk (resumed, or unchanged by an update) rather than fetched.
+    pub reused: u64,
     pub elapsed: Duration,
     /// Peers that delivered at least one chunk (or the sentinel).
     pub peers_used: Vec<SocketAddr>,
@@ -93,6 +100,7 @@ pub struct DownloadJob {
 struct Chunk {
     /// Index into the plan's file list.
     file: usize,
+    first_block: u64,
     path: Arc<str>,
     /// Where `path` is on disk, for error messages.
     disk_path: Arc<Path>,
@@ -100,13 +108,38 @@ struct Chunk {
     len: u64,
 }
 
-/// Runs a download to its end; on failure or cancel the payload is discarded.
+/// Runs a download to its end. A cancel discards the payload and the resume journal; any
+/// other failure keeps every verified block and the journal, so the next download of the
+/// game fetches only what is missing.
 pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
-    let (game_dir, id, files) = (job.game_dir.clone(), job.plan.id.clone(), job.plan.files.clone());
-    let previous = job.replaces.clone();
-    let begun = tokio::task::spawn_blocking(move || DownloadStorage::begin(&game_dir, &id, &files, &previous)).await;
-    let storage = match begun {
-        Ok(Ok(storage)) => storage,
+    let plan = &job.plan;
+    let total: u64 = plan.files.iter().filter(|f| !f.is_dir).map(|f| f.size).sum();
+    let _ = job
+        .events
+        .send(PeerEvent::DownloadGameFilesBegin {
+            id: plan.id.clone(),
+            version: plan.version.clone(),
+            total_bytes: total,
+            peers: plan.peers.clone(),
+        })
+        .await;
+    let listed = tokio::select! {
+        () = job.cancel.cancelled() => return DownloadOutcome::Cancelled,
+        listed = expected_content(&job.client, &plan.id, &plan.files, &plan.peers) => listed,
+    };
+    let (expected, liars) = match listed {
+        Ok(listed) => listed,
+        Err(err) => return DownloadOutcome::Failed(err),
+    };
+    report_dropped(&job, &liars).await;
+    let expected = Arc::new(expected);
+    let prepared = {
+        let (state_dir, game_dir, plan) = (job.state_dir.clone(), job.game_dir.clone(), plan.clone());
+        let (expected, replaces) = (expected.clone(), job.replaces.clone());
+        tokio::task::spawn_blocking(move || prepare(&state_dir, &game_dir, &plan, &expected, &replaces)).await
+    };
+    let prepared = match prepared {
+        Ok(Ok(prepared)) => prepared,
         Ok(Err(err)) => return DownloadOutcome::Failed(err),
         Err(err) => {
             return DownloadOutcome::Failed(TransferError::Internal(format!(
@@ -114,18 +147,32 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
             )));
         }
     };
+    let Prepared {
+        storage,
+        journal,
+        reuse,
+    } = prepared;
+    let liars: Vec<SocketAddr> = liars.iter().map(|(addr, _)| *addr).collect();
+    let peers: Vec<SocketAddr> = plan
+        .peers
+        .iter()
+        .copied()
+        .filter(|addr| !liars.contains(addr))
+        .collect();
     let storage = Arc::new(storage);
-    let result = download_impl(&job, &storage).await;
+    let journal = Arc::new(journal);
+    let result = download_impl(&job, &peers, &expected, reuse, &storage, &journal).await;
     // Every fetch task has ended, so this is the only reference left.
     let Some(storage) = Arc::into_inner(storage) else {
         return DownloadOutcome::Failed(TransferError::Internal("download storage still in use".to_owned()));
     };
+    let (state_dir, id) = (job.state_dir.clone(), job.plan.id.clone());
     match result {
         Ok(fetched) => {
-            let (state_dir, id) = (job.state_dir.clone(), job.plan.id.clone());
             let committed = tokio::task::spawn_blocking(move || {
                 let root = storage.root().to_path_buf();
                 storage.commit(&fetched.version_ini)?;
+                journal::remove(&state_dir, &id);
                 if let Err(err) = crate::library::record_verified(&state_dir, &root, &id, fetched.verified) {
                     // The scan after the download then hashes the game itself.
                     tracing::warn!(game = id, "cannot record the verified block hashes: {err}");
@@ -141,14 +188,68 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
                 ))),
             }
         }
+        Err(TransferError::Cancelled) => {
+            let _ = tokio::task::spawn_blocking(move || {
+                storage.abort();
+                journal::remove(&state_dir, &id);
+            })
+            .await;
+            DownloadOutcome::Cancelled
+        }
         Err(err) => {
-            let _ = tokio::task::spawn_blocking(move || storage.abort()).await;
-            match err {
-                TransferError::Cancelled => DownloadOutcome::Cancelled,
-                err => DownloadOutcome::Failed(err),
-            }
+            let _ = tokio::task::spawn_blocking(move || storage.keep_partial()).await;
+            DownloadOutcome::Failed(err)
         }
     }
+}
+
+/// The disk side of a download, ready to fetch into.
+struct Prepared {
+    storage: DownloadStorage,
+    journal: Journal,
+    reuse: ReusePlan,
+}
+
+/// Finds what is already on disk (the version being replaced, an unfinished download's
+/// journal), starts the new journal with the blocks that stay in place, then prepares the
+/// payload files. The journal comes first: if preparing fails half-way, it still describes
+/// only blocks that are in place. Blocks.
+fn prepare(
+    state_dir: &Path,
+    game_dir: &Path,
+    plan: &DownloadPlan,
+    expected: &[Option<Expected>],
+    replaces: &[GameFileDescription],
+) -> Result<Prepared, TransferError> {
+    let earlier = journal::load(state_dir, &plan.id);
+    let sources = reuse::gather_sources(state_dir, game_dir, &plan.id, replaces, earlier.as_ref());
+    let reuse = reuse::plan_reuse(&plan.files, expected, &sources);
+    // What the commit removes: the replaced version's payload, and an abandoned partial
+    // download's, that the new list does not have.
+    let wanted: BTreeSet<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+    let mut stale: BTreeMap<String, GameFileDescription> = BTreeMap::new();
+    let earlier_files = earlier
+        .iter()
+        .flat_map(|earlier| earlier.list.stale.iter().chain(&earlier.list.files));
+    for file in replaces.iter().chain(earlier_files) {
+        if !wanted.contains(file.path.as_str()) && file.path != VERSION_FILE {
+            stale.entry(file.path.clone()).or_insert_with(|| file.clone());
+        }
+    }
+    let stale: Vec<GameFileDescription> = stale.into_values().collect();
+    let list = JournalList {
+        version: plan.version.clone(),
+        files: plan.files.clone(),
+        stale: stale.clone(),
+    };
+    let journal = Journal::start(state_dir, &plan.id, &list, &reuse.kept_records())
+        .map_err(|err| TransferError::local(&state_dir.join("downloads"), err))?;
+    let storage = DownloadStorage::begin(game_dir, &plan.id, &plan.files, &stale)?;
+    Ok(Prepared {
+        storage,
+        journal,
+        reuse,
+    })
 }
 
 /// What a download fetched, ready to commit.
@@ -159,42 +260,36 @@ struct Fetched {
     verified: Vec<(String, u64, FileHashes)>,
 }
 
-async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Result<Fetched, TransferError> {
+async fn download_impl(
+    job: &DownloadJob,
+    peers: &[SocketAddr],
+    expected: &Arc<Vec<Option<Expected>>>,
+    reuse: ReusePlan,
+    storage: &Arc<DownloadStorage>,
+    journal: &Arc<Journal>,
+) -> Result<Fetched, TransferError> {
     let plan = &job.plan;
     let started = Instant::now();
     let total: u64 = plan.files.iter().filter(|f| !f.is_dir).map(|f| f.size).sum();
-    let _ = job
-        .events
-        .send(PeerEvent::DownloadGameFilesBegin {
-            id: plan.id.clone(),
-            version: plan.version.clone(),
-            total_bytes: total,
-            peers: plan.peers.clone(),
-        })
-        .await;
-
-    let listed = tokio::select! {
-        () = job.cancel.cancelled() => return Err(TransferError::Cancelled),
-        listed = expected_content(&job.client, &plan.id, &plan.files, &plan.peers) => listed?,
-    };
-    let (expected, liars) = listed;
-    report_dropped(job, &liars).await;
-    let liars: Vec<SocketAddr> = liars.iter().map(|(addr, _)| *addr).collect();
-    let peers: Vec<SocketAddr> = plan
-        .peers
-        .iter()
-        .copied()
-        .filter(|addr| !liars.contains(addr))
-        .collect();
-    let expected = Arc::new(expected);
-    let chunks = split_into_chunks(&plan.files, storage)?;
-
-    let mut queue = WorkQueue::new(chunks.len(), &peers, IN_FLIGHT_PER_PEER);
-    let mut tracker = DownloadProgressTracker::new(&plan.id, total, &peers, started);
+    let mut tracker = DownloadProgressTracker::new(&plan.id, total, peers, started);
+    // Per file, per block: its verified hash once it is in place.
+    let mut have: Vec<Vec<Option<ContentHash>>> = reuse.keep.clone();
+    let mut reused = reuse.kept_bytes(expected);
+    tracker.reused(reused, Instant::now());
     let received: BTreeMap<SocketAddr, Arc<AtomicU64>> = peers.iter().map(|a| (*a, Arc::default())).collect();
-    // The hash of each one-block file, once its block arrived (longer files' lists are known).
-    let mut single_blocks: Vec<Option<ContentHash>> = vec![None; plan.files.len()];
-    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<Option<ContentHash>, TransferError>)> = JoinSet::new();
+    if !reuse.copies.is_empty() {
+        let copied = copy_reusable(job, expected, reuse.copies, storage, journal, &mut tracker, reused).await?;
+        for (file, block, hash) in copied {
+            reused += expected[file].as_ref().map_or(0, |wanted| wanted.block_len(block));
+            have[file][block as usize] = Some(hash);
+        }
+        tracker.reused(reused, Instant::now());
+    }
+    emit_progress(job, &mut tracker, &received, 0);
+
+    let chunks = split_into_chunks(&plan.files, &have, storage)?;
+    let mut queue = WorkQueue::new(chunks.len(), peers, IN_FLIGHT_PER_PEER);
+    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<Vec<ContentHash>, TransferError>)> = JoinSet::new();
     let mut aborts: HashMap<(SocketAddr, ChunkId), tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     let id: Arc<str> = plan.id.as_str().into();
@@ -202,7 +297,7 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
     while !queue.is_complete() {
         for (addr, chunk_id) in queue.assign() {
             let (client, id, chunk) = (job.client.clone(), id.clone(), chunks[chunk_id].clone());
-            let (counter, expected) = (received[&addr].clone(), expected.clone());
+            let (counter, expected, journal) = (received[&addr].clone(), expected.clone(), journal.clone());
             let handle = fetches.spawn(async move {
                 let Some(Some(file)) = expected.get(chunk.file) else {
                     return (
@@ -211,7 +306,7 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
                         Err(TransferError::Internal("a chunk of no file".into())),
                     );
                 };
-                let result = fetch_chunk(&client, addr, &id, &chunk, file, &counter).await;
+                let result = fetch_chunk(&client, addr, &id, &chunk, file, &counter, &journal).await;
                 (addr, chunk_id, result)
             });
             aborts.insert((addr, chunk_id), handle);
@@ -233,12 +328,12 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
                 let Ok((addr, chunk_id, result)) = joined else { continue };
                 aborts.remove(&(addr, chunk_id));
                 match result {
-                    Ok(single_block) => {
+                    Ok(hashes) => {
                         if let Completion::First { redundant } = queue.complete(addr, chunk_id) {
                             let chunk = &chunks[chunk_id];
                             tracker.chunk_done(chunk.len);
-                            if single_block.is_some() {
-                                single_blocks[chunk.file] = single_block;
+                            for (slot, hash) in have[chunk.file][chunk.first_block as usize..].iter_mut().zip(hashes) {
+                                *slot = Some(hash);
                             }
                             for other in redundant {
                                 if let Some(handle) = aborts.remove(&(other, chunk_id)) {
@@ -281,23 +376,24 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
         })?;
     let (version_ini, sentinel_peer) = fetch_version_file(job, &queue, &plan.files[sentinel]).await?;
     tracker.chunk_done(version_ini.len() as u64);
-    received[&sentinel_peer].fetch_add(version_ini.len() as u64, Ordering::Relaxed);
+    if let Some(counter) = received.get(&sentinel_peer) {
+        counter.fetch_add(version_ini.len() as u64, Ordering::Relaxed);
+    }
     emit_progress(job, &mut tracker, &received, 0);
 
     let mut verified = Vec::new();
     for (index, file) in plan.files.iter().enumerate() {
-        let Some(Some(expected)) = expected.get(index) else {
+        if file.is_dir {
             continue;
-        };
-        let single = if index == sentinel {
-            Some(ContentHash::of(&version_ini))
+        }
+        let blocks: Option<Vec<ContentHash>> = if index == sentinel {
+            Some(vec![ContentHash::of(&version_ini)])
         } else {
-            single_blocks[index]
+            have[index].iter().copied().collect()
         };
-        let hashes = expected
-            .hashes(single)
-            .ok_or_else(|| TransferError::Internal(format!("{} finished without its block verified", file.path)))?;
-        verified.push((file.path.clone(), file.size, hashes));
+        let blocks =
+            blocks.ok_or_else(|| TransferError::Internal(format!("{} finished with a block missing", file.path)))?;
+        verified.push((file.path.clone(), file.size, FileHashes { blocks }));
     }
     let peers_used = received
         .iter()
@@ -307,12 +403,67 @@ async fn download_impl(job: &DownloadJob, storage: &Arc<DownloadStorage>) -> Res
     Ok(Fetched {
         summary: DownloadSummary {
             bytes: tracker.bytes_done(),
+            reused,
             elapsed: started.elapsed(),
             peers_used,
         },
         version_ini,
         verified,
     })
+}
+
+/// Copies the blocks found elsewhere on disk (see `reuse`) into place, journals them, and
+/// returns those that held what they should; progress goes out meanwhile.
+async fn copy_reusable(
+    job: &DownloadJob,
+    expected: &Arc<Vec<Option<Expected>>>,
+    copies: Vec<reuse::BlockCopy>,
+    storage: &DownloadStorage,
+    journal: &Arc<Journal>,
+    tracker: &mut DownloadProgressTracker,
+    kept: u64,
+) -> Result<Vec<(usize, u64, ContentHash)>, TransferError> {
+    let copied_bytes = Arc::new(AtomicU64::new(0));
+    let root = storage.root().to_path_buf();
+    let (files, expected, journal) = (job.plan.files.clone(), expected.clone(), journal.clone());
+    let (counter, cancel) = (copied_bytes.clone(), job.cancel.clone());
+    let mut task = tokio::task::spawn_blocking(move || {
+        let done = reuse::copy_blocks(
+            &root,
+            &files,
+            &expected,
+            &copies,
+            &mut |bytes| counter.store(bytes, Ordering::Relaxed),
+            &|| cancel.is_cancelled(),
+        )?;
+        let records: Vec<DoneBlock> = done
+            .iter()
+            .filter_map(|(file, block, hash)| {
+                Some(DoneBlock {
+                    file: u32::try_from(*file).ok()?,
+                    block: u32::try_from(*block).ok()?,
+                    hash: *hash,
+                })
+            })
+            .collect();
+        if let Err(err) = journal.record(&records) {
+            tracing::warn!("cannot journal the reused blocks: {err}");
+        }
+        Ok(done)
+    });
+    let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+    loop {
+        tokio::select! {
+            joined = &mut task => {
+                return joined.map_err(|err| TransferError::Internal(format!("the copy task failed: {err}")))?;
+            }
+            _ = ticker.tick() => {
+                tracker.reused(kept + copied_bytes.load(Ordering::Relaxed), Instant::now());
+                let sample = tracker.sample(Instant::now(), 0);
+                let _ = job.events.try_send(PeerEvent::DownloadProgress(sample));
+            }
+        }
+    }
 }
 
 /// Tells the user about peers left out of this download for what they sent.
@@ -330,8 +481,14 @@ async fn report_dropped(job: &DownloadJob, dropped: &[(SocketAddr, TransferError
         .await;
 }
 
-/// Cuts the payload into chunks of whole blocks (`CHUNK_SIZE` is a multiple of `BLOCK_SIZE`).
-fn split_into_chunks(files: &[GameFileDescription], storage: &DownloadStorage) -> Result<Vec<Chunk>, TransferError> {
+/// Cuts what is still missing into chunks: runs of consecutive missing blocks of one file,
+/// at most `CHUNK_SIZE` long.
+fn split_into_chunks(
+    files: &[GameFileDescription],
+    have: &[Vec<Option<ContentHash>>],
+    storage: &DownloadStorage,
+) -> Result<Vec<Chunk>, TransferError> {
+    let blocks_per_chunk = CHUNK_SIZE / BLOCK_SIZE;
     let mut chunks = Vec::new();
     for (index, file) in files
         .iter()
@@ -343,17 +500,27 @@ fn split_into_chunks(files: &[GameFileDescription], storage: &DownloadStorage) -
             .ok_or_else(|| TransferError::Internal(format!("{} was not prepared", file.path)))?
             .into();
         let path: Arc<str> = file.path.as_str().into();
-        let mut offset = 0;
-        while offset < file.size {
-            let len = CHUNK_SIZE.min(file.size - offset);
+        let block_count = FileHashes::block_count(file.size);
+        let missing = |block: u64| have[index].get(block as usize).is_none_or(Option::is_none);
+        let mut block = 0;
+        while block < block_count {
+            if !missing(block) {
+                block += 1;
+                continue;
+            }
+            let first = block;
+            while block < block_count && block - first < blocks_per_chunk && missing(block) {
+                block += 1;
+            }
+            let offset = first * BLOCK_SIZE;
             chunks.push(Chunk {
                 file: index,
+                first_block: first,
                 path: path.clone(),
                 disk_path: disk_path.clone(),
                 offset,
-                len,
+                len: (block * BLOCK_SIZE).min(file.size) - offset,
             });
-            offset += len;
         }
     }
     Ok(chunks)
@@ -375,8 +542,8 @@ fn emit_progress(
 
 /// Fetches one chunk, block by block: each block is hashed and checked against `expected`
 /// off the async threads, and written in place only if it matches. A block that does not
-/// match fails the chunk with `Corrupt` before anything of it is written. Returns the
-/// block's hash when the chunk is a whole one-block file (the file's list then needs it).
+/// match fails the chunk with `Corrupt` before anything of it is written. Once the chunk is
+/// flushed, its blocks are journaled. Returns their hashes.
 async fn fetch_chunk(
     client: &PeerClient,
     addr: SocketAddr,
@@ -384,7 +551,8 @@ async fn fetch_chunk(
     chunk: &Chunk,
     expected: &Expected,
     received: &AtomicU64,
-) -> Result<Option<ContentHash>, TransferError> {
+    journal: &Arc<Journal>,
+) -> Result<Vec<ContentHash>, TransferError> {
     let stalled = |_| TransferError::Stalled {
         peer: addr,
         waited: STALL_TIMEOUT,
@@ -406,7 +574,7 @@ async fn fetch_chunk(
     let mut block = chunk.offset / BLOCK_SIZE;
     let mut block_len = expected.block_len(block);
     let mut batch = Vec::with_capacity(usize::try_from(block_len).unwrap_or(0));
-    let mut last_hash = None;
+    let mut hashes = Vec::new();
     let mut position = chunk.offset;
     let end = chunk.offset + chunk.len;
     while position < end {
@@ -436,7 +604,7 @@ async fn fetch_chunk(
             .map_err(|err| TransferError::local(&chunk.disk_path, err))??;
             batch = returned;
             batch.clear();
-            last_hash = Some(hash);
+            hashes.push(hash);
             position += block_len;
             block += 1;
             block_len = expected.block_len(block);
@@ -448,12 +616,31 @@ async fn fetch_chunk(
         .map_err(stalled)?
         .map_err(|err| TransferError::Peer(err.to_string()))?;
     // Flush now, while other chunks still transfer, so the commit is not one long sync at the end
-    // (measured: the final sync alone cost ~10% of a rate-capped download).
-    tokio::task::spawn_blocking(move || file.sync_data())
-        .await
-        .map_err(|err| TransferError::Internal(format!("the sync task failed: {err}")))?
-        .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
-    Ok(last_hash.filter(|_| expected.block_count() == 1))
+    // (measured: the final sync alone cost ~10% of a rate-capped download); and only then
+    // journal the blocks, so a crash never marks an unwritten block done.
+    let records: Vec<DoneBlock> = hashes
+        .iter()
+        .zip(chunk.first_block..)
+        .filter_map(|(hash, block)| {
+            Some(DoneBlock {
+                file: u32::try_from(chunk.file).ok()?,
+                block: u32::try_from(block).ok()?,
+                hash: *hash,
+            })
+        })
+        .collect();
+    let journal = journal.clone();
+    tokio::task::spawn_blocking(move || {
+        file.sync_data()?;
+        if let Err(err) = journal.record(&records) {
+            tracing::warn!("cannot journal a finished chunk (a resume fetches it again): {err}");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|err| TransferError::Internal(format!("the sync task failed: {err}")))?
+    .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
+    Ok(hashes)
 }
 
 /// Fetches `version.ini` into memory from the first live peer that delivers it whole and

@@ -96,6 +96,14 @@ impl DownloadProgressTracker {
         }
     }
 
+    /// `bytes` were already on disk (reused): they count as done, but not towards the rate,
+    /// which measures what arrives from now on.
+    pub fn reused(&mut self, bytes: u64, now: Instant) {
+        self.done.value = bytes.min(self.total);
+        self.done.history.clear();
+        self.done.history.push_back((now, self.done.value));
+    }
+
     /// A chunk's first copy is written: it counts towards `bytes_done`, once.
     pub fn chunk_done(&mut self, bytes: u64) {
         self.done.value = (self.done.value + bytes).min(self.total);

@@ -6,9 +6,11 @@
 //! positional writes into those files, never truncating, so several peers can
 //! fill one file. A file is open only while a chunk of it is written: a game of
 //! 100,000 files must not hold 100,000 descriptors (the soft limit is often 1,024). `commit` syncs the payload, then writes `version.ini` last
-//! through `.version.ini.tmp` and an atomic rename. `abort` sweeps the temp and
-//! parked sentinels (the old one is *not* restored: its archives were being
-//! overwritten) and removes the payload files this download was writing.
+//! through `.version.ini.tmp` and an atomic rename. `abort` (a cancel) sweeps the
+//! temp and parked sentinels (the old one is *not* restored: its archives were
+//! being overwritten) and removes the payload files this download was writing;
+//! `keep_partial` (any other failure) sweeps the sentinels and keeps the payload
+//! for a resume.
 //!
 //! `local/` and lanspread's reserved entries can never be touched: every path
 //! passed the protocol's validator, which rejects them. Every call here blocks;
@@ -214,7 +216,20 @@ impl DownloadStorage {
         Ok(())
     }
 
-    /// Undoes the download: sentinels swept, payload removed, created directories removed if empty.
+    /// Ends a failed download that may resume: the payload stays as it is (the resume journal
+    /// says which of its blocks are good), only the sentinels are swept, so the game is not
+    /// taken for downloaded (the old version's is not restored: its files were being
+    /// rewritten). Best effort.
+    pub fn keep_partial(self) {
+        for name in [VERSION_TMP_FILE, VERSION_DISCARDED_FILE] {
+            if let Err(err) = remove_file_if_exists(&self.root.join(name)) {
+                tracing::warn!("cannot remove {}: {err}", self.root.join(name).display());
+            }
+        }
+        let _ = sync_dir(&self.root);
+    }
+
+    /// Undoes the download (a cancel): sentinels swept, payload removed, created directories removed if empty.
     /// Best effort: what cannot be removed is logged and left.
     pub fn abort(self) {
         for name in [VERSION_TMP_FILE, VERSION_DISCARDED_FILE] {

@@ -478,12 +478,18 @@ impl App {
             PeerEvent::DownloadGameFilesFinished { id, version, summary } => {
                 self.downloads.remove(&id);
                 let seconds = summary.elapsed.as_secs_f64();
+                let fetched = summary.bytes - summary.reused;
+                let reused = if summary.reused > 0 {
+                    format!(" ({} reused)", format_size(summary.reused))
+                } else {
+                    String::new()
+                };
                 let text = format!(
-                    "downloaded {} {version}: {} in {} ({}) from {} peer{}",
+                    "downloaded {} {version}: {}{reused} in {} ({}) from {} peer{}",
                     self.name_of(&id),
                     format_size(summary.bytes),
                     format_duration(summary.elapsed),
-                    format_rate(summary.bytes as f64 / seconds.max(1e-9)),
+                    format_rate(fetched as f64 / seconds.max(1e-9)),
                     summary.peers_used.len(),
                     if summary.peers_used.len() == 1 { "" } else { "s" }
                 );
@@ -872,6 +878,7 @@ mod tests {
             version: "0.8.6".into(),
             summary: DownloadSummary {
                 bytes: 4 * GIB,
+                reused: 0,
                 elapsed: Duration::from_secs(20),
                 peers_used: vec![addr(1), addr(2)],
             },

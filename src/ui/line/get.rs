@@ -214,10 +214,13 @@ async fn follow_download_and_install(
             PeerEvent::DownloadGameFilesFinished { version, summary, .. } => {
                 clear_progress(show_progress);
                 let seconds = summary.elapsed.as_secs_f64();
+                // The rate is the network's: reused bytes did not travel.
+                let fetched = summary.bytes - summary.reused;
                 println!(
-                    "downloaded {id} {version}: {} bytes in {seconds:.2} s ({}) from {} peer(s)",
+                    "downloaded {id} {version}: {} bytes (fetched {fetched}, reused {}) in {seconds:.2} s ({}) from {} peer(s)",
                     summary.bytes,
-                    format_rate(summary.bytes as f64 / seconds.max(1e-9)),
+                    summary.reused,
+                    format_rate(fetched as f64 / seconds.max(1e-9)),
                     summary.peers_used.len()
                 );
                 if mode == GetMode::Download {
