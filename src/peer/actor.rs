@@ -874,8 +874,7 @@ impl PeerActor {
             self.emit_snapshot().await;
         }
         self.run_next_scan();
-        self.run_next_hash();
-        self.emit_hash_progress();
+        self.after_hashing_moved().await;
     }
 
     /// Starts hashing the next queued game on a blocking thread, if none is being hashed.
@@ -887,13 +886,15 @@ impl PeerActor {
             return;
         };
         let internal = self.internal.clone();
+        let panicked = job.panicked();
         self.tasks.spawn(async move {
-            match tokio::task::spawn_blocking(move || job.run()).await {
-                Ok(outcome) => {
-                    let _ = internal.send(Internal::Hashed(outcome)).await;
-                }
-                Err(err) => tracing::error!("hashing panicked: {err}"),
-            }
+            let outcome = tokio::task::spawn_blocking(move || job.run())
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::error!("hashing panicked: {err}");
+                    panicked
+                });
+            let _ = internal.send(Internal::Hashed(outcome)).await;
         });
     }
 
@@ -915,6 +916,12 @@ impl PeerActor {
             }
             HashEnd::Dropped => {}
         }
+        self.after_hashing_moved().await;
+    }
+
+    /// Starts the next hash job if one is due, reports progress, and the end once everything
+    /// hashed is published.
+    async fn after_hashing_moved(&mut self) {
         self.run_next_hash();
         self.emit_hash_progress();
         if let Some(run) = self.library.hash_run_ended() {

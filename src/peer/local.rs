@@ -148,6 +148,15 @@ impl HashJob {
             result,
         }
     }
+
+    /// What to report if [`HashJob::run`] panics, so the queue moves on.
+    pub fn panicked(&self) -> HashOutcome {
+        HashOutcome {
+            generation: self.generation,
+            key: self.task.key(),
+            result: Err(io::Error::other("the hashing thread panicked")),
+        }
+    }
 }
 
 /// What became of a hash job.
@@ -192,6 +201,8 @@ struct HashQueue {
     running: Option<RunningHash>,
     /// Hashed, waiting for the index (a scan job may hold it).
     finished: Vec<HashedGame>,
+    /// Hashed, until a scan that started after its hashes went into the index is applied.
+    publishing: BTreeSet<String>,
     run: Option<HashRun>,
     reported: Option<HashingProgress>,
 }
@@ -213,11 +224,17 @@ impl HashQueue {
         }
         self.queued.retain(|queued| queued.id() != key.id);
         self.queued.push(task);
+        self.run.get_or_insert_with(|| HashRun {
+            started: Instant::now(),
+            games: 0,
+            bytes: 0,
+        });
     }
 
     /// Stops hashing `id`: it is gone, hashed, or about to change.
     fn forget(&mut self, id: &str) {
         self.queued.retain(|queued| queued.id() != id);
+        self.publishing.remove(id);
         if let Some(running) = &self.running
             && running.key.id == id
         {
@@ -228,6 +245,7 @@ impl HashQueue {
     fn clear(&mut self) {
         self.queued.clear();
         self.finished.clear();
+        self.publishing.clear();
         if let Some(running) = &self.running {
             running.cancel.cancel();
         }
@@ -361,6 +379,12 @@ impl LocalLibrary {
             ScanOutcome::Games(results) => results.iter().map(|(id, ..)| id.clone()).collect(),
         };
         let offered: BTreeSet<&str> = result.tasks.iter().map(HashTask::id).collect();
+        for id in &scanned {
+            // Still waiting for the index means this scan saw the game without its hashes.
+            if !self.hashing.finished.iter().any(|hashed| hashed.key().id == *id) {
+                self.hashing.publishing.remove(id);
+            }
+        }
         for id in scanned.iter().filter(|id| !offered.contains(id.as_str()) && !busy(id)) {
             self.hashing.forget(id);
         }
@@ -455,11 +479,6 @@ impl LocalLibrary {
             cancel: cancel.clone(),
             done: done.clone(),
         });
-        self.hashing.run.get_or_insert_with(|| HashRun {
-            started: Instant::now(),
-            games: 0,
-            bytes: 0,
-        });
         Some(HashJob {
             generation: self.generation,
             task,
@@ -484,6 +503,7 @@ impl LocalLibrary {
                 }
                 let id = outcome.key.id;
                 self.hashing.finished.push(hashed);
+                self.hashing.publishing.insert(id.clone());
                 HashEnd::Hashed(id)
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => HashEnd::Dropped,
@@ -507,6 +527,10 @@ impl LocalLibrary {
         let running_total = running.map_or(0, |running| running.bytes.max(running_done));
         let mut games: Vec<String> = running.map(|running| running.key.id.clone()).into_iter().collect();
         games.extend(queue.queued.iter().map(|task| task.id().to_owned()));
+        if games.is_empty() {
+            // Only publishing is left: the end follows.
+            return None;
+        }
         let progress = HashingProgress {
             games,
             done_bytes: run.bytes + running_done,
@@ -519,9 +543,10 @@ impl LocalLibrary {
         Some(progress)
     }
 
-    /// The stretch of hashing that just ended, once: nothing is queued or running any more.
+    /// The stretch of hashing that just ended, once: nothing is queued or running any more,
+    /// and every game it hashed is published.
     pub fn hash_run_ended(&mut self) -> Option<HashRunSummary> {
-        if self.is_hashing() {
+        if self.is_hashing() || !self.hashing.publishing.is_empty() {
             return None;
         }
         let run = self.hashing.run.take()?;
@@ -567,6 +592,140 @@ mod tests {
         local.settled("busy");
         assert!(!local.held.contains("busy"));
         assert_eq!(local.next_job().unwrap().scope, ids(&["busy"]));
+    }
+
+    fn write(path: &Path, bytes: &[u8], mtime_secs: u64) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(mtime_secs))
+            .unwrap();
+    }
+
+    /// Runs the queued scan job and applies it.
+    fn scan(local: &mut LocalLibrary, catalog: &Catalog, state: &Path) -> Applied {
+        let job = local.next_job().expect("a scan is queued");
+        let result = job.run(catalog, state);
+        local.apply(result, |_| false)
+    }
+
+    fn shared_root(local: &LocalLibrary, id: &str, path: &str) -> Option<crate::content::ContentHash> {
+        let game = local.shared().games.remove(id)?;
+        game.files.into_iter().find(|file| file.path == path)?.hash
+    }
+
+    /// A game dir with `openarena` hashed on an earlier start, and a new `xonotic`.
+    fn warm_and_new(games: &Path, state: &Path, catalog: &Catalog, new: &[u8]) {
+        write(&games.join("openarena/version.ini"), b"1", 1_000);
+        write(&games.join("openarena/oa.pk3"), &[7; 5000], 1_000);
+        let mut index = LibraryIndex::load_for(state, games);
+        scan_local_library(games, catalog, &mut index, &mut Hashing::Compute(&mut |_| {})).unwrap();
+        index.save(state).unwrap();
+        write(&games.join("xonotic/version.ini"), b"2", 1_000);
+        write(&games.join("xonotic/data.pk3"), new, 1_000);
+    }
+
+    #[test]
+    fn a_warm_game_is_shared_at_once_and_a_new_one_once_hashed() {
+        let (games, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (games, state, catalog) = (games.path(), state.path(), Catalog::bundled());
+        let new = vec![3; 3 << 20];
+        warm_and_new(games, state, &catalog, &new);
+        let mut local = LocalLibrary::new(games);
+        scan(&mut local, &catalog, state);
+
+        // Published by the scan: the warm game only. The new one is listed, with no roots.
+        assert!(shared_root(&local, "openarena", "oa.pk3").is_some());
+        assert!(!local.shared().games.contains_key("xonotic"));
+        let listed = &local.games.games["xonotic"];
+        assert!(listed.is_downloaded() && !listed.is_hashed());
+        let progress = local.hash_progress().expect("hashing starts");
+        let total = new.len() as u64 + 1;
+        assert_eq!(
+            (progress.games, progress.done_bytes, progress.total_bytes),
+            (vec!["xonotic".to_owned()], 0, total)
+        );
+
+        let job = local.next_hash().expect("xonotic's hash job");
+        assert!(local.next_hash().is_none(), "one game at a time");
+        // A rescan while it is hashed (the periodic one, say) neither queues it again nor stops it.
+        local.request(ScanScope::All, |_| false);
+        scan(&mut local, &catalog, state);
+        assert!(local.next_hash().is_none());
+        assert!(!job.cancel.is_cancelled());
+
+        assert_eq!(local.hashed(job.run()), HashEnd::Hashed("xonotic".into()));
+        assert!(!local.is_hashing());
+        assert!(!local.shared().games.contains_key("xonotic"), "published by its rescan");
+        assert_eq!(local.hash_run_ended(), None, "not over until it is published");
+        local.request(ScanScope::Games(BTreeSet::from(["xonotic".to_owned()])), |_| false);
+        let applied = scan(&mut local, &catalog, state);
+        assert_eq!(applied.changed, BTreeSet::from(["xonotic".to_owned()]));
+        assert_eq!(
+            shared_root(&local, "xonotic", "data.pk3"),
+            Some(crate::content::root_of(&new))
+        );
+        let run = local.hash_run_ended().expect("the end of hashing");
+        assert_eq!((run.games, run.bytes), (1, total));
+        assert_eq!(local.hash_run_ended(), None, "reported once");
+        assert!(local.next_job().is_none() && local.next_hash().is_none());
+    }
+
+    #[test]
+    fn a_game_changed_while_it_is_hashed_is_hashed_again() {
+        let (games, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (games, state, catalog) = (games.path(), state.path(), Catalog::bundled());
+        warm_and_new(games, state, &catalog, &[1; 4000]);
+        let mut local = LocalLibrary::new(games);
+        scan(&mut local, &catalog, state);
+        let stale = local.next_hash().expect("xonotic's hash job");
+
+        let changed = vec![2; 6000];
+        write(&games.join("xonotic/data.pk3"), &changed, 2_000);
+        local.request(ScanScope::Games(BTreeSet::from(["xonotic".to_owned()])), |_| false);
+        scan(&mut local, &catalog, state);
+        assert!(stale.cancel.is_cancelled(), "the change cancels the running hash");
+        assert!(
+            local.next_hash().is_none(),
+            "the new one waits for the old thread to end"
+        );
+        assert_eq!(local.hashed(stale.run()), HashEnd::Dropped);
+        assert!(local.hash_run_ended().is_none(), "the change is still to hash");
+
+        let fresh = local.next_hash().expect("the changed game's hash job");
+        assert_eq!(local.hashed(fresh.run()), HashEnd::Hashed("xonotic".into()));
+        local.request(ScanScope::Games(BTreeSet::from(["xonotic".to_owned()])), |_| false);
+        scan(&mut local, &catalog, state);
+        assert_eq!(
+            shared_root(&local, "xonotic", "data.pk3"),
+            Some(crate::content::root_of(&changed))
+        );
+        assert!(local.hash_run_ended().is_some());
+    }
+
+    #[test]
+    fn an_operation_or_a_new_game_dir_stops_the_hashing() {
+        let (games, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (games, state, catalog) = (games.path(), state.path(), Catalog::bundled());
+        warm_and_new(games, state, &catalog, &[1; 4000]);
+        let mut local = LocalLibrary::new(games);
+        scan(&mut local, &catalog, state);
+        let job = local.next_hash().unwrap();
+        local.stop_hashing("xonotic");
+        assert!(job.cancel.is_cancelled());
+        assert_eq!(local.hashed(job.run()), HashEnd::Dropped);
+        assert!(
+            local.hash_run_ended().is_some(),
+            "nothing left: its rescan after the operation offers it again"
+        );
+
+        local.request(ScanScope::Games(BTreeSet::from(["xonotic".to_owned()])), |_| false);
+        scan(&mut local, &catalog, state);
+        let job = local.next_hash().expect("offered again");
+        local.set_game_dir(Path::new("/elsewhere"));
+        assert!(job.cancel.is_cancelled());
+        assert_eq!(local.hashed(job.run()), HashEnd::Dropped);
+        assert!(!local.is_hashing());
     }
 
     #[test]
