@@ -456,6 +456,10 @@ mod tests {
         );
         app.update(progress(&["warsow"], 39 * GIB));
         assert!(draw(&app, 80, 24)[22].contains("│ hashing 1 game, 39.0 of 40.0 GiB │ ? help"));
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into()],
+        });
+        assert!(contains(&draw(&app, 80, 24), "hashed, now shared: Quake"));
         app.update(PeerEvent::HashingFinished {
             games: 3,
             bytes: 40 * GIB,

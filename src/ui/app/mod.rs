@@ -579,7 +579,9 @@ impl App {
                 self.hashing = Some(progress);
             }
             PeerEvent::HashingFinished { games, bytes, elapsed } => {
+                // Sent once every hashed game is published: none is waiting any more.
                 self.hashing = None;
+                self.hashed_unshared.clear();
                 if games > 0 {
                     let text = format!(
                         "hashed {games} game{} ({}) in {}",
