@@ -901,7 +901,10 @@ impl PeerActor {
     /// A game's hashes are known: its rescan publishes it. Then the next game is hashed.
     async fn handle_hashed(&mut self, outcome: HashOutcome) {
         match self.library.hashed(outcome) {
-            HashEnd::Hashed(id) => self.request_scan(ScanScope::Games(std::collections::BTreeSet::from([id]))),
+            HashEnd::Hashed(id) => {
+                tracing::info!(game = id, "hashed; announced from its rescan on");
+                self.request_scan(ScanScope::Games(std::collections::BTreeSet::from([id])));
+            }
             HashEnd::Failed { id, error } => {
                 let error = format!(
                     "cannot hash {}: {error}; it is not shared until a rescan can read it",
