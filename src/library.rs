@@ -17,6 +17,15 @@
 //! stamp recorded is the one of the handle that was read, so a file written
 //! while being hashed has a newer stamp than recorded and is hashed again by the
 //! next scan.
+//!
+//! The runtime scans with [`Hashing::Defer`]: a scan only stats, lists and reuses
+//! what the index knows, and a game with a file to hash comes out as a [`HashTask`]
+//! (its entry stays in the index, unhashed, so later scans of the unchanged game are
+//! warm and offer the same task again). The task runs on its own thread, without
+//! the index, and its result goes back in with [`LibraryIndex::insert_hashed`] only
+//! if the index still holds the scan it was made from. A game's block hashes file
+//! is written only by hashing (a task, or a [`Hashing::Compute`] scan), and removed
+//! when the game is forgotten.
 
 mod hashes;
 
@@ -190,6 +199,11 @@ impl Game {
         self.version.is_some()
     }
 
+    /// Whether every payload file's root is known: only such a game may be shared.
+    pub fn is_hashed(&self) -> bool {
+        self.files.iter().all(|file| file.is_dir || file.hash.is_some())
+    }
+
     pub fn summary(&self) -> Option<GameSummary> {
         Some(GameSummary {
             id: self.id.clone(),
@@ -234,6 +248,9 @@ pub enum Hashing<'a> {
     Skip,
     /// Hashes them (blocking), reporting the progress of each game that needs any.
     Compute(&'a mut dyn FnMut(HashProgress<'_>)),
+    /// Lists them with `hash: None`, keeps the game in the index as scanned but unhashed,
+    /// and adds a [`HashTask`] for it: the runtime hashes it in the background.
+    Defer(&'a mut Vec<HashTask>),
 }
 
 /// How far hashing one game's new or changed files has got.
@@ -302,10 +319,20 @@ pub fn scan_game(
     let sentinel_is_file = fs::symlink_metadata(root.join(VERSION_FILE)).is_ok_and(|m| m.is_file());
 
     let (version, files, expanded_size) = if sentinel_is_file {
-        let cached = index.games.get(id).filter(|cached| cached.is_fresh(&root));
+        // An unhashed entry (left by a deferring scan) is warm for every mode but hashing now.
+        let computes = matches!(hashing, Hashing::Compute(_));
+        let cached = index
+            .games
+            .get(id)
+            .filter(|cached| (cached.is_hashed() || !computes) && cached.is_fresh(&root));
         match cached {
             Some(cached) => {
                 index.hits += 1;
+                if let Hashing::Defer(tasks) = hashing
+                    && !cached.is_hashed()
+                {
+                    tasks.push(HashTask::new(id, &root, index.state_dir.as_deref(), cached.clone()));
+                }
                 (cached.version.clone(), cached.files.clone(), cached.expanded_size)
             }
             None => {
@@ -315,11 +342,17 @@ pub fn scan_game(
                     state_dir: index.state_dir.as_deref(),
                     hashing,
                     hashed_bytes: &mut index.hashed_bytes,
+                    cancelled: &|| false,
                 };
                 match IndexedGame::scan(&root, index.games.get(id), &mut hasher) {
                     Ok(fresh) => {
                         let result = (fresh.version.clone(), fresh.files.clone(), fresh.expanded_size);
-                        if fresh.is_hashed() {
+                        if let Hashing::Defer(tasks) = hashing
+                            && !fresh.is_hashed()
+                        {
+                            tasks.push(HashTask::new(id, &root, index.state_dir.as_deref(), fresh.clone()));
+                            index.games.insert(id.to_owned(), fresh);
+                        } else if fresh.is_hashed() {
                             index.games.insert(id.to_owned(), fresh);
                         }
                         result
@@ -425,6 +458,18 @@ impl LibraryIndex {
         fs::rename(tmp, state_dir.join(INDEX_FILE))
     }
 
+    /// Puts a finished hash in, if this index still holds the unhashed entry of the scan its
+    /// task was made from; otherwise (the game changed or went since) drops it and says so.
+    pub fn insert_hashed(&mut self, hashed: HashedGame) -> bool {
+        let current = self.games.get(&hashed.id);
+        if !current.is_some_and(|current| !current.is_hashed() && current.fingerprint() == hashed.scanned) {
+            return false;
+        }
+        self.hashed_bytes += hashed.hashed_bytes;
+        self.games.insert(hashed.id, hashed.game);
+        true
+    }
+
     /// Forgets one game so its next scan reads the disk.
     pub fn invalidate(&mut self, id: &str) {
         self.games.remove(id);
@@ -459,6 +504,112 @@ struct GameHasher<'a, 'h> {
     state_dir: Option<&'a Path>,
     hashing: &'a mut Hashing<'h>,
     hashed_bytes: &'a mut u64,
+    /// Asked between pieces read; a cancel fails the hashing with `Interrupted`.
+    cancelled: &'a dyn Fn() -> bool,
+}
+
+/// A downloaded game with payload files to hash before it may be shared; see the module note.
+#[derive(Debug, Clone)]
+pub struct HashTask {
+    id: String,
+    root: PathBuf,
+    state_dir: Option<PathBuf>,
+    game: IndexedGame,
+    /// Of the scan the task was made from: what [`LibraryIndex::insert_hashed`] checks.
+    scanned: ContentHash,
+}
+
+/// A finished [`HashTask`]: the game's entry with every root.
+#[derive(Debug)]
+pub struct HashedGame {
+    id: String,
+    game: IndexedGame,
+    scanned: ContentHash,
+    hashed_bytes: u64,
+}
+
+impl HashTask {
+    fn new(id: &str, root: &Path, state_dir: Option<&Path>, game: IndexedGame) -> Self {
+        HashTask {
+            id: id.to_owned(),
+            root: root.to_owned(),
+            state_dir: state_dir.map(Path::to_owned),
+            scanned: game.fingerprint(),
+            game,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The bytes to hash, as listed by the scan.
+    pub fn bytes(&self) -> u64 {
+        self.game
+            .files
+            .iter()
+            .filter(|file| !file.is_dir && file.hash.is_none())
+            .map(|file| file.size)
+            .sum()
+    }
+
+    /// Which game and which scan of it: two tasks with one key hash the same files.
+    pub fn key(&self) -> HashKey {
+        HashKey {
+            id: self.id.clone(),
+            scanned: self.scanned,
+        }
+    }
+
+    /// Hashes the files the scan found without a root (the others keep theirs) and records
+    /// the game's block hashes. `progress` gets the bytes hashed so far; a cancel fails with
+    /// [`io::ErrorKind::Interrupted`]. Blocks.
+    pub fn run(self, progress: &mut dyn FnMut(u64), cancelled: &dyn Fn() -> bool) -> io::Result<HashedGame> {
+        let HashTask {
+            id,
+            root,
+            state_dir,
+            mut game,
+            scanned,
+        } = self;
+        let previous = game.clone();
+        let mut hashed_bytes = 0;
+        let mut report = |report: HashProgress<'_>| progress(report.hashed);
+        let mut hasher = GameHasher {
+            id: &id,
+            state_dir: state_dir.as_deref(),
+            hashing: &mut Hashing::Compute(&mut report),
+            hashed_bytes: &mut hashed_bytes,
+            cancelled,
+        };
+        game.hash_files(&root, Some(&previous), &mut hasher)?;
+        Ok(HashedGame {
+            id,
+            game,
+            scanned,
+            hashed_bytes,
+        })
+    }
+}
+
+/// A game id and a digest of the scan a [`HashTask`] was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashKey {
+    pub id: String,
+    scanned: ContentHash,
+}
+
+impl HashedGame {
+    pub fn key(&self) -> HashKey {
+        HashKey {
+            id: self.id.clone(),
+            scanned: self.scanned,
+        }
+    }
+
+    pub fn hashed_bytes(&self) -> u64 {
+        self.hashed_bytes
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -558,9 +709,23 @@ impl IndexedGame {
         Ok(game)
     }
 
-    /// Whether every payload file has its root (false only after a [`Hashing::Skip`] scan).
+    /// Whether every payload file has its root (false after a [`Hashing::Skip`] or
+    /// [`Hashing::Defer`] scan that found files to hash).
     fn is_hashed(&self) -> bool {
         self.files.iter().all(|file| file.is_dir || file.hash.is_some())
+    }
+
+    /// A digest of the stamps: equal for two scans that saw the same game.
+    fn fingerprint(&self) -> ContentHash {
+        let mut hasher = blake3::Hasher::new();
+        for stamp in &self.stamps {
+            hasher.update(&(stamp.path.len() as u64).to_le_bytes());
+            hasher.update(stamp.path.as_bytes());
+            hasher.update(&[u8::from(stamp.is_dir)]);
+            hasher.update(&stamp.len.to_le_bytes());
+            hasher.update(&stamp.mtime_ns.to_le_bytes());
+        }
+        ContentHash(*hasher.finalize().as_bytes())
     }
 
     /// Fills each payload file's root: kept from `previous` where the file's stamp is
@@ -593,12 +758,12 @@ impl IndexedGame {
                 .then(|| kept_roots.get(path).copied())
                 .flatten()
         };
-        let Hashing::Compute(progress) = &mut *hasher.hashing else {
+        if let Hashing::Skip = hasher.hashing {
             for file in self.files.iter_mut().filter(|file| !file.is_dir) {
                 file.hash = kept_root(&file.path);
             }
             return Ok(());
-        };
+        }
 
         // Read even for a game not indexed before: a download records what it verified there.
         let mut stored = match hasher.state_dir {
@@ -641,6 +806,11 @@ impl IndexedGame {
                 None => to_hash.push(position),
             }
         }
+        let Hashing::Compute(progress) = &mut *hasher.hashing else {
+            // Deferred: the files in `to_hash` keep `hash: None` (a kept root counts only with
+            // its blocks on record, as when computing), and the game becomes a task.
+            return Ok(());
+        };
 
         let mut total: u64 = to_hash.iter().map(|&position| self.files[position].size).sum();
         let mut hashed = 0;
@@ -662,7 +832,7 @@ impl IndexedGame {
                         total,
                     })
                 },
-                &|| false,
+                hasher.cancelled,
             )?;
             hashed += stamp.len;
             *hasher.hashed_bytes += stamp.len;
@@ -827,6 +997,7 @@ mod tests {
             state_dir: None,
             hashing: &mut Hashing::Compute(&mut |_| {}),
             hashed_bytes: &mut hashed_bytes,
+            cancelled: &|| false,
         };
         IndexedGame::scan(root, None, &mut hasher)
     }
@@ -1102,6 +1273,7 @@ mod tests {
             state_dir: None,
             hashing: &mut Hashing::Compute(&mut |_| {}),
             hashed_bytes: &mut hashed_bytes,
+            cancelled: &|| false,
         };
         let err = game.hash_files(&root, None, &mut hasher).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");

@@ -119,6 +119,7 @@ async fn serving_peer() -> Fixture {
         },
     )
     .await;
+    peer.wait_for_hashing_done().await;
     Fixture {
         peer,
         data,

@@ -20,7 +20,8 @@ fn seed(root: &Path, version: &str, tree: &Tree) -> (Lanspread, SocketAddr) {
     write_zip(&game.join("game.zip"), tree);
     let addr = free_addr();
     let mut serve = Lanspread::serve(root, addr, &[], &[]);
-    serve.wait_for_line(&["listening on"]);
+    // Announced once hashed.
+    serve.wait_for_line(&["hashed 1 game(s)"]);
     (serve, addr)
 }
 
@@ -201,7 +202,7 @@ fn a_failed_install_shows_in_list_and_get_says_so_and_retries() {
     );
     let seed_addr = free_addr();
     let mut serve = Lanspread::serve(&seed_root, seed_addr, &[], &[]);
-    serve.wait_for_line(&["listening on"]);
+    serve.wait_for_line(&["hashed 1 game(s)"]);
     let client = dir.path().join("client");
 
     let first = get(&client, seed_addr);

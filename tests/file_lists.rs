@@ -82,7 +82,7 @@ async fn wait_long<T>(peer: &mut TestPeer, what: &str, mut pick: impl FnMut(&Pee
     .unwrap_or_else(|_| panic!("timed out after {LONG_WAIT:?} waiting for {what}"))
 }
 
-/// Waits until `peer` has scanned its own `GAME` at `VERSION`.
+/// Waits until `peer` has scanned its own `GAME` at `VERSION`, and hashed it: it is shared.
 async fn wait_for_own_scan(peer: &mut TestPeer) {
     wait_long(peer, "the peer's scan of its large game", |event| match event {
         PeerEvent::LibraryUpdated(snapshot)
@@ -93,6 +93,10 @@ async fn wait_for_own_scan(peer: &mut TestPeer) {
             Some(())
         }
         _ => None,
+    })
+    .await;
+    wait_long(peer, "the hashing of the large game", |event| {
+        matches!(event, PeerEvent::HashingFinished { .. }).then_some(())
     })
     .await;
 }

@@ -87,6 +87,7 @@ async fn serving_peer() -> Fixture {
             .is_some_and(|game| game.local_version.as_deref() == Some(GAME_VERSION))
     })
     .await;
+    peer.wait_for_hashing_done().await;
     let root = peer.dir.path().to_path_buf();
     let game_root = peer.game_dir().join(GAME);
     Fixture {

@@ -37,7 +37,8 @@ fn a_second_get_into_the_same_game_dir_is_refused_and_the_first_completes() {
     seed_game(&seed_root, &payload);
     let seed_addr = free_addr();
     // Slow enough (4 MB/s for 20 MB) that the second get starts while the first downloads.
-    let _seed = Lanspread::serve(&seed_root, seed_addr, &[], &["--upload-limit", "4"]);
+    let mut seed = Lanspread::serve(&seed_root, seed_addr, &[], &["--upload-limit", "4"]);
+    seed.wait_for_line(&["hashed 1 game(s)"]); // announced once hashed
 
     let games = dir.path().join("shared-games");
     let peer = seed_addr.to_string();

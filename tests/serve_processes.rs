@@ -160,8 +160,11 @@ fn get_downloads_a_game_from_every_serve_process() {
     write_game(&root_b.join("games"), "openarena", "20240301", &files);
     let addr_a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let _a = Lanspread::serve(&root_a, addr_a, &[addr_b], &[]);
-    let _b = Lanspread::serve(&root_b, addr_b, &[addr_a], &[]);
+    let mut a = Lanspread::serve(&root_a, addr_a, &[addr_b], &[]);
+    let mut b = Lanspread::serve(&root_b, addr_b, &[addr_a], &[]);
+    // A new game is announced once hashed; `get` asks each peer once.
+    a.wait_for_line(&["hashed 1 game(s)"]);
+    b.wait_for_line(&["hashed 1 game(s)"]);
 
     let client = dir.path().join("client");
     let output = get_command(&client, "openarena", &[addr_a, addr_b]);
@@ -208,7 +211,9 @@ fn get_survives_a_serve_process_killed_mid_download() {
     let addr_b: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     // Slow enough (2 x 8 MB/s for 40 MB) that the kill lands mid-download.
     let mut a = Lanspread::serve(&root_a, addr_a, &[addr_b], &["--upload-limit", "8"]);
-    let _b = Lanspread::serve(&root_b, addr_b, &[addr_a], &["--upload-limit", "8"]);
+    let mut b = Lanspread::serve(&root_b, addr_b, &[addr_a], &["--upload-limit", "8"]);
+    a.wait_for_line(&["hashed 1 game(s)"]);
+    b.wait_for_line(&["hashed 1 game(s)"]);
 
     let client = dir.path().join("client");
     let get = Command::new(BIN)

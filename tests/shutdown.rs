@@ -109,7 +109,7 @@ fn sigterm_of_serve_while_it_streams_an_install_exits_cleanly_and_the_receiver_r
     let addr = free_addr();
     // 4 MB/s for 24 MB: the stream is well under way when the seed is stopped.
     let mut seed = Lanspread::serve(&seed_root, addr, &[], &["--upload-limit", "4"]);
-    seed.wait_for_line(&["library: openarena"]);
+    seed.wait_for_line(&["hashed 1 game(s)"]); // announced once hashed
 
     let client_root = dir.path().join("client");
     let peer = addr.to_string();

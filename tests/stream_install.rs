@@ -93,11 +93,12 @@ fn file_frames(path: &str, bytes: &[u8], archive_crc: Option<u32>) -> Vec<Stream
     ]
 }
 
-/// The sender's file list, once its first scan has published the game.
+/// The sender's file list, once it has hashed and published the game.
 async fn details_of(sender: &mut TestPeer) -> GameDetails {
     sender
         .wait_for_snapshot("the sender's own scan", |s| s.game(GAME).is_some())
         .await;
+    sender.wait_for_hashing_done().await;
     let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
     client.get_game(sender.addr(), GAME).await.unwrap()
 }

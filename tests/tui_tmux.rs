@@ -112,7 +112,7 @@ fn quitting_the_tui_during_a_streamed_install_ends_promptly_and_leaves_nothing_h
     let seed_addr = free_addr();
     // 2 MB/s: the streamed install takes about 12 s, so the quit lands in the middle of it.
     let mut seed = Lanspread::serve(&seed_root, seed_addr, &[], &["--upload-limit", "2"]);
-    seed.wait_for_line(&["library: openarena"]);
+    seed.wait_for_line(&["hashed 1 game(s)"]); // announced once hashed
 
     let client = dir.path().join("client");
     let session = start_session(

@@ -18,7 +18,7 @@ use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
 use super::download::majority::validate_majority;
 use super::download::{DownloadJob, DownloadOutcome, download_game_files};
-use super::local::{LocalLibrary, ScanResult, ScanScope};
+use super::local::{HashEnd, HashOutcome, LocalLibrary, ScanResult, ScanScope};
 use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
@@ -39,6 +39,8 @@ use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCO
 const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 1024;
 const INTERNAL_QUEUE: usize = 256;
+/// How often hashing progress may go out (see [`PeerEvent::HashingProgress`]).
+const HASH_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// How long shutdown waits for cancelled operations to clean up. With the endpoint's
 /// close (at most 500 ms) a shutdown ends within 2 s whatever runs.
 const SHUTDOWN_SETTLE: Duration = Duration::from_millis(1200);
@@ -57,6 +59,7 @@ enum Internal {
         results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>,
     },
     LocalScanned(ScanResult),
+    Hashed(HashOutcome),
     DownloadEnded {
         id: String,
         version: String,
@@ -270,6 +273,8 @@ impl PeerActor {
         fallback_scan.reset();
         let mut ping_tick = tokio::time::interval(self.config.ping_interval);
         ping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut hash_tick = tokio::time::interval(HASH_PROGRESS_INTERVAL);
+        hash_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -280,6 +285,7 @@ impl PeerActor {
                 Some(message) = internal.recv() => self.handle_internal(message).await,
                 Some(found) = discovered.recv() => self.add_discovered(found),
                 _ = ping_tick.tick() => self.ping_round().await,
+                _ = hash_tick.tick(), if self.library.is_hashing() => self.emit_hash_progress(),
                 Some(ids) = monitor_changes.recv() => self.request_scan(ScanScope::Games(ids)),
                 _ = fallback_scan.tick() => self.request_scan(ScanScope::All),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -291,6 +297,8 @@ impl PeerActor {
                 }
             }
         }
+        // A blocking thread is not aborted with its task: the cancel stops it at its next read.
+        self.library.cancel_hashing();
         self.settle_operations(&mut internal).await;
         if let Some(discovery) = discovery {
             discovery.stop();
@@ -480,6 +488,7 @@ impl PeerActor {
             .await;
             return None;
         }
+        self.library.stop_hashing(id);
         let cancel = CancellationToken::new();
         self.operations.insert(
             id.to_owned(),
@@ -799,6 +808,7 @@ impl PeerActor {
             }
             Internal::GameDetails { id, results } => self.handle_game_details(id, results).await,
             Internal::LocalScanned(result) => self.handle_scan(result).await,
+            Internal::Hashed(outcome) => self.handle_hashed(outcome).await,
             Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
             Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,
         }
@@ -842,12 +852,13 @@ impl PeerActor {
             .await;
         } else if !applied.stale {
             let previous = self.served.borrow().clone();
-            let local = &self.library.games;
+            // Games still being hashed are listed locally but neither announced nor served.
+            let shared = self.library.shared();
             let announced_changed =
-                previous.games.summaries() != local.summaries() || previous.game_dir != self.library.game_dir();
+                previous.games.summaries() != shared.summaries() || previous.game_dir != self.library.game_dir();
             self.served.send_replace(Arc::new(ServedLibrary {
                 game_dir: self.library.game_dir().to_owned(),
-                games: local.clone(),
+                games: shared,
                 revision: previous.revision + u64::from(announced_changed),
                 busy: previous.busy.clone(),
             }));
@@ -865,6 +876,74 @@ impl PeerActor {
             self.emit_snapshot().await;
         }
         self.run_next_scan();
+        self.after_hashing_moved().await;
+    }
+
+    /// Starts hashing the next queued game on a blocking thread, if none is being hashed.
+    fn run_next_hash(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(job) = self.library.next_hash() else {
+            return;
+        };
+        let internal = self.internal.clone();
+        let panicked = job.panicked();
+        self.tasks.spawn(async move {
+            let outcome = tokio::task::spawn_blocking(move || job.run())
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::error!("hashing panicked: {err}");
+                    panicked
+                });
+            let _ = internal.send(Internal::Hashed(outcome)).await;
+        });
+    }
+
+    /// A game's hashes are known: its rescan publishes it. Then the next game is hashed.
+    async fn handle_hashed(&mut self, outcome: HashOutcome) {
+        match self.library.hashed(outcome) {
+            HashEnd::Hashed(id) => {
+                tracing::info!(game = id, "hashed; announced from its rescan on");
+                self.request_scan(ScanScope::Games(std::collections::BTreeSet::from([id])));
+            }
+            HashEnd::Failed { id, error } => {
+                let error = format!(
+                    "cannot hash {}: {error}; it is not shared until a rescan can read it",
+                    self.catalog.display_name(&id)
+                );
+                tracing::warn!(game = id, "{error}");
+                self.emit(PeerEvent::RuntimeFailed {
+                    component: "hashing",
+                    error,
+                })
+                .await;
+            }
+            HashEnd::Dropped => {}
+        }
+        self.after_hashing_moved().await;
+    }
+
+    /// Starts the next hash job if one is due, reports progress, and the end once everything
+    /// hashed is published.
+    async fn after_hashing_moved(&mut self) {
+        self.run_next_hash();
+        self.emit_hash_progress();
+        if let Some(run) = self.library.hash_run_ended() {
+            self.emit(PeerEvent::HashingFinished {
+                games: run.games,
+                bytes: run.bytes,
+                elapsed: run.elapsed,
+            })
+            .await;
+        }
+    }
+
+    fn emit_hash_progress(&mut self) {
+        if let Some(progress) = self.library.hash_progress() {
+            // Advisory, like download progress: a full queue drops a sample.
+            let _ = self.events.try_send(PeerEvent::HashingProgress(progress));
+        }
     }
 
     /// A peer seen via mDNS or by its ping becomes a candidate; a pong makes it a peer.

@@ -186,11 +186,29 @@ pub enum PeerEvent {
         id: String,
         reason: String,
     },
+    /// Local games are being hashed (see `library`); each is shared once hashed. Sent when
+    /// hashing starts and then at most 4 times a second while it runs, when it moved.
+    HashingProgress(HashingProgress),
+    /// Nothing is left to hash: `games` were hashed, `bytes` in all, in `elapsed`.
+    HashingFinished {
+        games: usize,
+        bytes: u64,
+        elapsed: Duration,
+    },
     /// A part of the runtime failed; the runtime keeps going without it where it can.
     RuntimeFailed {
         component: &'static str,
         error: String,
     },
+}
+
+/// How far the hashing of local games has got, over everything queued since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HashingProgress {
+    /// The games waiting for their hashes, the one being hashed first: not shared yet.
+    pub games: Vec<String>,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::peer::DownloadProgress;
+use crate::peer::{DownloadProgress, HashingProgress};
 
 pub use crate::disk::format_size;
 
@@ -36,6 +36,36 @@ pub fn progress_line(progress: &DownloadProgress) -> String {
     )
 }
 
+/// `12.4 of 40.0 GiB`: both in the unit [`format_size`] picks for the total, so the pair
+/// reads at a glance.
+pub fn format_size_of(done: u64, total: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut scale, mut unit) = (1.0, 0);
+    while total as f64 / scale >= 1024.0 && unit < UNITS.len() - 1 {
+        scale *= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{done} of {total} B");
+    }
+    format!(
+        "{:.1} of {:.1} {}",
+        done as f64 / scale,
+        total as f64 / scale,
+        UNITS[unit]
+    )
+}
+
+/// `hashing 3 games, 12.4 of 40.0 GiB` (short enough for the TUI's status bar).
+pub fn hashing_line(progress: &HashingProgress) -> String {
+    let count = progress.games.len();
+    format!(
+        "hashing {count} game{}, {}",
+        if count == 1 { "" } else { "s" },
+        format_size_of(progress.done_bytes.min(progress.total_bytes), progress.total_bytes)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +78,19 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(12)), "12s");
         assert_eq!(format_duration(Duration::from_secs(187)), "3m07s");
         assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
+        assert_eq!(format_size_of(12_400 << 20, 40 << 30), "12.1 of 40.0 GiB");
+        assert_eq!(format_size_of(0, 40 << 30), format!("0.0 of {}", format_size(40 << 30)));
+        assert_eq!(format_size_of(300, 1000), "300 of 1000 B");
+        let hashing = HashingProgress {
+            games: vec!["a".into()],
+            done_bytes: 5 << 20,
+            total_bytes: 3 << 20,
+        };
+        assert_eq!(
+            hashing_line(&hashing),
+            "hashing 1 game, 3.0 of 3.0 MiB",
+            "done never exceeds total"
+        );
         let progress = DownloadProgress {
             id: "g".into(),
             bytes_done: 1 << 30,

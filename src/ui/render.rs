@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{App, Level};
-use super::format::format_size;
+use super::format::{format_size, hashing_line};
 use super::input::{InputMode, KEY_TABLE, KeyBinding};
 use super::panes;
 
@@ -60,10 +60,13 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
         .map_or_else(|| "? free".to_owned(), |free| format!("{} free", format_size(free)));
     let peers = app.peer_count();
     let bar = Style::new().add_modifier(Modifier::REVERSED);
+    // Hashing stands in for the address while it runs: at 80 columns there is room for one.
+    let activity = app
+        .hashing()
+        .map_or_else(|| format!("listening on {}", app.listen_addr()), hashing_line);
     let rest = format!(
-        "  {free} │ {peers} peer{} │ listening on {} │ ? help",
+        "  {free} │ {peers} peer{} │ {activity} │ ? help",
         if peers == 1 { "" } else { "s" },
-        app.listen_addr()
     );
     let room = usize::from(area.width).saturating_sub(rest.chars().count() + 1);
     let line = Line::from(vec![
@@ -426,6 +429,50 @@ mod tests {
         );
         let wide = draw(&app, 120, 40);
         assert!(wide[38].contains(" /tmp/lanspread-demo-vUcBaI/a/long/way/down/you/games  52.0 GiB free"));
+    }
+
+    #[test]
+    fn hashing_shows_in_the_status_bar_at_80_columns() {
+        let mut app = app_with_library();
+        app.set_free_space(Some(42 * GIB));
+        let progress = |games: &[&str], done| {
+            PeerEvent::HashingProgress(crate::peer::HashingProgress {
+                games: games.iter().map(|id| id.to_string()).collect(),
+                done_bytes: done,
+                total_bytes: 40 * GIB,
+            })
+        };
+        app.update(progress(&["quake", "openarena", "warsow"], 12 * GIB + 2 * GIB / 5));
+        let screen = draw(&app, 80, 24);
+        assert_eq!(
+            screen[22].trim_end(),
+            " /games  42.0 GiB free │ 2 peers │ hashing 3 games, 12.4 of 40.0 GiB │ ? help",
+            "{}",
+            screen.join("\n")
+        );
+        assert!(
+            contains(&screen, "hashing, not shared yet"),
+            "the library says why it is not shared"
+        );
+        app.update(progress(&["warsow"], 39 * GIB));
+        assert!(draw(&app, 80, 24)[22].contains("│ hashing 1 game, 39.0 of 40.0 GiB │ ? help"));
+        app.update(PeerEvent::LocalLibraryChanged {
+            ids: vec!["quake".into()],
+        });
+        assert!(contains(&draw(&app, 80, 24), "hashed, now shared: Quake"));
+        app.update(PeerEvent::HashingFinished {
+            games: 3,
+            bytes: 40 * GIB,
+            elapsed: std::time::Duration::from_secs(31),
+        });
+        let screen = draw(&app, 80, 24);
+        assert!(
+            screen[22].contains("│ listening on 0.0.0.0:14000 │ ? help"),
+            "{}",
+            screen[22]
+        );
+        assert!(contains(&screen, "hashed 3 games (40.0 GiB) in 31s"));
+        assert!(!contains(&screen, "hashing"));
     }
 
     #[test]

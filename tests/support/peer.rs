@@ -193,6 +193,15 @@ impl TestPeer {
         .await
     }
 
+    /// Waits for the end of the hashing of its new games, after which they are all shared
+    /// (a game dir with no new game hashes nothing and sends no end).
+    pub async fn wait_for_hashing_done(&mut self) {
+        self.wait_for("the end of hashing", |event| {
+            matches!(event, PeerEvent::HashingFinished { .. }).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the library lists `id` on exactly `count` peers, so a file
     /// list fetched next asks all of them.
     pub async fn wait_for_holders(&mut self, id: &str, count: usize) -> LibrarySnapshot {

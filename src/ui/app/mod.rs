@@ -28,7 +28,8 @@ pub use selection::Selection;
 use super::format::{format_duration, format_rate, format_size};
 use super::input::{Action, InputMode};
 use crate::peer::{
-    ActiveOperation, DownloadProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent, PeerSummary,
+    ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
+    PeerSummary,
 };
 
 /// Log lines kept for the log pane; the log file has them all.
@@ -175,6 +176,10 @@ pub struct App {
     /// Games whose operation just ended: their next on-disk change is that operation's own.
     just_ended: BTreeSet<String>,
     fetching: BTreeMap<String, Fetch>,
+    /// While local games are being hashed (and not shared yet).
+    hashing: Option<HashingProgress>,
+    /// Games this UI saw waiting for their hashes: their next change is being shared.
+    hashed_unshared: BTreeSet<String>,
     log: VecDeque<LogLine>,
     log_total: u64,
     /// Lines scrolled up from the newest; 0 follows the tail.
@@ -210,6 +215,8 @@ impl App {
             installs: BTreeMap::new(),
             just_ended: BTreeSet::new(),
             fetching: BTreeMap::new(),
+            hashing: None,
+            hashed_unshared: BTreeSet::new(),
             log: VecDeque::new(),
             log_total: 0,
             log_scroll: 0,
@@ -289,6 +296,10 @@ impl App {
 
     pub fn is_help_open(&self) -> bool {
         self.help
+    }
+
+    pub fn hashing(&self) -> Option<&HashingProgress> {
+        self.hashing.as_ref()
     }
 
     pub fn status(&self) -> Option<&StatusMessage> {
@@ -371,17 +382,29 @@ impl App {
         match event {
             PeerEvent::LibraryUpdated(snapshot) => self.set_snapshot(snapshot),
             PeerEvent::LocalLibraryChanged { ids } => {
+                let still_hashing = |id: &String| self.hashing.as_ref().is_some_and(|h| h.games.contains(id));
+                let (hashed, ids): (Vec<String>, Vec<String>) = ids
+                    .into_iter()
+                    .partition(|id| self.hashed_unshared.contains(id) && !still_hashing(id));
+                if !hashed.is_empty() {
+                    let names: Vec<&str> = hashed.iter().map(|id| self.name_of(id)).collect();
+                    let text = format!("hashed, now shared: {}", names.join(", "));
+                    self.push_log(Level::Info, text);
+                    for id in &hashed {
+                        self.hashed_unshared.remove(id);
+                    }
+                }
                 // The rescan after our own operation says what its Finished line said already.
                 let names: Vec<&str> = ids
                     .iter()
                     .filter(|id| !self.just_ended.contains(*id))
                     .map(|id| self.name_of(id))
                     .collect();
-                if names.is_empty() {
-                    self.dirty = false;
-                } else {
+                if !names.is_empty() {
                     let text = format!("changed on disk: {}", names.join(", "));
                     self.push_log(Level::Info, text);
+                } else if hashed.is_empty() {
+                    self.dirty = false;
                 }
                 for id in &ids {
                     self.just_ended.remove(id);
@@ -556,6 +579,24 @@ impl App {
             }
             PeerEvent::RemoveDownloadedGameFailed { id, reason } => {
                 self.report_game(&id, |name| format!("removing {name} failed: {reason}"));
+            }
+            PeerEvent::HashingProgress(progress) => {
+                self.hashed_unshared.extend(progress.games.iter().cloned());
+                self.hashing = Some(progress);
+            }
+            PeerEvent::HashingFinished { games, bytes, elapsed } => {
+                // Sent once every hashed game is published: none is waiting any more.
+                self.hashing = None;
+                self.hashed_unshared.clear();
+                if games > 0 {
+                    let text = format!(
+                        "hashed {games} game{} ({}) in {}",
+                        if games == 1 { "" } else { "s" },
+                        format_size(bytes),
+                        format_duration(elapsed)
+                    );
+                    self.push_log(Level::Info, text);
+                }
             }
             PeerEvent::ActiveOperations(operations) => self.set_active(operations),
             PeerEvent::OperationRefused { id, reason } => {

@@ -257,6 +257,12 @@ impl App {
             (format!("{}{percent}", busy_verb(*kind)), Tone::Busy)
         } else if self.fetching.contains_key(&game.id) {
             ("asking peers...".to_owned(), Tone::Busy)
+        } else if self
+            .hashing
+            .as_ref()
+            .is_some_and(|hashing| hashing.games.contains(&game.id))
+        {
+            ("hashing, not shared yet".to_owned(), Tone::Busy)
         } else {
             match game.state {
                 GameState::RemoteOnly => {

@@ -1,12 +1,14 @@
 //! `serve`: a peer without a user interface; what an operator wants to see goes to the log.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::peer::{LibrarySnapshot, PeerEvent, start_peer};
+use crate::peer::{HashingProgress, LibrarySnapshot, PeerEvent, start_peer};
+use crate::ui::format::{format_size, format_size_of};
 
 use super::LineError;
 
@@ -23,12 +25,13 @@ pub async fn serve(config: Config) -> Result<ExitCode, LineError> {
     tracing::info!("listening on {}", runtime.local_addr());
     let mut terminate = signal(SignalKind::terminate()).map_err(LineError::Signal)?;
     let mut previous = LibrarySnapshot::default();
+    let mut hashing = HashingLog::default();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             event = runtime.next_event() => match event {
-                Some(event) => log_event(event, &mut previous),
+                Some(event) => log_event(event, &mut previous, &mut hashing),
                 None => break,
             },
         }
@@ -39,7 +42,7 @@ pub async fn serve(config: Config) -> Result<ExitCode, LineError> {
 }
 
 /// Logs what a headless operator wants to see; the runtime logs membership itself.
-fn log_event(event: PeerEvent, previous: &mut LibrarySnapshot) {
+fn log_event(event: PeerEvent, previous: &mut LibrarySnapshot, hashing: &mut HashingLog) {
     match event {
         PeerEvent::LibraryUpdated(snapshot) => {
             for entry in &snapshot.games {
@@ -60,8 +63,46 @@ fn log_event(event: PeerEvent, previous: &mut LibrarySnapshot) {
             }
             *previous = snapshot;
         }
+        PeerEvent::HashingProgress(progress) => hashing.progress(&progress, Instant::now()),
+        PeerEvent::HashingFinished { games, bytes, elapsed } => {
+            hashing.last = None;
+            let gib = bytes as f64 / f64::from(1 << 30);
+            tracing::info!(
+                "hashed {games} game(s), {} in {:.1} s ({:.2} GiB/s); they are shared now",
+                format_size(bytes),
+                elapsed.as_secs_f64(),
+                gib / elapsed.as_secs_f64().max(1e-3)
+            );
+        }
         PeerEvent::RuntimeFailed { component, error } => tracing::error!("{component}: {error}"),
         PeerEvent::GameFilesUnavailable { id, reason } => tracing::warn!("{id}: {reason}"),
         _ => {}
+    }
+}
+
+/// Hashing progress in the log: a line when it starts, then one every [`HashingLog::EVERY`].
+#[derive(Default)]
+struct HashingLog {
+    /// When the last line was logged; `None` while nothing is being hashed.
+    last: Option<Instant>,
+}
+
+impl HashingLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn progress(&mut self, progress: &HashingProgress, now: Instant) {
+        let games = progress.games.len();
+        match self.last {
+            None => tracing::info!(
+                "hashing {games} game(s), {}; each is shared once hashed",
+                format_size(progress.total_bytes)
+            ),
+            Some(last) if now.duration_since(last) >= Self::EVERY => tracing::info!(
+                "hashing: {} done, {games} game(s) left",
+                format_size_of(progress.done_bytes.min(progress.total_bytes), progress.total_bytes)
+            ),
+            Some(_) => return,
+        }
+        self.last = Some(now);
     }
 }
