@@ -22,9 +22,8 @@ fn seed(root: &Path, version: &str, files: &[(&str, Vec<u8>)], extra: &[&str]) -
     write_game(&root.join("games"), GAME, version, files);
     let addr = free_addr();
     let mut serve = Lanspread::serve(root, addr, &[], extra);
-    serve.wait_for_line(&["listening on"]);
-    let recorded = root.join("state/hashes").join(format!("{GAME}.bin"));
-    wait_until("the seed recorded its block hashes", || recorded.exists());
+    // Announced (and its hashes recorded) once hashed.
+    serve.wait_for_line(&["hashed 1 game(s)"]);
     (serve, addr)
 }
 

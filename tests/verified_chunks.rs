@@ -31,9 +31,8 @@ fn seed(root: &Path, content: &[u8]) -> (Lanspread, SocketAddr) {
     write_game(&root.join("games"), GAME, "1", &[(PAK, content.to_vec())]);
     let addr = free_addr();
     let mut serve = Lanspread::serve(root, addr, &[], &[]);
-    serve.wait_for_line(&["listening on"]);
-    let recorded = root.join("state/hashes").join(format!("{GAME}.bin"));
-    wait_until("the seed recorded its block hashes", || recorded.exists());
+    // Announced (and its hashes recorded) once hashed.
+    serve.wait_for_line(&["hashed 1 game(s)"]);
     (serve, addr)
 }
 
