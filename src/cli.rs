@@ -71,6 +71,23 @@ pub enum Command {
         /// The game id (its folder name in the game dir)
         id: String,
     },
+    /// Check a downloaded game, block by block, and repair it if asked
+    ///
+    /// Hashes every file of the game and compares it with the peers that have the same
+    /// version (their majority), or, when none answers, with the hashes recorded here when
+    /// the game was scanned or downloaded. Prints the damaged files and blocks. With
+    /// --repair, fetches only the damaged blocks from those peers. Exits 0 when intact (or
+    /// repaired), 1 when damaged and not repaired, 2 when there is nothing to compare with.
+    Verify {
+        /// The game id (its folder name in the game dir)
+        id: String,
+        /// Fetch the damaged blocks from the peers that have the same version
+        #[arg(long)]
+        repair: bool,
+        /// Seconds to look for peers that have the game
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        wait: f64,
+    },
     /// Download a game from the peers that have its latest version, and install it
     ///
     /// Does only what is missing: nothing when the game is up to date, the install when
@@ -133,6 +150,11 @@ impl Cli {
                 config.advertise = false;
                 config.auto_install = !no_install;
             }
+            Some(Command::Verify { .. }) => {
+                config.advertise = false;
+                // A repair rewrites blocks of the archives; the install stays as it is.
+                config.auto_install = false;
+            }
             _ => {}
         }
         Ok(config)
@@ -156,6 +178,7 @@ impl Cli {
             Command::Install { id } => line::local_operation(config, LocalOperation::Install, id).await?,
             Command::Uninstall { id } => line::local_operation(config, LocalOperation::Uninstall, id).await?,
             Command::Remove { id } => line::local_operation(config, LocalOperation::Remove, id).await?,
+            Command::Verify { id, repair, wait } => line::verify(config, id, seconds(wait)?, repair).await?,
             Command::Get {
                 id,
                 no_install,

@@ -17,7 +17,8 @@ use super::client::{ClientError, PeerClient};
 use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
 use super::download::majority::validate_majority;
-use super::download::{DownloadJob, DownloadOutcome, download_game_files};
+use super::download::reuse::SourceFile;
+use super::download::{DownloadJob, DownloadOutcome, DownloadPlan, TransferError, download_game_files};
 use super::local::{HashEnd, HashOutcome, LocalLibrary, ScanResult, ScanScope};
 use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
@@ -27,6 +28,7 @@ use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
 use super::stream_install::{StreamInstallJob, stream_install_game};
 use super::transport::make_endpoint;
+use super::verify::{self, LocalGame, Verified};
 use super::{
     ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, ProgressThrottle, join_all,
 };
@@ -59,6 +61,11 @@ enum Internal {
         results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>,
     },
     LocalScanned(ScanResult),
+    VerifyEnded {
+        id: String,
+        repair: bool,
+        result: Result<Verified, TransferError>,
+    },
     Hashed(HashOutcome),
     DownloadEnded {
         id: String,
@@ -396,6 +403,7 @@ impl PeerActor {
             }
             PeerCommand::GetGame { id } | PeerCommand::FetchLatestFromPeers { id } => self.fetch_game_files(id).await,
             PeerCommand::SetGameDir { path } => self.set_game_dir(path).await,
+            PeerCommand::VerifyGame { id, repair } => self.start_verify(id, repair).await,
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
             PeerCommand::UninstallGame { id } => self.start_install_side(id, OperationKind::Uninstall).await,
@@ -648,7 +656,9 @@ impl PeerActor {
                 id,
                 reason: reason(err),
             },
-            (OperationKind::Download, _) => unreachable!("downloads end through DownloadEnded"),
+            (OperationKind::Download | OperationKind::Verify, _) => {
+                unreachable!("downloads and verifies end through their own messages")
+            }
         };
         tracing::info!("{event:?}");
         self.emit(event).await;
@@ -702,6 +712,13 @@ impl PeerActor {
             self.emit(PeerEvent::DownloadPeersExcluded { id: id.clone(), peers })
                 .await;
         }
+        self.launch_download(plan, None).await;
+    }
+
+    /// Starts the download task for a validated plan (a space check first). `on_disk` is
+    /// what the payload holds when a verify just hashed it (see `DownloadJob::on_disk`).
+    async fn launch_download(&mut self, plan: DownloadPlan, on_disk: Option<BTreeMap<String, SourceFile>>) {
+        let (id, version) = (plan.id.clone(), plan.version.clone());
         let operation = SpaceOperation::Download {
             install: self.config.auto_install,
         };
@@ -725,14 +742,80 @@ impl PeerActor {
                 .get(&id)
                 .map(|game| game.files.clone())
                 .unwrap_or_default(),
+            on_disk,
             events: self.events.clone(),
         };
         let internal = self.internal.clone();
-        let version = version.to_string();
         self.tasks.spawn(async move {
             let outcome = download_game_files(job).await;
             let _ = internal.send(Internal::DownloadEnded { id, version, outcome }).await;
         });
+    }
+
+    /// Hashes the downloaded `id` against the peers with the same version (or the record),
+    /// on a task of its own; a repair follows in `handle_verify_ended`.
+    async fn start_verify(&mut self, id: String, repair: bool) {
+        let Some(game) = self.library.games.get(&id).filter(|game| game.is_downloaded()) else {
+            let reason = format!(
+                "{} is not downloaded here; nothing to verify",
+                self.catalog.display_name(&id)
+            );
+            self.emit(PeerEvent::OperationRefused { id, reason }).await;
+            return;
+        };
+        let version = game.version.as_ref().map(ToString::to_string).unwrap_or_default();
+        let files = game.files.clone();
+        let peers = self.db.peers_with_version(&id, &version);
+        let Some(cancel) = self.begin_operation(&id, OperationKind::Verify).await else {
+            return;
+        };
+        let (client, events, internal) = (self.client.clone(), self.events.clone(), self.internal.clone());
+        let (game_dir, state_dir) = (self.config.game_dir.clone(), self.config.state_dir.clone());
+        self.tasks.spawn(async move {
+            let game = LocalGame {
+                id: &id,
+                version: &version,
+                game_dir: &game_dir,
+                state_dir: &state_dir,
+                files: &files,
+            };
+            let result = verify::verify(game, &client, &peers, &events, &cancel).await;
+            let _ = internal.send(Internal::VerifyEnded { id, repair, result }).await;
+        });
+    }
+
+    async fn handle_verify_ended(&mut self, id: String, repair: bool, result: Result<Verified, TransferError>) {
+        self.end_operation(&id);
+        match result {
+            Ok(verified) => {
+                let report = verified.report;
+                tracing::info!(game = id, damaged = report.damaged.len(), reference = ?report.reference, "verified");
+                let damaged = !report.damaged.is_empty();
+                self.emit(PeerEvent::VerifyFinished(report)).await;
+                self.emit_active_operations().await;
+                if repair && damaged && !self.shutting_down {
+                    match verified.repair {
+                        Some(plan) => self.launch_download(plan, Some(verified.on_disk)).await,
+                        None => {
+                            let reason = "no peer with this version answered; nothing to repair from".to_owned();
+                            self.emit(PeerEvent::DownloadGameFilesFailed { id, reason }).await;
+                        }
+                    }
+                }
+            }
+            Err(TransferError::Cancelled) => {
+                let reason = "cancelled".to_owned();
+                self.emit(PeerEvent::VerifyFailed { id, reason }).await;
+                self.emit_active_operations().await;
+            }
+            Err(err) => {
+                let reason = err.to_string();
+                tracing::warn!(game = id, "verify failed: {reason}");
+                self.emit(PeerEvent::VerifyFailed { id, reason }).await;
+                self.emit_active_operations().await;
+            }
+        }
+        self.run_next_scan();
     }
 
     /// Why `operation` on `id` cannot fit the game dir (see [`space::check_space`]), with
@@ -808,6 +891,7 @@ impl PeerActor {
             }
             Internal::GameDetails { id, results } => self.handle_game_details(id, results).await,
             Internal::LocalScanned(result) => self.handle_scan(result).await,
+            Internal::VerifyEnded { id, repair, result } => self.handle_verify_ended(id, repair, result).await,
             Internal::Hashed(outcome) => self.handle_hashed(outcome).await,
             Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
             Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,

@@ -135,6 +135,15 @@ impl PeerGameDB {
             .collect()
     }
 
+    /// The peers that announce `version` of `id`.
+    pub fn peers_with_version(&self, id: &str, version: &str) -> Vec<SocketAddr> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.games.get(id).is_some_and(|game| game.version == version))
+            .map(|(addr, _)| *addr)
+            .collect()
+    }
+
     /// What the latest version of `id` expands to, as its peers announce it: the smallest
     /// claim, so that one peer cannot block a download by announcing a huge size (a claim too
     /// small only lets the download start, as before expanded sizes were announced). `None`

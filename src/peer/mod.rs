@@ -17,6 +17,7 @@ pub mod server;
 pub mod space;
 pub mod stream_install;
 pub mod transport;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +70,12 @@ pub enum PeerCommand {
     UninstallGame { id: String },
     /// Delete the downloaded game root of `id`; refused while it is installed or busy.
     RemoveDownloadedGame { id: String },
+    /// Hash the downloaded `id` and compare it with the peers that have the same version (or,
+    /// when none answers, with the hashes recorded here); answered by `VerifyProgress` and
+    /// `VerifyFinished` (or `VerifyFailed`). With `repair`, damaged blocks are then fetched
+    /// from those peers by a download that keeps everything intact (the `DownloadGameFiles*`
+    /// events follow).
+    VerifyGame { id: String, repair: bool },
     /// Switch to another game dir (created if missing) and rescan it.
     SetGameDir { path: PathBuf },
     /// Answered by [`PeerEvent::PeerCount`].
@@ -195,6 +202,18 @@ pub enum PeerEvent {
         bytes: u64,
         elapsed: Duration,
     },
+    /// How far a verify has hashed the game.
+    VerifyProgress {
+        id: String,
+        bytes: u64,
+        total: u64,
+    },
+    /// What a verify found; a repair, when asked for and possible, starts right after.
+    VerifyFinished(verify::VerifyReport),
+    VerifyFailed {
+        id: String,
+        reason: String,
+    },
     /// A part of the runtime failed; the runtime keeps going without it where it can.
     RuntimeFailed {
         component: &'static str,
@@ -224,6 +243,7 @@ pub enum OperationKind {
     StreamInstall,
     Uninstall,
     RemoveDownloaded,
+    Verify,
 }
 
 impl OperationKind {
@@ -231,7 +251,7 @@ impl OperationKind {
     pub fn is_cancellable(self) -> bool {
         matches!(
             self,
-            OperationKind::Download | OperationKind::Install | OperationKind::StreamInstall
+            OperationKind::Download | OperationKind::Install | OperationKind::StreamInstall | OperationKind::Verify
         )
     }
 
@@ -242,6 +262,7 @@ impl OperationKind {
             OperationKind::StreamInstall => "streamed install",
             OperationKind::Uninstall => "uninstall",
             OperationKind::RemoveDownloaded => "removal",
+            OperationKind::Verify => "verify",
         }
     }
 }

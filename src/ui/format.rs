@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::peer::verify::{Reference, VerifyReport};
 use crate::peer::{DownloadProgress, HashingProgress};
 
 pub use crate::disk::format_size;
@@ -64,6 +65,37 @@ pub fn hashing_line(progress: &HashingProgress) -> String {
         if count == 1 { "" } else { "s" },
         format_size_of(progress.done_bytes.min(progress.total_bytes), progress.total_bytes)
     )
+}
+
+/// The outcome of a verify in one line, then one line per damaged file.
+pub fn verify_lines(report: &VerifyReport) -> Vec<String> {
+    let against = match report.reference {
+        Reference::Peers(count) => format!("against {count} peer(s) with this version"),
+        Reference::Recorded => "against the hashes recorded here (no peer with this version answered)".to_owned(),
+        Reference::Nothing => {
+            return vec![format!(
+                "cannot verify {} {}: no peer with this version answered and no hashes are recorded here",
+                report.id, report.version
+            )];
+        }
+    };
+    let checked = format!("{} files, {}", report.files, format_size(report.bytes));
+    let mut lines = vec![if report.damaged.is_empty() {
+        format!(
+            "{} {} is intact ({checked} checked {against})",
+            report.id, report.version
+        )
+    } else {
+        format!(
+            "{} {} is damaged: {} of {} files ({checked} checked {against})",
+            report.id,
+            report.version,
+            report.damaged.len(),
+            report.files
+        )
+    }];
+    lines.extend(report.damaged.iter().map(|damage| format!("  {damage}")));
+    lines
 }
 
 #[cfg(test)]

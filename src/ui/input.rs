@@ -22,6 +22,8 @@ pub enum Action {
     Install,
     Uninstall,
     RemoveDownloaded,
+    /// Hash the selected downloaded game against its peers (a repair is offered if damaged).
+    Verify,
     Cancel,
     CycleSort,
     StartFilter,
@@ -178,6 +180,7 @@ pub const KEY_TABLE: &[KeyBinding] = &[
     bind(Normal, &[Key::char('u')], Action::Update, "update to latest version"),
     bind(Normal, &[Key::char('i')], Action::Install, "install a downloaded game"),
     bind(Normal, &[Key::char('x')], Action::Uninstall, "uninstall, keep archives"),
+    bind(Normal, &[Key::char('v')], Action::Verify, "verify, offer a repair"),
     bind(
         Normal,
         &[Key::char('r')],

@@ -92,6 +92,9 @@ pub struct DownloadJob {
     pub cancel: CancellationToken,
     /// The file list of the version on disk now (empty if none): what the new one lacks goes.
     pub replaces: Vec<GameFileDescription>,
+    /// What the payload on disk holds, when just hashed (a repair after `verify`); `None`
+    /// takes it from the library's record and the resume journal (see `reuse`).
+    pub on_disk: Option<BTreeMap<String, reuse::SourceFile>>,
     /// Begin and progress events go straight out; the outcome goes back to the actor.
     pub events: mpsc::Sender<PeerEvent>,
 }
@@ -135,8 +138,8 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
     let expected = Arc::new(expected);
     let prepared = {
         let (state_dir, game_dir, plan) = (job.state_dir.clone(), job.game_dir.clone(), plan.clone());
-        let (expected, replaces) = (expected.clone(), job.replaces.clone());
-        tokio::task::spawn_blocking(move || prepare(&state_dir, &game_dir, &plan, &expected, &replaces)).await
+        let (expected, replaces, on_disk) = (expected.clone(), job.replaces.clone(), job.on_disk.clone());
+        tokio::task::spawn_blocking(move || prepare(&state_dir, &game_dir, &plan, &expected, &replaces, on_disk)).await
     };
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
@@ -220,9 +223,13 @@ fn prepare(
     plan: &DownloadPlan,
     expected: &[Option<Expected>],
     replaces: &[GameFileDescription],
+    on_disk: Option<BTreeMap<String, reuse::SourceFile>>,
 ) -> Result<Prepared, TransferError> {
     let earlier = journal::load(state_dir, &plan.id);
-    let sources = reuse::gather_sources(state_dir, game_dir, &plan.id, replaces, earlier.as_ref());
+    let sources = match on_disk {
+        Some(hashed) => hashed,
+        None => reuse::gather_sources(state_dir, game_dir, &plan.id, replaces, earlier.as_ref()),
+    };
     let reuse = reuse::plan_reuse(&plan.files, expected, &sources);
     // What the commit removes: the replaced version's payload, and an abandoned partial
     // download's, that the new list does not have.

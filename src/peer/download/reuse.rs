@@ -410,7 +410,10 @@ mod tests {
     #[test]
     fn a_one_block_file_is_matched_by_root_and_a_short_last_block_by_length() {
         let small = listed("readme.txt", 100, &[4]);
-        let reuse = plan(std::slice::from_ref(&small), &[("old/readme.txt", source(100, &[Some(4)]))]);
+        let reuse = plan(
+            std::slice::from_ref(&small),
+            &[("old/readme.txt", source(100, &[Some(4)]))],
+        );
         assert_eq!(reuse.copies.len(), 1);
         assert_eq!(
             (reuse.copies[0].from.as_str(), reuse.copies[0].len),

@@ -8,6 +8,7 @@
 use super::{App, Confirmed, Dialog, Fetch, Level, Pane, RowKey};
 use crate::layout::GameLayout;
 use crate::peer::space::{SpaceOperation, SpaceVerdict};
+use crate::peer::verify::{Reference, VerifyReport};
 use crate::peer::{GameState, LibraryEntry, PeerCommand};
 use crate::ui::format::format_size;
 
@@ -189,6 +190,40 @@ impl App {
         self.refuse(refusal)
     }
 
+    /// `v`: hash the selected downloaded game; the outcome goes to the log.
+    pub(super) fn verify(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.idle_target() else {
+            return Vec::new();
+        };
+        if game.local_version.is_none() {
+            let text = format!("{} is not downloaded here: there is nothing to verify", game.name);
+            return self.refuse(text);
+        }
+        let (id, name) = (game.id.clone(), game.name.clone());
+        self.say(Level::Info, format!("verifying {name}..."));
+        vec![PeerCommand::VerifyGame { id, repair: false }]
+    }
+
+    /// After a verify found damage that peers can repair: ask whether to fetch it.
+    pub(super) fn offer_repair(&mut self, report: &VerifyReport) {
+        let Reference::Peers(peers) = report.reference else {
+            return;
+        };
+        if report.damaged.is_empty() || self.dialog.is_some() {
+            return;
+        }
+        let name = self.name_of(&report.id).to_owned();
+        self.dialog = Some(Dialog {
+            title: format!("Repair {name}?"),
+            message: format!(
+                "{} of {} files of {name} are damaged (see the log). Fetch only the damaged blocks from {peers} peer(s)?",
+                report.damaged.len(),
+                report.files
+            ),
+            confirm: Confirmed::Repair(report.id.clone()),
+        });
+    }
+
     pub(super) fn install(&mut self) -> Vec<PeerCommand> {
         let Some(game) = self.idle_target() else {
             return Vec::new();
@@ -341,6 +376,7 @@ impl App {
             Confirmed::Install(id) => vec![PeerCommand::InstallGame { id }],
             Confirmed::Uninstall(id) => vec![PeerCommand::UninstallGame { id }],
             Confirmed::RemoveDownloaded(id) => vec![PeerCommand::RemoveDownloadedGame { id }],
+            Confirmed::Repair(id) => vec![PeerCommand::VerifyGame { id, repair: true }],
             Confirmed::Quit => {
                 self.quit = true;
                 Vec::new()
@@ -527,6 +563,49 @@ mod tests {
         app.apply(Action::RemoveDownloaded);
         let commands = app.apply(Action::Confirm);
         assert!(matches!(commands.as_slice(), [PeerCommand::RemoveDownloadedGame { id }] if id == "quake"));
+    }
+
+    #[test]
+    fn verify_logs_its_report_and_offers_a_repair_only_when_peers_can_give_one() {
+        use crate::peer::verify::{Damage, DamageKind, Reference, VerifyReport};
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        assert!(app.apply(Action::Verify).is_empty(), "xonotic is not downloaded here");
+
+        select(&mut app, "Quake");
+        let commands = app.apply(Action::Verify);
+        assert!(matches!(commands.as_slice(), [PeerCommand::VerifyGame { id, repair: false }] if id == "quake"));
+        let report = |reference| VerifyReport {
+            id: "quake".into(),
+            version: "1.09".into(),
+            reference,
+            files: 3,
+            bytes: 3 << 20,
+            damaged: vec![Damage {
+                path: "pak0.pak".into(),
+                kind: DamageKind::Blocks { blocks: vec![1], of: 2 },
+            }],
+        };
+        app.update(PeerEvent::VerifyFinished(report(Reference::Recorded)));
+        assert!(app.dialog().is_none(), "no peer to repair from");
+        let logged: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert!(
+            logged
+                .iter()
+                .any(|line| line.contains("quake 1.09 is damaged: 1 of 3 files")),
+            "{logged:?}"
+        );
+        assert!(
+            logged
+                .iter()
+                .any(|line| line.contains("pak0.pak: 1 of 2 blocks differ (block 1)")),
+            "{logged:?}"
+        );
+
+        app.update(PeerEvent::VerifyFinished(report(Reference::Peers(2))));
+        assert_eq!(app.dialog().unwrap().title, "Repair Quake?");
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::VerifyGame { id, repair: true }] if id == "quake"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size};
 pub use selection::Selection;
 
-use super::format::{format_duration, format_rate, format_size};
+use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
@@ -129,6 +129,8 @@ pub enum Confirmed {
     Install(String),
     Uninstall(String),
     RemoveDownloaded(String),
+    /// Verify again and fetch the damaged blocks.
+    Repair(String),
     Quit,
 }
 
@@ -498,6 +500,21 @@ impl App {
                 });
                 info.progress = Some(progress);
             }
+            PeerEvent::VerifyProgress { .. } => {}
+            PeerEvent::VerifyFinished(report) => {
+                let level = if report.damaged.is_empty() {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                for line in verify_lines(&report) {
+                    self.push_log(level, line);
+                }
+                self.offer_repair(&report);
+            }
+            PeerEvent::VerifyFailed { id, reason } => {
+                self.report_game(&id, |name| format!("verify of {name} failed: {reason}"));
+            }
             PeerEvent::DownloadGameFilesFinished { id, version, summary } => {
                 self.downloads.remove(&id);
                 let seconds = summary.elapsed.as_secs_f64();
@@ -630,6 +647,7 @@ impl App {
             Action::Install => return self.install(),
             Action::Uninstall => self.ask_uninstall(),
             Action::RemoveDownloaded => self.ask_remove(),
+            Action::Verify => return self.verify(),
             Action::Cancel => return self.cancel(),
             Action::CycleSort => {
                 self.sort = self.sort.next();

@@ -306,6 +306,7 @@ fn busy_verb(kind: OperationKind) -> &'static str {
         OperationKind::StreamInstall => "stream-installing",
         OperationKind::Uninstall => "uninstalling",
         OperationKind::RemoveDownloaded => "removing",
+        OperationKind::Verify => "verifying",
     }
 }
 

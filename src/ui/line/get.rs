@@ -81,33 +81,10 @@ async fn get_with(
     mode: GetMode,
 ) -> Result<ExitCode, LineError> {
     // 1. Find the peers that have the game's latest version, and learn what is here.
-    let deadline = Instant::now() + wait;
-    let mut settle_until: Option<Instant> = None;
-    let mut snapshot = LibrarySnapshot::default();
-    loop {
-        let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
-        let event = tokio::select! {
-            () = tokio::time::sleep_until(until) => break,
-            event = runtime.next_event() => event.ok_or(PeerError::Stopped)?,
-        };
-        if let Err(code) = fold_library(event, &mut snapshot) {
-            return Ok(code);
-        }
-        let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
-        if only_static_peers && all_answered && snapshot.local_scanned {
-            break;
-        }
-        if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
-            settle_until.get_or_insert_with(|| Instant::now() + GET_SETTLE);
-        }
-    }
-    // Deciding before the local scan would download again what is already here.
-    while !snapshot.local_scanned {
-        let event = runtime.next_event().await.ok_or(PeerError::Stopped)?;
-        if let Err(code) = fold_library(event, &mut snapshot) {
-            return Ok(code);
-        }
-    }
+    let snapshot = match discover(runtime, id, wait, only_static_peers, static_count).await? {
+        Ok(snapshot) => snapshot,
+        Err(code) => return Ok(code),
+    };
     let Some(entry) = snapshot.game(id).filter(|game| !game.peers.is_empty()) else {
         eprintln!(
             "lanspread: no peer shares {id} ({} peer(s) answered within {:.1}s)",
@@ -161,6 +138,46 @@ async fn get_with(
         }
     }
     follow_download_and_install(runtime, id, mode).await
+}
+
+/// Waits (at most `wait`) for the peers, settling shortly after the first one that shares
+/// `id`, or until every static peer answered when mDNS is off; then for the local scan.
+/// A failed local scan ends the command with its exit code (the `Err`).
+pub(super) async fn discover(
+    runtime: &mut PeerRuntimeHandle,
+    id: &str,
+    wait: Duration,
+    only_static_peers: bool,
+    static_count: usize,
+) -> Result<Result<LibrarySnapshot, ExitCode>, LineError> {
+    let deadline = Instant::now() + wait;
+    let mut settle_until: Option<Instant> = None;
+    let mut snapshot = LibrarySnapshot::default();
+    loop {
+        let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
+        let event = tokio::select! {
+            () = tokio::time::sleep_until(until) => break,
+            event = runtime.next_event() => event.ok_or(PeerError::Stopped)?,
+        };
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(Err(code));
+        }
+        let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
+        if only_static_peers && all_answered && snapshot.local_scanned {
+            break;
+        }
+        if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
+            settle_until.get_or_insert_with(|| Instant::now() + GET_SETTLE);
+        }
+    }
+    // Deciding before the local scan would download again what is already here.
+    while !snapshot.local_scanned {
+        let event = runtime.next_event().await.ok_or(PeerError::Stopped)?;
+        if let Err(code) = fold_library(event, &mut snapshot) {
+            return Ok(Err(code));
+        }
+    }
+    Ok(Ok(snapshot))
 }
 
 /// Keeps the newest library snapshot; a failed local scan ends `get` (with its exit code),
@@ -271,7 +288,7 @@ async fn follow_download_and_install(
 }
 
 /// Clears the progress line, so the summary starts on a clean line.
-fn clear_progress(show_progress: bool) {
+pub(super) fn clear_progress(show_progress: bool) {
     if show_progress {
         eprint!("\r\x1b[K");
     }

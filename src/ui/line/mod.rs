@@ -1,5 +1,5 @@
 //! The line-mode front end: the commands that print lines instead of drawing a
-//! screen (`get`, `list`, `serve`'s log, `install` / `uninstall` / `remove`).
+//! screen (`get`, `list`, `verify`, `serve`'s log, `install` / `uninstall` / `remove`).
 //! Like the TUI, it drives the runtime only through `PeerCommand`s and reads
 //! its `PeerEvent`s. Progress goes to stderr, results to stdout, and an exit
 //! code says how it went: 0 done, 1 failed, 2 nothing to get, 130 cancelled.
@@ -8,6 +8,7 @@ mod get;
 mod list;
 mod local;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ pub use get::{GetMode, GetPlan, get, plan};
 pub use list::list;
 pub use local::{LocalOperation, local_operation};
 pub use serve::serve;
+pub use verify::verify;
 
 use crate::catalog::CatalogError;
 use crate::install::{InstallError, LockError};

@@ -1,0 +1,286 @@
+//! `verify`: hashes a downloaded game's payload and compares it, block by block, with a
+//! reference — the majority file list (and block lists) of the peers that have the same
+//! version when any answer, else the hashes this peer recorded when it scanned or
+//! downloaded the game (which catches rot: bytes changed without the file's stamp
+//! changing). A repair is a download of the same version that keeps every block found
+//! intact here (see `download::reuse`) and fetches only the damaged ones.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::PeerEvent;
+use super::client::PeerClient;
+use super::download::expected::{Expected, expected_content};
+use super::download::majority::{majority_file_list, validate_majority};
+use super::download::reuse::SourceFile;
+use super::download::{DownloadPlan, TransferError};
+use crate::beneath::open_file_beneath;
+use crate::content::{FileHashes, hash_file};
+use crate::layout::VERSION_FILE;
+use crate::proto::{GameDetails, GameFileDescription};
+
+/// What the payload was compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// The majority list of this many peers with the same version.
+    Peers(usize),
+    /// The hashes recorded here (no peer with this version answered).
+    Recorded,
+    /// Nothing to compare with: no peer has this version and nothing is recorded.
+    Nothing,
+}
+
+/// One damaged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: String,
+    pub kind: DamageKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DamageKind {
+    Missing,
+    Size {
+        expected: u64,
+        found: u64,
+    },
+    /// These blocks (0-based, `content::BLOCK_SIZE` each) differ, of `of`.
+    Blocks {
+        blocks: Vec<u64>,
+        of: u64,
+    },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            DamageKind::Missing => write!(f, "{}: missing", self.path),
+            DamageKind::Size { expected, found } => {
+                write!(f, "{}: {found} bytes, should be {expected}", self.path)
+            }
+            DamageKind::Blocks { blocks, of } => {
+                let shown: Vec<String> = blocks.iter().take(8).map(ToString::to_string).collect();
+                let more = if blocks.len() > 8 { ", ..." } else { "" };
+                write!(
+                    f,
+                    "{}: {} of {of} blocks differ (block {}{more})",
+                    self.path,
+                    blocks.len(),
+                    shown.join(", ")
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub id: String,
+    pub version: String,
+    pub reference: Reference,
+    pub files: usize,
+    pub bytes: u64,
+    pub damaged: Vec<Damage>,
+}
+
+/// The result of the checking part, and what a repair needs.
+pub struct Verified {
+    pub report: VerifyReport,
+    /// The download that repairs the damage from the peers (when they are the reference).
+    pub repair: Option<DownloadPlan>,
+    /// What the payload on disk holds now, block by block, for the repair to keep.
+    pub on_disk: BTreeMap<String, SourceFile>,
+}
+
+/// The game as the local library knows it.
+pub struct LocalGame<'a> {
+    pub id: &'a str,
+    pub version: &'a str,
+    pub game_dir: &'a Path,
+    pub state_dir: &'a Path,
+    /// The scanned payload list, with roots.
+    pub files: &'a [GameFileDescription],
+}
+
+/// Compares the payload with the peers' majority (`peers`: those announcing this version)
+/// or the recorded hashes. Reports progress as `VerifyProgress` events.
+pub async fn verify(
+    game: LocalGame<'_>,
+    client: &PeerClient,
+    peers: &[SocketAddr],
+    events: &mpsc::Sender<PeerEvent>,
+    cancel: &CancellationToken,
+) -> Result<Verified, TransferError> {
+    let mut lists: Vec<(SocketAddr, GameDetails)> = Vec::new();
+    for addr in peers {
+        match client.get_game(*addr, game.id).await {
+            Ok(details) if details.version == game.version => lists.push((*addr, details)),
+            Ok(_) => {}
+            Err(err) => tracing::info!(%addr, game = game.id, "no file list for verify: {err}"),
+        }
+    }
+    let manifests: Vec<(SocketAddr, &GameDetails)> = lists.iter().map(|(addr, details)| (*addr, details)).collect();
+    let (reference, files, expected, repair) = if manifests.is_empty() {
+        let (files, expected) = recorded_reference(&game).await?;
+        let reference = if expected.iter().any(Option::is_some) {
+            Reference::Recorded
+        } else {
+            Reference::Nothing
+        };
+        (reference, files, expected, None)
+    } else {
+        let majority = majority_file_list(&manifests);
+        let plan = validate_majority(game.id, game.version, &majority, &manifests)?;
+        let (expected, _liars) = expected_content(client, game.id, &plan.files, &plan.peers).await?;
+        (
+            Reference::Peers(plan.peers.len()),
+            plan.files.clone(),
+            expected,
+            Some(plan),
+        )
+    };
+
+    let (root, events_out, cancel_out) = (game.game_dir.join(game.id), events.clone(), cancel.clone());
+    let id = game.id.to_owned();
+    let checked =
+        tokio::task::spawn_blocking(move || check_payload(&root, &id, &files, &expected, &events_out, &cancel_out))
+            .await
+            .map_err(|err| TransferError::Internal(format!("the verify task failed: {err}")))??;
+    let (damaged, on_disk, files_checked, bytes) = checked;
+    Ok(Verified {
+        report: VerifyReport {
+            id: game.id.to_owned(),
+            version: game.version.to_owned(),
+            reference,
+            files: files_checked,
+            bytes,
+            damaged,
+        },
+        repair,
+        on_disk,
+    })
+}
+
+/// The library's recorded block hashes of the game, as a reference. A file without a
+/// usable record (changed since it was hashed) gets no expectation.
+async fn recorded_reference(
+    game: &LocalGame<'_>,
+) -> Result<(Vec<GameFileDescription>, Vec<Option<Expected>>), TransferError> {
+    let (state_dir, game_dir, id, files) = (
+        game.state_dir.to_owned(),
+        game.game_dir.to_owned(),
+        game.id.to_owned(),
+        game.files.to_vec(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let expected = files
+            .iter()
+            .map(|file| {
+                if file.is_dir {
+                    return None;
+                }
+                let hashes = crate::library::block_hashes(&state_dir, &game_dir, &id, &file.path)?;
+                (Some(hashes.root(file.size)) == file.hash).then(|| Expected::of(file.size, hashes))
+            })
+            .collect();
+        (files, expected)
+    })
+    .await
+    .map_err(|err| TransferError::Internal(format!("the verify task failed: {err}")))
+}
+
+type Checked = (Vec<Damage>, BTreeMap<String, SourceFile>, usize, u64);
+
+/// Hashes every listed file that has an expectation and compares. Blocks.
+fn check_payload(
+    root: &Path,
+    id: &str,
+    files: &[GameFileDescription],
+    expected: &[Option<Expected>],
+    events: &mpsc::Sender<PeerEvent>,
+    cancel: &CancellationToken,
+) -> Result<Checked, TransferError> {
+    let total: u64 = files
+        .iter()
+        .zip(expected)
+        .filter(|(_, wanted)| wanted.is_some())
+        .map(|(file, _)| file.size)
+        .sum();
+    let mut done = 0u64;
+    let mut damaged = Vec::new();
+    let mut on_disk = BTreeMap::new();
+    let mut checked = 0;
+    let mut last_report = std::time::Instant::now();
+    for (file, wanted) in files.iter().zip(expected) {
+        let Some(wanted) = wanted else { continue };
+        if cancel.is_cancelled() {
+            return Err(TransferError::Cancelled);
+        }
+        checked += 1;
+        let opened = match open_file_beneath(root, &file.path) {
+            Ok(opened) => opened,
+            Err(_) => {
+                damaged.push(Damage {
+                    path: file.path.clone(),
+                    kind: DamageKind::Missing,
+                });
+                done += file.size;
+                continue;
+            }
+        };
+        let mut progress = |bytes: u64| {
+            if last_report.elapsed() >= std::time::Duration::from_millis(250) {
+                last_report = std::time::Instant::now();
+                let _ = events.try_send(PeerEvent::VerifyProgress {
+                    id: id.to_owned(),
+                    bytes: done + bytes,
+                    total,
+                });
+            }
+        };
+        let hashes: FileHashes = hash_file(&opened.file, opened.len, &mut progress, &|| cancel.is_cancelled())
+            .map_err(|err| TransferError::local(&root.join(&file.path), err))?;
+        done += file.size;
+        if file.path != VERSION_FILE {
+            on_disk.insert(
+                file.path.clone(),
+                SourceFile {
+                    len: opened.len,
+                    blocks: hashes.blocks.iter().copied().map(Some).collect(),
+                },
+            );
+        }
+        if opened.len != file.size {
+            damaged.push(Damage {
+                path: file.path.clone(),
+                kind: DamageKind::Size {
+                    expected: file.size,
+                    found: opened.len,
+                },
+            });
+            continue;
+        }
+        let bad: Vec<u64> = (0..wanted.block_count())
+            .filter(|block| {
+                hashes
+                    .blocks
+                    .get(*block as usize)
+                    .is_none_or(|hash| !wanted.matches(*block, hash))
+            })
+            .collect();
+        if !bad.is_empty() {
+            damaged.push(Damage {
+                path: file.path.clone(),
+                kind: DamageKind::Blocks {
+                    blocks: bad,
+                    of: wanted.block_count(),
+                },
+            });
+        }
+    }
+    Ok((damaged, on_disk, checked, done))
+}
