@@ -149,3 +149,46 @@ fn an_update_fetches_the_changed_archive_and_reuses_a_renamed_one() {
     assert_eq!(fetched, changed.len() as u64 + 1, "{update}");
     assert_eq!(reused, (12 * MIB + 5 + 9 * MIB) as u64, "{update}");
 }
+
+#[test]
+fn remove_deletes_an_unfinished_download_and_its_journal_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("a.pak", pseudo_random_bytes(5, 24 * MIB)),
+        ("maps/b.pak", pseudo_random_bytes(6, 8 * MIB)),
+    ];
+    let (_seed, addr) = seed(&dir.path().join("seed"), "1", &files, &["--upload-limit", "8"]);
+    let client = dir.path().join("client");
+    let game = client.join("games").join(GAME);
+    let journal_dir = client.join("state/downloads").join(GAME);
+    let first = spawn_get(&client, addr);
+    let journal = journal_dir.join("blocks.bin");
+    wait_until("some blocks journaled", || {
+        std::fs::metadata(&journal).is_ok_and(|meta| meta.len() >= 4 * JOURNAL_RECORD)
+    });
+    first.signal("KILL");
+    first.finish();
+    std::fs::create_dir_all(game.join("local")).unwrap();
+    std::fs::write(game.join("local/save.dat"), b"mine").unwrap();
+    std::fs::write(game.join("notes.txt"), b"also mine").unwrap();
+
+    let removed = Lanspread::spawn(command(&client, &["remove", GAME])).finish();
+    assert_eq!(removed.code(), Some(0), "{removed}");
+    assert!(
+        removed.stdout.contains("removed the unfinished download of openarena"),
+        "{removed}"
+    );
+    assert!(
+        !game.join("a.pak").exists() && !game.join("maps").exists(),
+        "the payload went"
+    );
+    assert!(!journal_dir.exists(), "the journal went");
+    assert_eq!(std::fs::read(game.join("local/save.dat")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(game.join("notes.txt")).unwrap(), b"also mine");
+
+    // Nothing is left to resume: the next download fetches it all.
+    let again = spawn_get(&client, addr).finish();
+    assert_eq!(again.code(), Some(0), "{again}");
+    assert_eq!(fetched_and_reused(&again).1, 0, "{again}");
+    assert_files(&client, &files);
+}

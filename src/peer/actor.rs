@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ClientError, PeerClient};
 use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
+use super::download::journal::{self, PartialDownload};
 use super::download::majority::validate_majority;
 use super::download::reuse::SourceFile;
 use super::download::{DownloadJob, DownloadOutcome, DownloadPlan, TransferError, download_game_files};
@@ -61,6 +62,10 @@ enum Internal {
         results: Vec<(SocketAddr, Result<GameDetails, ClientError>)>,
     },
     LocalScanned(ScanResult),
+    PartialRemoved {
+        id: String,
+        result: Result<usize, String>,
+    },
     VerifyEnded {
         id: String,
         repair: bool,
@@ -71,6 +76,8 @@ enum Internal {
         id: String,
         version: String,
         outcome: DownloadOutcome,
+        /// What a failed download left for a resume.
+        partial: Option<PartialDownload>,
     },
     InstallSideEnded {
         id: String,
@@ -106,6 +113,8 @@ struct PeerActor {
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
     operations: BTreeMap<String, RunningOperation>,
+    /// Unfinished downloads that the next download of the game resumes (shown, never announced).
+    partials: BTreeMap<String, PartialDownload>,
     /// The server component, until the first library scan has been applied.
     pending_server: Option<(quinn::Endpoint, Arc<ServerContext>)>,
     /// Games this peer is streaming out (the server holds their guards).
@@ -200,6 +209,7 @@ pub(super) fn start(
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
         operations: BTreeMap::new(),
+        partials: BTreeMap::new(),
         pending_server: None,
         outbound,
         unpacker,
@@ -270,6 +280,11 @@ impl PeerActor {
                 })
                 .await;
             }
+        }
+        let state_dir = self.config.state_dir.clone();
+        match tokio::task::spawn_blocking(move || journal::all_partial(&state_dir)).await {
+            Ok(partials) => self.partials = partials,
+            Err(err) => tracing::warn!("reading the resume journals panicked: {err}"),
         }
         self.pending_server = Some((endpoint.clone(), server_context));
         let (monitor_tx, mut monitor_changes) = mpsc::channel(INTERNAL_QUEUE);
@@ -386,12 +401,17 @@ impl PeerActor {
         // The server starts once the first scan is applied (or failed), so it is pending
         // exactly while the local library is still unknown.
         let local_scanned = self.pending_server.is_none();
-        let snapshot = self.db.snapshot(
+        let mut snapshot = self.db.snapshot(
             &self.library.games,
             local_scanned,
             &self.catalog,
             self.library.game_dir(),
         );
+        for entry in &mut snapshot.games {
+            if entry.local_version.is_none() {
+                entry.partial = self.partials.get(&entry.id).cloned();
+            }
+        }
         self.emit(PeerEvent::LibraryUpdated(snapshot)).await;
     }
 
@@ -408,7 +428,12 @@ impl PeerActor {
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
             PeerCommand::UninstallGame { id } => self.start_install_side(id, OperationKind::Uninstall).await,
             PeerCommand::RemoveDownloadedGame { id } => {
-                self.start_install_side(id, OperationKind::RemoveDownloaded).await;
+                let downloaded = self.library.games.get(&id).is_some_and(|game| game.is_downloaded());
+                if !downloaded && self.partials.contains_key(&id) {
+                    self.start_remove_partial(id).await;
+                } else {
+                    self.start_install_side(id, OperationKind::RemoveDownloaded).await;
+                }
             }
             PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
                 Some(operation) if operation.kind.is_cancellable() => operation.cancel.cancel(),
@@ -746,10 +771,64 @@ impl PeerActor {
             events: self.events.clone(),
         };
         let internal = self.internal.clone();
+        let state_dir = self.config.state_dir.clone();
         self.tasks.spawn(async move {
             let outcome = download_game_files(job).await;
-            let _ = internal.send(Internal::DownloadEnded { id, version, outcome }).await;
+            let partial = match outcome {
+                DownloadOutcome::Failed(_) => {
+                    let id = id.clone();
+                    tokio::task::spawn_blocking(move || journal::load(&state_dir, &id).map(|j| j.progress()))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                _ => None,
+            };
+            let _ = internal
+                .send(Internal::DownloadEnded {
+                    id,
+                    version,
+                    outcome,
+                    partial,
+                })
+                .await;
         });
+    }
+
+    /// Deletes an unfinished download (its payload and journal) on a blocking thread.
+    async fn start_remove_partial(&mut self, id: String) {
+        let Some(_cancel) = self.begin_operation(&id, OperationKind::RemoveDownloaded).await else {
+            return;
+        };
+        let (state_dir, game_dir, internal) = (
+            self.config.state_dir.clone(),
+            self.config.game_dir.clone(),
+            self.internal.clone(),
+        );
+        self.tasks.spawn(async move {
+            let owned = id.clone();
+            let result = tokio::task::spawn_blocking(move || journal::remove_partial(&state_dir, &game_dir, &owned))
+                .await
+                .map_err(|err| format!("the removal panicked: {err}"))
+                .and_then(|removed| removed.map_err(|err| err.to_string()));
+            let _ = internal.send(Internal::PartialRemoved { id, result }).await;
+        });
+    }
+
+    async fn handle_partial_removed(&mut self, id: String, result: Result<usize, String>) {
+        self.end_operation(&id);
+        let event = match result {
+            Ok(files) => {
+                tracing::info!(game = id, files, "removed the unfinished download");
+                self.partials.remove(&id);
+                PeerEvent::RemoveDownloadedGameFinished { id }
+            }
+            Err(reason) => PeerEvent::RemoveDownloadedGameFailed { id, reason },
+        };
+        self.emit(event).await;
+        self.emit_active_operations().await;
+        self.emit_snapshot().await;
+        self.run_next_scan();
     }
 
     /// Hashes the downloaded `id` against the peers with the same version (or the record),
@@ -891,9 +970,21 @@ impl PeerActor {
             }
             Internal::GameDetails { id, results } => self.handle_game_details(id, results).await,
             Internal::LocalScanned(result) => self.handle_scan(result).await,
+            Internal::PartialRemoved { id, result } => self.handle_partial_removed(id, result).await,
             Internal::VerifyEnded { id, repair, result } => self.handle_verify_ended(id, repair, result).await,
             Internal::Hashed(outcome) => self.handle_hashed(outcome).await,
-            Internal::DownloadEnded { id, version, outcome } => self.handle_download_ended(id, version, outcome).await,
+            Internal::DownloadEnded {
+                id,
+                version,
+                outcome,
+                partial,
+            } => {
+                match partial {
+                    Some(partial) => self.partials.insert(id.clone(), partial),
+                    None => self.partials.remove(&id),
+                };
+                self.handle_download_ended(id, version, outcome).await;
+            }
             Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,
         }
     }

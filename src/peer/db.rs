@@ -301,6 +301,7 @@ impl LibraryEntry {
             size: 0,
             expanded_size: None,
             peers: Vec::new(),
+            partial: None,
         }
     }
 }

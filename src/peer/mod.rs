@@ -331,6 +331,8 @@ pub struct LibraryEntry {
     pub expanded_size: Option<u64>,
     /// Which peer has which version.
     pub peers: Vec<PeerGameVersion>,
+    /// An unfinished download here that the next download resumes (see `download::journal`).
+    pub partial: Option<download::journal::PartialDownload>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

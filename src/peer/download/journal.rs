@@ -111,6 +111,86 @@ pub fn load(state_dir: &Path, id: &str) -> Option<Recorded> {
     Some(Recorded { list, blocks })
 }
 
+/// How far an unfinished download got: `done` of `total` payload bytes verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialDownload {
+    pub version: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+impl Recorded {
+    pub fn progress(&self) -> PartialDownload {
+        let files = &self.list.files;
+        let total = files.iter().filter(|f| !f.is_dir).map(|f| f.size).sum();
+        let mut seen = std::collections::BTreeSet::new();
+        let done = self
+            .blocks
+            .iter()
+            .filter(|done| seen.insert((done.file, done.block)))
+            .filter_map(|done| {
+                let size = files.get(done.file as usize)?.size;
+                let start = u64::from(done.block) * crate::content::BLOCK_SIZE;
+                Some(crate::content::BLOCK_SIZE.min(size.saturating_sub(start)))
+            })
+            .sum();
+        PartialDownload {
+            version: self.list.version.clone(),
+            done,
+            total,
+        }
+    }
+}
+
+/// Every game with an unfinished download in `state_dir`, and how far it got. Blocks.
+pub fn all_partial(state_dir: &Path) -> std::collections::BTreeMap<String, PartialDownload> {
+    let Ok(dirs) = fs::read_dir(state_dir.join(DIR)) else {
+        return Default::default();
+    };
+    dirs.flatten()
+        .filter_map(|entry| {
+            let id = entry.file_name().into_string().ok()?;
+            crate::layout::validate_game_id(&id).ok()?;
+            Some((id.clone(), load(state_dir, &id)?.progress()))
+        })
+        .collect()
+}
+
+/// Deletes an unfinished download of game `id` under `game_dir`: the payload files its
+/// journal lists (this download's and the replaced version's), then their folders and the
+/// game folder if that left them empty, then the journal. Only regular files the journal
+/// names: never `local/`, never anything else. Returns how many files went. Blocks.
+pub fn remove_partial(state_dir: &Path, game_dir: &Path, id: &str) -> io::Result<usize> {
+    let root = game_dir.join(id);
+    let mut removed = 0;
+    if let Some(recorded) = load(state_dir, id) {
+        let listed = recorded.list.files.iter().chain(&recorded.list.stale);
+        let mut dirs = Vec::new();
+        for file in listed {
+            let Ok(path) = crate::layout::resolve_in_root(&root, &file.path) else {
+                continue;
+            };
+            if file.is_dir {
+                dirs.push(path);
+            } else if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
+                fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        for name in [crate::layout::VERSION_TMP_FILE, crate::layout::VERSION_DISCARDED_FILE] {
+            crate::durable::remove_file_if_exists(&root.join(name))?;
+        }
+        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.as_os_str().len()));
+        for dir in dirs {
+            // Only an empty one: what else is in it is not provably ours.
+            let _ = fs::remove_dir(dir);
+        }
+        let _ = fs::remove_dir(&root);
+    }
+    remove(state_dir, id);
+    Ok(removed)
+}
+
 /// Deletes game `id`'s journal (after a commit, a cancel, or a `remove`). Blocks.
 pub fn remove(state_dir: &Path, id: &str) {
     let dir = journal_dir(state_dir, id);

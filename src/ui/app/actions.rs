@@ -285,6 +285,20 @@ impl App {
             return;
         };
         let name = &game.name;
+        if game.local_version.is_none()
+            && let Some(partial) = &game.partial
+        {
+            self.dialog = Some(Dialog {
+                title: format!("Remove the unfinished download of {name}?"),
+                message: format!(
+                    "This deletes the {} of {name} {} fetched so far; d would resume it instead.",
+                    format_size(partial.done),
+                    partial.version
+                ),
+                confirm: Confirmed::RemoveDownloaded(game.id.clone()),
+            });
+            return;
+        }
         if game.local_version.is_none() {
             self.say(Level::Warn, format!("{name} is not downloaded here: nothing to remove"));
             return;
@@ -606,6 +620,29 @@ mod tests {
         assert_eq!(app.dialog().unwrap().title, "Repair Quake?");
         let commands = app.apply(Action::Confirm);
         assert!(matches!(commands.as_slice(), [PeerCommand::VerifyGame { id, repair: true }] if id == "quake"));
+    }
+
+    #[test]
+    fn an_unfinished_download_shows_how_far_it_got_and_r_offers_to_remove_it() {
+        use crate::peer::download::journal::PartialDownload;
+        let mut library = crate::ui::test_support::snapshot();
+        let xonotic = library.games.iter_mut().find(|game| game.id == "xonotic").unwrap();
+        xonotic.partial = Some(PartialDownload {
+            version: "0.8.6".into(),
+            done: 63 << 20,
+            total: 100 << 20,
+        });
+        let mut app = app_with_library();
+        app.update(PeerEvent::LibraryUpdated(library));
+        assert_eq!(super::super::tests::state_of(&app, "Xonotic"), "partial 63%: d resumes");
+        select(&mut app, "Xonotic");
+        assert!(app.apply(Action::RemoveDownloaded).is_empty());
+        assert_eq!(
+            app.dialog().unwrap().title,
+            "Remove the unfinished download of Xonotic?"
+        );
+        let commands = app.apply(Action::Confirm);
+        assert!(matches!(commands.as_slice(), [PeerCommand::RemoveDownloadedGame { id }] if id == "xonotic"));
     }
 
     #[test]

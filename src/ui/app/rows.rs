@@ -265,6 +265,13 @@ impl App {
             ("hashing, not shared yet".to_owned(), Tone::Busy)
         } else {
             match game.state {
+                GameState::RemoteOnly | GameState::UpdateAvailable if game.partial.is_some() => {
+                    let partial = game
+                        .partial
+                        .as_ref()
+                        .map_or(0.0, |p| p.done as f64 / p.total.max(1) as f64);
+                    (format!("partial {:.0}%: d resumes", partial * 100.0), Tone::Update)
+                }
                 GameState::RemoteOnly => {
                     let count = game.peers.len();
                     (

@@ -45,6 +45,22 @@ pub async fn local_operation(config: Config, operation: LocalOperation, id: Stri
                 format!("uninstalled {id} (removed {})", root.join("local").display()),
                 transaction.uninstall()?,
             ),
+            LocalOperation::Remove
+                if !root.join(crate::layout::VERSION_FILE).exists()
+                    && crate::peer::download::journal::exists(&config.state_dir, &id) =>
+            {
+                // An unfinished download: its files and journal go, nothing else.
+                let files = crate::peer::download::journal::remove_partial(&config.state_dir, &config.game_dir, &id)
+                    .map_err(|source| InstallError::Io {
+                        action: "remove the unfinished download in".to_owned(),
+                        path: root.clone(),
+                        source,
+                    })?;
+                (
+                    format!("removed the unfinished download of {id} ({files} files)"),
+                    install::Completed::default(),
+                )
+            }
             LocalOperation::Remove => (
                 format!("removed {id} ({})", root.display()),
                 transaction.remove_downloaded(&catalog)?,
