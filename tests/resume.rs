@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use support::process::{Finished, Lanspread, command, free_addr};
+use support::process::{Finished, Lanspread, command, free_addr, spawn_get_download};
 use support::{pseudo_random_bytes, wait_until, write_game};
 
 const GAME: &str = "openarena";
@@ -28,20 +28,7 @@ fn seed(root: &Path, version: &str, files: &[(&str, Vec<u8>)], extra: &[&str]) -
 }
 
 fn spawn_get(root: &Path, peer: SocketAddr) -> Lanspread {
-    let peer = peer.to_string();
-    let args = [
-        "get",
-        GAME,
-        "--no-install",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        &peer,
-        "--wait",
-        "15",
-    ];
-    Lanspread::spawn(command(root, &args))
+    spawn_get_download(root, GAME, &[peer])
 }
 
 /// (fetched, reused) from `get`'s summary line.

@@ -9,12 +9,11 @@ mod support;
 
 use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use support::archives::{Tree, read_tree, write_zip};
 use support::process::{Finished, Lanspread, command, free_addr};
-use support::{pseudo_random_bytes, wait_until, write_game};
+use support::{pseudo_random_bytes, rot, wait_until, write_game};
 
 const GAME: &str = "openarena";
 const VERSION: &str = "20240301";
@@ -40,19 +39,6 @@ fn sender(root: &Path, zip: &Path, listen: SocketAddr) -> Lanspread {
     let hashes = root.join("state").join("hashes").join(format!("{GAME}.bin"));
     wait_until("the sender's recorded hashes", || hashes.exists());
     serve
-}
-
-/// Flips one byte of `path` and puts its mtime back: the length and mtime the hashes were
-/// recorded under stay the same, as when a disk silently corrupts a sector.
-fn rot(path: &Path) {
-    let mtime = fs::metadata(path).unwrap().modified().unwrap();
-    let file = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, FLIPPED_AT).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x10], FLIPPED_AT).unwrap();
-    file.set_modified(mtime).unwrap();
-    drop(file);
-    assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
 }
 
 fn archive_of(root: &Path) -> PathBuf {
@@ -96,7 +82,7 @@ fn a_rotten_sender_refuses_and_the_install_streams_from_the_next_peer() {
     let (bad_addr, good_addr) = (addrs[0], addrs[1]);
     let mut bad = sender(&dir.path().join("bad"), &zip, bad_addr);
     let _good = sender(&dir.path().join("good"), &zip, good_addr);
-    rot(&archive_of(&dir.path().join("bad")));
+    rot(&archive_of(&dir.path().join("bad")), [FLIPPED_AT]);
 
     let client = dir.path().join("client");
     let got = get_streamed(&client, &[bad_addr, good_addr]);
@@ -128,7 +114,7 @@ fn a_single_rotten_sender_fails_the_install_cleanly_with_its_message() {
     let zip = shared_zip(dir.path(), &tree);
     let addr = free_addr();
     let mut bad = sender(&dir.path().join("bad"), &zip, addr);
-    rot(&archive_of(&dir.path().join("bad")));
+    rot(&archive_of(&dir.path().join("bad")), [FLIPPED_AT]);
 
     let client = dir.path().join("client");
     let got = get_streamed(&client, &[addr]);

@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
 use support::process::{Finished, Lanspread, command, free_addr};
-use support::{pseudo_random_bytes, write_game};
+use support::{pseudo_random_bytes, rot, write_game};
 
 const GAME: &str = "openarena";
 const MIB: usize = 1 << 20;
@@ -23,19 +22,6 @@ fn lanspread(root: &Path, args: &[&str], peer: Option<SocketAddr>) -> Finished {
         all.extend(["--peer", peer]);
     }
     Lanspread::spawn(command(root, &all)).finish()
-}
-
-/// Flips the byte at `offset` and puts the file's mtime back.
-fn rot(path: &Path, offset: u64) {
-    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
-    let mut byte = [0u8];
-    file.seek(SeekFrom::Start(offset)).unwrap();
-    file.read_exact(&mut byte).unwrap();
-    file.seek(SeekFrom::Start(offset)).unwrap();
-    file.write_all(&[byte[0] ^ 0x20]).unwrap();
-    file.sync_all().unwrap();
-    file.set_modified(modified).unwrap();
 }
 
 #[test]
@@ -58,7 +44,7 @@ fn verify_finds_a_flipped_byte_and_repair_fetches_only_its_block() {
     assert!(intact.stdout.contains("against 1 peer(s)"), "{intact}");
 
     let local_pak = client.join("games").join(GAME).join("game.pak");
-    rot(&local_pak, MIB as u64 + 4242);
+    rot(&local_pak, [MIB as u64 + 4242]);
     let damaged = lanspread(&client, &["verify", GAME], Some(seed_addr));
     assert_eq!(damaged.code(), Some(1), "{damaged}");
     assert!(

@@ -46,3 +46,24 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Flips one byte at each of `offsets` of `path` and puts its mtime back: the length and
+/// mtime its hashes were recorded under stay the same, as when a disk silently corrupts a
+/// sector. Returns how many bytes were flipped.
+pub fn rot(path: &Path, offsets: impl IntoIterator<Item = u64>) -> usize {
+    use std::os::unix::fs::FileExt;
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut flipped = 0;
+    for offset in offsets {
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, offset).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x5a], offset).unwrap();
+        flipped += 1;
+    }
+    file.sync_all().unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), mtime);
+    flipped
+}

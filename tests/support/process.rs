@@ -36,6 +36,25 @@ pub fn command(root: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `lanspread get ID --no-install` from the client at `root`, with `peers` as its only peers.
+pub fn spawn_get_download(root: &Path, id: &str, peers: &[SocketAddr]) -> Lanspread {
+    let mut args = vec![
+        "get",
+        id,
+        "--no-install",
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--wait",
+        "15",
+    ];
+    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+    for peer in &peers {
+        args.extend(["--peer", peer]);
+    }
+    Lanspread::spawn(command(root, &args))
+}
+
 /// A running `lanspread` with its stderr lines forwarded to a channel and its stdout collected.
 pub struct Lanspread {
     pub child: Child,

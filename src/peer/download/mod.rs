@@ -361,10 +361,12 @@ async fn download_impl(
                                 }
                             }
                             if corrupt {
-                                let _ = job.events.try_send(PeerEvent::DownloadPeersExcluded {
+                                // Not `try_send` like progress: the user must hear of it.
+                                let excluded = PeerEvent::DownloadPeersExcluded {
                                     id: plan.id.clone(),
                                     peers: vec![(addr, reason)],
-                                });
+                                };
+                                let _ = job.events.send(excluded).await;
                             }
                         }
                     }
