@@ -164,11 +164,12 @@ impl DownloadStorage {
     }
 
     /// Syncs the payload, then makes the download visible by writing `version.ini` last.
-    /// If that fails, the transaction is aborted.
+    /// If that fails (a full disk, say), the verified payload stays for a resume, as after
+    /// any other failure ([`DownloadStorage::keep_partial`]).
     pub fn commit(self, version_ini: &[u8]) -> Result<(), TransferError> {
         let committed = self.try_commit(version_ini);
         if committed.is_err() {
-            self.abort();
+            self.keep_partial();
         }
         committed
     }
