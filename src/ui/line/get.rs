@@ -141,7 +141,8 @@ async fn get_with(
 }
 
 /// Waits (at most `wait`) for the peers, settling shortly after the first one that shares
-/// `id`, or until every static peer answered when mDNS is off; then for the local scan.
+/// `id`, or until every static peer answered and one shares it when mDNS is off; then for
+/// the local scan.
 /// A failed local scan ends the command with its exit code (the `Err`).
 pub(super) async fn discover(
     runtime: &mut PeerRuntimeHandle,
@@ -163,10 +164,13 @@ pub(super) async fn discover(
             return Ok(Err(code));
         }
         let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
-        if only_static_peers && all_answered && snapshot.local_scanned {
+        let shared = snapshot.game(id).is_some_and(|game| !game.peers.is_empty());
+        // A peer that answered without the game may still be hashing it (a game is announced
+        // once hashed), so only an answer with the game ends the wait early.
+        if only_static_peers && all_answered && shared && snapshot.local_scanned {
             break;
         }
-        if snapshot.game(id).is_some_and(|game| !game.peers.is_empty()) {
+        if shared {
             settle_until.get_or_insert_with(|| Instant::now() + GET_SETTLE);
         }
     }
