@@ -1,7 +1,7 @@
 //! Transfer benchmark for the download pipeline (DESIGN.md, "Performance").
 //!
 //! ```text
-//! cargo run --release --example transfer_bench -- [--size-gib N] [--files K] [--repeat R] [--only r2,r1,a,b,c]
+//! cargo run --release --example transfer_bench -- [--size-gib N] [--files K] [--repeat R] [--only r2,r1,a,b,c,d]
 //! ```
 //!
 //! Generates a synthetic `openarena` game (K payload files + `version.ini`)
@@ -14,14 +14,28 @@
 //!   1 MiB batched writes on the client; the transport's own limit;
 //! - a: a lanspread download from one in-process peer on loopback;
 //! - b: from three peers each capped at 100 MB/s (reference: 300 MB/s);
-//! - c: from three peers, one capped at 10 MB/s (reference: the fast 200 MB/s).
+//! - c: from three peers, one capped at 10 MB/s (reference: the fast 200 MB/s);
+//! - d: a resume. A download from one peer (as a) runs in a tokio runtime of its own, which is
+//!   shut down once a progress sample passes half the bytes: its tasks are dropped mid-flight,
+//!   without the cancel that would discard the payload, so the resume journal and the verified
+//!   blocks stay on disk as after a SIGKILL (blocking writes already started may finish, as a
+//!   killed process's page cache would keep them). A new downloading runtime on the same game
+//!   and state dirs, against the same still-running server (which may still be sending into the
+//!   dead connection until its idle timeout), then finishes it. Only this second part is timed,
+//!   from its `DownloadGameFiles` (planning what is on disk included) to the commit; its ratio
+//!   is its time over a's (goal: <= 0.55), and the note gives where the first part stopped and
+//!   the second part's fetched and reused bytes (`DownloadSummary`). Selecting d runs a too.
 //!
 //! Every scenario starts with the source files freshly read (warm page cache),
 //! and every copy is `fdatasync`ed before the clock stops, because a download
 //! syncs its payload before it commits `version.ini`. Every copy is compared
 //! byte for byte with the source afterwards, so a broken transfer fails the run.
 //! Peak RSS is the whole process's `VmHWM` (all peers run in-process), reset
-//! through `/proc/self/clear_refs` before each scenario.
+//! through `/proc/self/clear_refs` before each scenario. CPU is the whole process's
+//! user + system time during the timed part, shown in cores (over the wall time) and in
+//! seconds per GiB of payload, which compares runs of different speed, e.g. the cost of
+//! block verification against a build without it; for d, per GiB of the whole payload
+//! (its note also gives it per fetched GiB).
 //!
 //! `RUST_LOG=lanspread=debug` shows the peers' logs on stderr.
 
@@ -43,7 +57,7 @@ use lanspread::catalog::Catalog;
 use lanspread::config::{Config, Limits};
 use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
-use lanspread::peer::{DownloadProgress, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
+use lanspread::peer::{DownloadProgress, DownloadSummary, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use lanspread::proto::GameFileDescription;
 
 const GAME_ID: &str = "openarena";
@@ -51,8 +65,11 @@ const VERSION_INI: &[u8] = b"version=20240301\n";
 /// Read and write buffer of the references.
 const BUFFER: usize = 1 << 20;
 const MB: f64 = 1e6;
+const GIB: f64 = (1u64 << 30) as f64;
 const FAST_CAP: u64 = 100_000_000;
 const SLOW_CAP: u64 = 10_000_000;
+/// How long (d) lets the stopped download's blocking writes finish.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Bound for everything before the timed part (peers finding each other, file lists).
 const SETUP_WAIT: Duration = Duration::from_secs(30);
 /// Other processes using more than this many cores during a scenario make it noisy.
@@ -72,7 +89,7 @@ struct Args {
     /// Run every scenario this many times; a summary of medians follows
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Run only these scenarios (comma-separated keys: r2, r1, a, b, c)
+    /// Run only these scenarios (comma-separated keys: r2, r1, a, b, c, d; d brings a, its reference)
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Before each scenario, wait up to this many seconds for the rest of the machine to go idle; 0: never wait
@@ -87,15 +104,18 @@ enum Kind {
     OnePeer,
     ThreePeers,
     SlowPeer,
+    Resume,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    /// In running order: (d) runs after (a), its reference.
+    const ALL: [Kind; 6] = [
         Kind::TcpCopy,
         Kind::RawQuinn,
         Kind::OnePeer,
         Kind::ThreePeers,
         Kind::SlowPeer,
+        Kind::Resume,
     ];
 
     fn key(self) -> &'static str {
@@ -105,6 +125,7 @@ impl Kind {
             Kind::OnePeer => "a",
             Kind::ThreePeers => "b",
             Kind::SlowPeer => "c",
+            Kind::Resume => "d",
         }
     }
 
@@ -115,6 +136,7 @@ impl Kind {
             Kind::OnePeer => "lanspread, 1 peer",
             Kind::ThreePeers => "lanspread, 3x100 MB/s",
             Kind::SlowPeer => "lanspread, 2x100+1x10",
+            Kind::Resume => "lanspread, resume at 50%",
         }
     }
 
@@ -122,7 +144,7 @@ impl Kind {
     fn caps(self) -> Option<Vec<Option<u64>>> {
         match self {
             Kind::TcpCopy | Kind::RawQuinn => None,
-            Kind::OnePeer => Some(vec![None]),
+            Kind::OnePeer | Kind::Resume => Some(vec![None]),
             Kind::ThreePeers => Some(vec![Some(FAST_CAP); 3]),
             Kind::SlowPeer => Some(vec![Some(FAST_CAP), Some(FAST_CAP), Some(SLOW_CAP)]),
         }
@@ -149,6 +171,11 @@ struct Measurement {
 impl Measurement {
     fn mbps(&self) -> f64 {
         self.bytes as f64 / self.elapsed.as_secs_f64() / MB
+    }
+
+    /// CPU seconds per GiB of payload: what the scenario costs, whatever the machine's speed.
+    fn cpu_per_gib(&self) -> f64 {
+        self.cpu / (self.bytes as f64 / GIB)
     }
 
     /// Whether other processes used enough CPU meanwhile to distort the number.
@@ -198,8 +225,12 @@ async fn main() -> Result<()> {
             let kind = Kind::ALL
                 .into_iter()
                 .find(|kind| kind.key() == key.trim())
-                .ok_or_else(|| anyhow!("unknown scenario {key:?}; use r2, r1, a, b, c"))?;
+                .ok_or_else(|| anyhow!("unknown scenario {key:?}; use r2, r1, a, b, c, d"))?;
             kinds.push(kind);
+        }
+        // A resume is reported against a full download measured in the same run.
+        if kinds.contains(&Kind::Resume) {
+            kinds.push(Kind::OnePeer);
         }
         Kind::ALL.into_iter().filter(|kind| kinds.contains(kind)).collect()
     };
@@ -315,6 +346,7 @@ async fn bench(args: &Args, selected: &[Kind], base: &Path) -> Result<()> {
 
 async fn run_scenario(kind: Kind, layout: &Layout) -> Result<Measurement> {
     match kind.caps() {
+        Some(_) if kind == Kind::Resume => resume_download(layout).await,
         Some(caps) => peer_download(kind, layout, &caps).await,
         None => {
             let destination = layout.base.join(format!("copy-{}", kind.key()));
@@ -808,7 +840,9 @@ async fn peer_download(kind: Kind, layout: &Layout, caps: &[Option<u64>]) -> Res
     let mut downloader = start_peer(config, Catalog::bundled())?;
     let mut events = downloader.take_events().context("the event receiver is gone")?;
 
-    let outcome = drive_download(kind, layout, &downloader, &mut events, &addrs, caps).await;
+    let outcome = drive_download(kind, layout, &downloader, &mut events, &addrs, caps)
+        .await
+        .map(|(measurement, _)| measurement);
     // Without a receiver the runtime never blocks on events while it shuts down.
     drop(events);
     downloader.shutdown().await;
@@ -819,6 +853,117 @@ async fn peer_download(kind: Kind, layout: &Layout, caps: &[Option<u64>]) -> Res
     verify_copy(layout, &game_root, true).await?;
     fs::remove_dir_all(&root).context("cannot remove the downloaded copy")?;
     Ok(measurement)
+}
+
+/// (d): a one-peer download stopped hard at half, then finished by a new downloading runtime
+/// on the same game and state dirs, against the same server; only the second part is timed.
+async fn resume_download(layout: &Layout) -> Result<Measurement> {
+    let server = start_server(&layout.server_root(0), None, 0)?;
+    let addrs = vec![server.local_addr()];
+    let root = layout.base.join(format!("download-{}", Kind::Resume.key()));
+    let _ = fs::remove_dir_all(&root);
+    let mut config = Config::for_local_test(&root);
+    config.static_peers = addrs.clone();
+    config.peer_name = "bench-downloader".to_owned();
+    let game_root = config.game_dir.join(GAME_ID);
+
+    let outcome = async {
+        let stopped_at = stopped_download(layout, config.clone()).await?;
+        let mut downloader = start_peer(config, Catalog::bundled())?;
+        let mut events = downloader.take_events().context("the event receiver is gone")?;
+        let outcome = drive_download(Kind::Resume, layout, &downloader, &mut events, &addrs, &[None]).await;
+        drop(events);
+        downloader.shutdown().await;
+        let (mut measurement, summary) = outcome?;
+        let fetched = summary.bytes.saturating_sub(summary.reused);
+        let note = format!(
+            "stopped at {:.1}% verified; then fetched {} bytes ({:.1}%), reused {} bytes ({:.1}%), CPU {:.2} s per fetched GiB; {}",
+            percent(stopped_at, layout.total),
+            fetched,
+            percent(fetched, summary.bytes),
+            summary.reused,
+            percent(summary.reused, summary.bytes),
+            measurement.cpu / (fetched as f64 / GIB),
+            measurement.note
+        );
+        measurement.note = note;
+        anyhow::Ok(measurement)
+    }
+    .await;
+    server.shutdown().await;
+    let measurement = outcome?;
+    verify_copy(layout, &game_root, true).await?;
+    fs::remove_dir_all(&root).context("cannot remove the downloaded copy")?;
+    Ok(measurement)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    part as f64 * 100.0 / whole.max(1) as f64
+}
+
+/// First part of (d): downloads in a tokio runtime of its own and shuts that runtime down once
+/// progress passes half the bytes. Its tasks are dropped mid-flight, without the cancel that
+/// would discard the payload, so the journal and the verified blocks stay as after a SIGKILL.
+/// Returns the verified bytes of the last progress sample.
+async fn stopped_download(layout: &Layout, config: Config) -> Result<u64> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("stopped-download")
+        .build()
+        .context("cannot build the downloading runtime")?;
+    let handle = runtime.handle().clone();
+    // The handle and its event receiver outlive the runtime: dropping the command sender or the
+    // receiver first would let the runtime notice and wind down the download on its own terms.
+    let mut kept = None;
+    let outcome = half_download(layout, &handle, config, &mut kept).await;
+    let started = Instant::now();
+    // Blocking writes in flight finish (as a killed process's page cache would keep them); the
+    // tasks are dropped. Off the async threads: shutting a runtime down may block.
+    tokio::task::spawn_blocking(move || runtime.shutdown_timeout(STOP_WAIT))
+        .await
+        .context("the runtime shutdown panicked")?;
+    drop(kept);
+    ensure!(
+        started.elapsed() < STOP_WAIT,
+        "a blocking task of the stopped download still ran after {STOP_WAIT:?}"
+    );
+    outcome
+}
+
+async fn half_download(
+    layout: &Layout,
+    runtime: &tokio::runtime::Handle,
+    config: Config,
+    kept: &mut Option<(PeerRuntimeHandle, mpsc::Receiver<PeerEvent>)>,
+) -> Result<u64> {
+    let mut downloader = {
+        let _entered = runtime.enter();
+        start_peer(config, Catalog::bundled())?
+    };
+    let events = downloader.take_events().context("the event receiver is gone")?;
+    let (downloader, events) = kept.insert((downloader, events));
+    let files = request_file_list(layout, downloader, events, 1).await?;
+    downloader
+        .send(PeerCommand::DownloadGameFiles {
+            id: GAME_ID.into(),
+            files,
+        })
+        .await?;
+    let limit = Duration::from_secs(60 + layout.total / 5_000_000);
+    wait_for(events, limit, "half of the download", |event| match event {
+        PeerEvent::DownloadProgress(progress) if progress.bytes_done * 2 >= progress.total_bytes => {
+            Some(Ok(progress.bytes_done))
+        }
+        PeerEvent::DownloadGameFilesFinished { id, .. } if id == GAME_ID => {
+            Some(Err(anyhow!("the download finished before it could be stopped at half")))
+        }
+        PeerEvent::DownloadGameFilesFailed { id, reason } if id == GAME_ID => {
+            Some(Err(anyhow!("DOWNLOAD FAILED: {reason}")))
+        }
+        PeerEvent::DownloadGameFilesCancelled { id } if id == GAME_ID => Some(Err(anyhow!("download cancelled"))),
+        _ => None,
+    })
+    .await
 }
 
 fn start_server(root: &Path, cap: Option<u64>, index: usize) -> Result<PeerRuntimeHandle> {
@@ -837,15 +982,13 @@ fn start_server(root: &Path, cap: Option<u64>, index: usize) -> Result<PeerRunti
     Ok(server)
 }
 
-async fn drive_download(
-    kind: Kind,
+/// Waits until the downloader sees every server's library, then asks for the game's file list.
+async fn request_file_list(
     layout: &Layout,
     downloader: &PeerRuntimeHandle,
     events: &mut mpsc::Receiver<PeerEvent>,
-    addrs: &[SocketAddr],
-    caps: &[Option<u64>],
-) -> Result<Measurement> {
-    let count = addrs.len();
+    count: usize,
+) -> Result<Vec<GameFileDescription>> {
     wait_for(events, SETUP_WAIT, "every server's library", |event| match event {
         PeerEvent::LibraryUpdated(snapshot) => snapshot
             .game(GAME_ID)
@@ -875,6 +1018,19 @@ async fn drive_download(
         "the file list has {payload} bytes, expected {}",
         layout.total
     );
+    Ok(files)
+}
+
+async fn drive_download(
+    kind: Kind,
+    layout: &Layout,
+    downloader: &PeerRuntimeHandle,
+    events: &mut mpsc::Receiver<PeerEvent>,
+    addrs: &[SocketAddr],
+    caps: &[Option<u64>],
+) -> Result<(Measurement, DownloadSummary)> {
+    let count = addrs.len();
+    let files = request_file_list(layout, downloader, events, count).await?;
 
     warm(layout)?;
     let probe = Probe::start();
@@ -924,13 +1080,15 @@ async fn drive_download(
     let finished_at = Instant::now();
     measurement.tail = received_at.map(|at| finished_at.saturating_duration_since(at));
     let mut note = String::new();
+    // A resume fetches only what the disk lacks; its transfer rate is of those bytes.
+    let fetched = layout.total.saturating_sub(summary.reused);
     if let (Some(begun), Some(received)) = (begun_at, received_at) {
         let _ = write!(
             note,
             "setup {:.2} s, transfer {:.2} s ({:.1} MB/s), commit {:.2} s",
             begun.saturating_duration_since(started).as_secs_f64(),
             received.saturating_duration_since(begun).as_secs_f64(),
-            layout.total as f64 / received.saturating_duration_since(begun).as_secs_f64() / MB,
+            fetched as f64 / received.saturating_duration_since(begun).as_secs_f64() / MB,
             finished_at.saturating_duration_since(received).as_secs_f64()
         );
     }
@@ -938,6 +1096,7 @@ async fn drive_download(
     let to = samples.iter().rev().find(|(_, bytes)| *bytes * 5 <= layout.total * 4);
     if let (Some(from), Some(to)) = (from, to)
         && to.0 > from.0
+        && summary.reused == 0
     {
         let rate = (to.1 - from.1) as f64 / to.0.duration_since(from.0).as_secs_f64() / MB;
         let _ = write!(note, ", steady (20-80%) {rate:.1} MB/s");
@@ -968,7 +1127,7 @@ async fn drive_download(
         }
     }
     measurement.note = note;
-    Ok(measurement)
+    Ok((measurement, summary))
 }
 
 /// Receives events until `pick` returns a result, bounded by `limit`.
@@ -996,43 +1155,51 @@ async fn wait_for<T>(
 // ---------------------------------------------------------------------------
 // Reporting
 
-/// The reference of a scenario: (text, MB/s), if it was measured.
-fn reference_of(kind: Kind, measurements: &[Measurement]) -> Vec<(&'static str, f64)> {
-    let measured = |wanted: Kind| measurements.iter().find(|m| m.kind == wanted).map(Measurement::mbps);
+/// A scenario's ratios to its references: (text, ratio), for the references measured. A rate
+/// ratio (higher is better), except for (d): its time over a full download's (lower is better).
+fn ratios_of(m: &Measurement, measurements: &[Measurement]) -> Vec<(&'static str, f64)> {
+    let measured = |wanted: Kind| measurements.iter().find(|other| other.kind == wanted);
     let fast_sum = (2 * FAST_CAP) as f64 / MB;
     let all_caps = (3 * FAST_CAP) as f64 / MB;
-    match kind {
+    match m.kind {
         Kind::TcpCopy | Kind::RawQuinn => Vec::new(),
-        Kind::OnePeer => [
-            ("r1 raw quinn", measured(Kind::RawQuinn)),
-            ("r2 TCP copy", measured(Kind::TcpCopy)),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|value| (name, value)))
-        .collect(),
-        Kind::ThreePeers => vec![("sum of caps 300 MB/s", all_caps)],
-        Kind::SlowPeer => vec![("fast peers' 200 MB/s", fast_sum)],
+        Kind::OnePeer => [("r1 raw quinn", Kind::RawQuinn), ("r2 TCP copy", Kind::TcpCopy)]
+            .into_iter()
+            .filter_map(|(name, kind)| measured(kind).map(|reference| (name, m.mbps() / reference.mbps())))
+            .collect(),
+        Kind::ThreePeers => vec![("sum of caps 300 MB/s", m.mbps() / all_caps)],
+        Kind::SlowPeer => vec![("fast peers' 200 MB/s", m.mbps() / fast_sum)],
+        Kind::Resume => measured(Kind::OnePeer)
+            .map(|full| {
+                (
+                    "time/a's, goal <= 0.55",
+                    m.elapsed.as_secs_f64() / full.elapsed.as_secs_f64(),
+                )
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
 fn print_table(measurements: &[Measurement]) {
     println!();
     println!(
-        "{:<28} {:>8} {:>6}  {:<22} {:>6} {:>6} {:>14} {:>7} {:>6}",
-        "scenario", "MB/s", "ratio", "reference", "CPU", "other", "RSS start/peak", "time", "tail"
+        "{:<28} {:>8} {:>6}  {:<22} {:>6} {:>7} {:>6} {:>14} {:>7} {:>6}",
+        "scenario", "MB/s", "ratio", "reference", "CPU", "s/GiB", "other", "RSS start/peak", "time", "tail"
     );
     for m in measurements {
-        let references = reference_of(m.kind, measurements);
+        let references = ratios_of(m, measurements);
         let first = references.first();
         let mib = |kib: Option<u64>| kib.map_or("?".to_owned(), |kib| (kib / 1024).to_string());
         let rss = format!("{}/{} MiB", mib(m.start_rss_kib), mib(m.peak_rss_kib));
         println!(
-            "{:<28} {:>8.1} {:>6}  {:<22} {:>5.2}c {:>5.2}c{} {:>14} {:>6.2}s {:>6}",
+            "{:<28} {:>8.1} {:>6}  {:<22} {:>5.2}c {:>7.2} {:>5.2}c{} {:>14} {:>6.2}s {:>6}",
             format!("{:<3}{}", m.kind.key(), m.kind.label()),
             m.mbps(),
-            first.map_or("-".to_owned(), |(_, value)| format!("{:.3}", m.mbps() / value)),
+            first.map_or("-".to_owned(), |(_, ratio)| format!("{ratio:.3}")),
             first.map_or("-", |(name, _)| *name),
             m.cpu / m.elapsed.as_secs_f64(),
+            m.cpu_per_gib(),
             m.other_cpu / m.elapsed.as_secs_f64(),
             if m.noisy() { "*" } else { " " },
             rss,
@@ -1040,11 +1207,14 @@ fn print_table(measurements: &[Measurement]) {
             m.tail
                 .map_or("?".to_owned(), |tail| format!("{:.2}s", tail.as_secs_f64()))
         );
-        for (name, value) in references.iter().skip(1) {
-            println!("{:<28} {:>8} {:>6.3}  {:<22}", "", "", m.mbps() / value, name);
+        for (name, ratio) in references.iter().skip(1) {
+            println!("{:<28} {:>8} {:>6.3}  {:<22}", "", "", ratio, name);
         }
     }
-    println!("(MB = 10^6 bytes; CPU = this process's CPU time / wall time, in cores; other = the rest of the");
+    println!("(MB = 10^6 bytes; MB/s = payload bytes / time, for d too (its second part only); CPU = this");
+    println!(
+        " process's CPU time / wall time, in cores; s/GiB = its CPU seconds per GiB of payload; other = the rest of the"
+    );
     println!(" machine's busy CPU meanwhile, in cores (*: over {NOISY_CORES}, something else ran: noisy); RSS = whole");
     println!(" process, start = kept from earlier scenarios; tail = last payload byte written to done, i.e.");
     println!(" the fdatasync (for a download: the commit, which syncs then writes version.ini))");
@@ -1060,14 +1230,18 @@ fn print_summary(runs: &[Vec<Measurement>], kinds: &[Kind]) {
         runs.len()
     );
     println!(
-        "{:<28} {:>24} {:>24}  {:<22} {:>5}",
-        "scenario", "MB/s", "ratio", "reference", "n"
+        "{:<28} {:>24} {:>21} {:>24}  {:<22} {:>5}",
+        "scenario", "MB/s", "CPU s/GiB", "ratio", "reference", "n"
     );
     for &kind in kinds {
-        // A download's ratio to r1/r2 is only clean if those were clean too.
+        // A download's ratio to r1/r2 (a resume's to a) is only clean if those were clean too.
         let clean = |run: &[Measurement]| {
             run.iter()
-                .filter(|m| m.kind == kind || (kind == Kind::OnePeer && m.kind.caps().is_none()))
+                .filter(|m| {
+                    m.kind == kind
+                        || (kind == Kind::OnePeer && m.kind.caps().is_none())
+                        || (kind == Kind::Resume && m.kind == Kind::OnePeer)
+                })
                 .all(|m| !m.noisy())
         };
         let measured: Vec<&Vec<Measurement>> = runs.iter().filter(|run| run.iter().any(|m| m.kind == kind)).collect();
@@ -1075,6 +1249,7 @@ fn print_summary(runs: &[Vec<Measurement>], kinds: &[Kind]) {
         let count = format!("{}/{}", clean_runs.len(), measured.len());
         let used = if clean_runs.is_empty() { measured } else { clean_runs };
         let mut speeds = Vec::new();
+        let mut cpus = Vec::new();
         let mut ratios: Vec<Vec<f64>> = Vec::new();
         let mut names = Vec::new();
         for run in used {
@@ -1082,12 +1257,13 @@ fn print_summary(runs: &[Vec<Measurement>], kinds: &[Kind]) {
                 continue;
             };
             speeds.push(m.mbps());
-            for (slot, (name, value)) in reference_of(kind, run).into_iter().enumerate() {
+            cpus.push(m.cpu_per_gib());
+            for (slot, (name, ratio)) in ratios_of(m, run).into_iter().enumerate() {
                 if ratios.len() <= slot {
                     ratios.push(Vec::new());
                     names.push(name);
                 }
-                ratios[slot].push(m.mbps() / value);
+                ratios[slot].push(ratio);
             }
         }
         let spread = |values: &mut Vec<f64>, digits: usize| {
@@ -1104,22 +1280,24 @@ fn print_summary(runs: &[Vec<Measurement>], kinds: &[Kind]) {
             continue;
         }
         let speed = spread(&mut speeds, 1);
+        let cpu = spread(&mut cpus, 2);
         if ratios.is_empty() {
-            println!("{name:<28} {speed:>24} {:>24}  {:<22} {count:>5}", "-", "");
+            println!("{name:<28} {speed:>24} {cpu:>21} {:>24}  {:<22} {count:>5}", "-", "");
         }
         for (slot, values) in ratios.iter_mut().enumerate() {
             let first = if slot == 0 {
-                (name.as_str(), speed.as_str(), count.as_str())
+                (name.as_str(), speed.as_str(), cpu.as_str(), count.as_str())
             } else {
-                ("", "", "")
+                ("", "", "", "")
             };
             println!(
-                "{:<28} {:>24} {:>24}  {:<22} {:>5}",
+                "{:<28} {:>24} {:>21} {:>24}  {:<22} {:>5}",
                 first.0,
                 first.1,
+                first.2,
                 spread(values, 3),
                 names[slot],
-                first.2
+                first.3
             );
         }
     }
