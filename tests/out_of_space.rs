@@ -282,7 +282,10 @@ async fn a_download_that_does_not_fit_fails_naming_the_path_and_free_space_and_b
     assert_eq!(read_tree(&root.join("local")), local_before, "local/ untouched");
     // What was verified before the disk filled stays for the retry to resume from.
     assert!(root.join("oa.zip").exists(), "the partial payload stays for a resume");
-    assert!(!root.join("version.ini").exists(), "but the game is not taken for downloaded");
+    assert!(
+        !root.join("version.ini").exists(),
+        "but the game is not taken for downloaded"
+    );
     assert_no_reserved_leftovers(&root);
 
     // Space freed: the same seeds serve the retry, none of them left out.
