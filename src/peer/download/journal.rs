@@ -170,6 +170,10 @@ pub fn remove_partial(state_dir: &Path, game_dir: &Path, id: &str) -> io::Result
             let Ok(path) = crate::layout::resolve_in_root(&root, &file.path) else {
                 continue;
             };
+            if !no_symlink_between(&root, &path) {
+                // Something was swapped in since: what is behind it is not provably ours.
+                continue;
+            }
             if file.is_dir {
                 dirs.push(path);
             } else if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
@@ -189,6 +193,25 @@ pub fn remove_partial(state_dir: &Path, game_dir: &Path, id: &str) -> io::Result
     }
     remove(state_dir, id);
     Ok(removed)
+}
+
+/// Whether no folder between `root` and `path` (itself beneath `root`) is a symlink.
+fn no_symlink_between(root: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut current = root.to_path_buf();
+    let mut parts = relative.components().peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            return true;
+        }
+        current.push(part);
+        if !fs::symlink_metadata(&current).is_ok_and(|meta| meta.is_dir()) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Deletes game `id`'s journal (after a commit, a cancel, or a `remove`). Blocks.
@@ -274,6 +297,25 @@ mod tests {
             block,
             hash: ContentHash::of(&block.to_le_bytes()),
         }
+    }
+
+    #[test]
+    fn removing_a_partial_download_never_follows_a_symlinked_folder() {
+        let (state, games, outside) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let mut list = list();
+        list.files[0].path = "maps/a.zip".into();
+        Journal::start(state.path(), "openarena", &list, &[]).unwrap();
+        let root = games.path().join("openarena");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(outside.path().join("a.zip"), b"not ours").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("maps")).unwrap();
+        assert_eq!(remove_partial(state.path(), games.path(), "openarena").unwrap(), 0);
+        assert_eq!(fs::read(outside.path().join("a.zip")).unwrap(), b"not ours");
+        assert!(!exists(state.path(), "openarena"), "the journal goes all the same");
     }
 
     #[test]
