@@ -31,8 +31,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Flushes every dirty file of the filesystem holding `path`: one call instead
 /// of an fsync per file when thousands of files were just written.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
-    let handle = fs::File::open(path)?;
-    rustix::fs::syncfs(&handle).map_err(io::Error::from)
+    sync_filesystem_of(&fs::File::open(path)?)
+}
+
+/// [`sync_filesystem`] for the filesystem holding an open file. Reports write-back errors
+/// of that filesystem (since Linux 5.8).
+pub fn sync_filesystem_of(file: &fs::File) -> io::Result<()> {
+    rustix::fs::syncfs(file).map_err(io::Error::from)
 }
 
 /// Removes a file if it exists; a missing file is not an error.

@@ -23,7 +23,8 @@ use crate::content::ContentHash;
 /// Version 2: `GetGame` answers with a [`GameListing`] header and file-list pages.
 /// Version 3: `GetBlockHashes`; downloads verify every block against them; a streamed
 /// install may send `Checking` frames while the sender checks its archives.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4: `GetGameFiles`, several whole small files in one request.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";
 /// Hard limit for one control frame. No frame carries a whole file list (see [`FILE_LIST_PAGE_BYTES`]).
@@ -33,6 +34,9 @@ pub const MAX_FRAME_LEN: usize = 1 << 20;
 pub const MAX_REQUEST_LEN: usize = 64 << 10;
 /// The largest range one `GetGameFileChunk` may ask for.
 pub const MAX_CHUNK_LEN: u64 = 64 << 20;
+/// Most paths one `GetGameFiles` may ask for. With [`MAX_REQUEST_LEN`] bounding the request,
+/// a client also keeps the paths' bytes well under it.
+pub const MAX_BATCH_FILES: usize = 128;
 /// Largest encoded `FileListPage` frame. One entry (a path of at most 4 KiB, escaped at
 /// most 6 bytes per byte, plus its size) always fits, and a 100,000-file list takes a few
 /// dozen pages, so the per-frame overhead is negligible.
@@ -66,6 +70,14 @@ pub enum Request {
         path: String,
         offset: u64,
         len: u64,
+    },
+    /// Whole files, for games of many small ones (a request and a sync per file would cost
+    /// more than the bytes): for each path in order, a `FileData` header and exactly `size`
+    /// raw bytes. At most [`MAX_BATCH_FILES`] paths, and at most [`MAX_CHUNK_LEN`] bytes in
+    /// all. An `Error` frame in place of a header ends the answer.
+    GetGameFiles {
+        id: String,
+        paths: Vec<String>,
     },
     /// The block hashes of a served file of more than one block: a `BlockHashes` header,
     /// then `count` raw 32-byte hashes in block order (a file of one block is checked

@@ -15,8 +15,8 @@ use lanspread::config::Limits;
 use lanspread::content::root_of;
 use lanspread::peer::transport::{SERVER_NAME, make_endpoint};
 use lanspread::proto::{
-    ErrorKind, FrameError, GameDetails, GameFileDescription, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION, Request, Response,
-    read_frame, write_frame,
+    ErrorKind, FrameError, GameDetails, GameFileDescription, Hello, MAX_BATCH_FILES, MAX_CHUNK_LEN, MAX_FRAME_LEN,
+    PROTOCOL_VERSION, Request, Response, read_frame, write_frame,
 };
 use quinn::{Connection, Endpoint};
 use serde::Serialize;
@@ -274,6 +274,48 @@ impl Probe {
         }
     }
 
+    /// `GetGameFiles`: each file's `FileData` header and bytes in turn, until an `Error`
+    /// frame (returned as the last item) or the stream's end; nothing may follow either.
+    async fn get_files(&mut self, paths: &[&str]) -> Result<Vec<Result<Vec<u8>, (ErrorKind, String)>>> {
+        let connection = &self.connection;
+        let request = encode(&files(paths)).await?;
+        let mut transcript = Vec::new();
+        let exchange = async {
+            let (mut send, mut recv) = connection.open_bi().await?;
+            send.write_all(&request).await?;
+            send.finish()?;
+            let mut answers = Vec::new();
+            while answers.len() < paths.len() {
+                let frame = read_frame::<_, Response>(&mut recv)
+                    .await
+                    .with_context(|| format!("after {} files", answers.len()))?;
+                transcript.extend(serde_json::to_vec(&frame)?);
+                match frame {
+                    Response::FileData { size } => {
+                        ensure!(size <= MAX_CHUNK_LEN, "a {size}-byte file in a batch");
+                        let mut bytes = vec![0; size as usize];
+                        recv.read_exact(&mut bytes).await?;
+                        transcript.extend_from_slice(&bytes);
+                        answers.push(Ok(bytes));
+                    }
+                    Response::Error { kind, message } => {
+                        answers.push(Err((kind, message)));
+                        break;
+                    }
+                    other => bail!("expected FileData or Error, got {other:?}"),
+                }
+            }
+            let rest = recv.read_to_end(ERROR_TAIL_LIMIT).await?;
+            ensure!(rest.is_empty(), "{} raw bytes followed the answer", rest.len());
+            anyhow::Ok(answers)
+        };
+        let answers = timeout(WAIT, exchange)
+            .await
+            .context("no whole batch within the wait bound")?;
+        self.transcript.extend(transcript);
+        answers
+    }
+
     async fn get_file(&mut self, path: &str, expected_len: usize) -> Result<Vec<u8>> {
         let request = Request::GetGameFileData {
             id: GAME.to_owned(),
@@ -307,6 +349,13 @@ fn file_data(path: &str) -> Request {
     Request::GetGameFileData {
         id: GAME.to_owned(),
         path: path.to_owned(),
+    }
+}
+
+fn files(paths: &[&str]) -> Request {
+    Request::GetGameFiles {
+        id: GAME.to_owned(),
+        paths: paths.iter().map(|path| (*path).to_owned()).collect(),
     }
 }
 
@@ -406,6 +455,9 @@ impl Session {
             .await?;
         self.probe
             .expect_error(&format!("file chunk {path}"), &file_chunk(path, 0, 8), kind)
+            .await?;
+        self.probe
+            .expect_error(&format!("files [{path}]"), &files(&[path]), kind)
             .await?;
         Ok(())
     }
@@ -757,6 +809,81 @@ async fn valid_chunks_return_exactly_the_requested_bytes() -> Result<()> {
     assert!(!contains(&probe.transcript, SECRET));
 
     probe.connection.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_files_are_bounded_and_end_at_the_first_file_not_served() -> Result<()> {
+    let mut session = Session::start().await?;
+    let fixture = &session.fixture;
+    let (map, readme, data) = (fixture.map.clone(), fixture.readme.clone(), fixture.data.clone());
+    let answers = session
+        .probe
+        .get_files(&["maps/dm1.bsp", "readme.txt", "data.pk3"])
+        .await?;
+    assert!(
+        answers == [Ok(map), Ok(readme.clone()), Ok(data)],
+        "each file whole, in order"
+    );
+
+    for (count, what) in [(0, "no paths"), (MAX_BATCH_FILES + 1, "one path too many")] {
+        let paths = vec!["readme.txt"; count];
+        let message = session
+            .probe
+            .expect_error(what, &files(&paths), ErrorKind::BadRequest)
+            .await?;
+        assert!(message.contains(&MAX_BATCH_FILES.to_string()), "{message}");
+    }
+    // A file that is not served ends the answer: nothing after it is sent.
+    for (path, kind) in [
+        ("secret-link", ErrorKind::NotFound),
+        ("../secret.txt", ErrorKind::InvalidPath),
+        ("local/game.exe", ErrorKind::InvalidPath),
+    ] {
+        let answers = session.probe.get_files(&["readme.txt", path, "readme.txt"]).await?;
+        assert_eq!(answers.len(), 2, "{path}: {answers:?}");
+        assert!(answers[0] == Ok(readme.clone()), "{path}");
+        assert!(
+            matches!(&answers[1], Err((got, _)) if *got == kind),
+            "{path}: {:?}",
+            answers[1]
+        );
+    }
+    session.finish().await
+}
+
+/// A batch may not ask for more than one chunk's worth of bytes, however few its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_chunk_limit_is_refused_before_any_byte() -> Result<()> {
+    const BIG: usize = 600 << 10;
+    let mut peer = start_test_peer(&[], |games| {
+        write_game(games, GAME, GAME_VERSION, &[("big.pk3", pseudo_random_bytes(5, BIG))]);
+    });
+    peer.wait_for_snapshot("the peer to scan its game", |snapshot| {
+        snapshot
+            .game(GAME)
+            .is_some_and(|game| game.local_version.as_deref() == Some(GAME_VERSION))
+    })
+    .await;
+    peer.wait_for_hashing_done().await;
+    let endpoint = make_endpoint("127.0.0.1:0".parse()?, &Limits::default())?;
+    let mut probe = Probe::connect(&endpoint, peer.addr()).await?;
+    let over = MAX_CHUNK_LEN as usize / BIG + 1;
+    assert!(
+        over <= MAX_BATCH_FILES,
+        "the fixture must reach the byte limit within the path limit"
+    );
+    let message = probe
+        .expect_error(
+            "a batch over the chunk limit",
+            &files(&vec!["big.pk3"; over]),
+            ErrorKind::InvalidRange,
+        )
+        .await?;
+    assert!(message.contains(&MAX_CHUNK_LEN.to_string()), "{message}");
+    let answers = probe.get_files(&vec!["big.pk3"; over - 1]).await?;
+    assert_eq!(answers.len(), over - 1, "just under the limit is served");
     endpoint.close(0u32.into(), b"done");
     Ok(())
 }

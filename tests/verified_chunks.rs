@@ -210,3 +210,49 @@ fn a_file_changed_under_a_serving_peer_is_not_served_with_its_stale_hashes() {
     assert!(chunk == new[..BLOCK_SIZE as usize]);
     eprintln!("refused {refused} time(s) while the change was not rehashed yet");
 }
+
+/// Small files travel in batches (`GetGameFiles`); each is checked against its root all the
+/// same. Every small file rotted on one of two seeds: the batch it sends first fails, it is
+/// named once and left out, and the other seed's copy arrives byte-identical.
+#[test]
+fn corrupt_small_files_in_a_batch_are_caught_and_the_peer_is_named() {
+    const FILES: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..FILES)
+        .map(|index| {
+            let path = format!("data/d{:02}/f{index:04}.cfg", index % 10);
+            (path, pseudo_random_bytes(index as u64, 1 + index * 37 % 3000))
+        })
+        .collect();
+    let listed: Vec<(&str, Vec<u8>)> = files
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.clone()))
+        .collect();
+    let serve = |name: &str| {
+        let root = dir.path().join(name);
+        write_game(&root.join("games"), GAME, "1", &listed);
+        let addr = free_addr();
+        let mut serve = Lanspread::serve(&root, addr, &[], &[]);
+        serve.wait_for_line(&["hashed 1 game(s)"]);
+        (serve, addr)
+    };
+    let (_good, good_addr) = serve("good");
+    let (_bad, bad_addr) = serve("bad");
+    for (path, _) in &files {
+        rot(&dir.path().join("bad/games").join(GAME).join(path), [0]);
+    }
+
+    let client = dir.path().join("client");
+    let got = get(&client, &[good_addr, bad_addr]);
+    assert_eq!(got.code(), Some(0), "{got}");
+    for (path, bytes) in &files {
+        let downloaded = std::fs::read(client.join("games").join(GAME).join(path)).unwrap();
+        assert!(downloaded == *bytes, "{path} is byte-identical to the good copy");
+    }
+    let named = format!("{bad_addr} sent corrupt data for data/");
+    assert_eq!(got.stderr.matches(&named).count(), 1, "named once: {got}");
+    assert!(
+        !got.stderr.contains(&format!("{good_addr} sent corrupt")),
+        "the good peer is not blamed: {got}"
+    );
+}

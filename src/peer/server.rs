@@ -44,8 +44,8 @@ use crate::content::ContentHash;
 use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
-    ErrorKind, FrameError, GameListing, Hello, MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response,
-    file_list_pages, read_frame_within, write_frame,
+    ErrorKind, FrameError, GameFileDescription, GameListing, Hello, MAX_BATCH_FILES, MAX_CHUNK_LEN, MAX_REQUEST_LEN,
+    PROTOCOL_VERSION, Request, Response, file_list_pages, read_frame_within, write_frame,
 };
 use crate::untrusted::quote_untrusted;
 
@@ -270,6 +270,12 @@ async fn handle_request(
             };
             return send_file_range(send, context, &library, &id, &path, Some((offset, len))).await;
         }
+        Request::GetGameFiles { id, paths } => {
+            let Ok(Ok(_slot)) = tokio::time::timeout(FILE_SEND_WAIT, file_sends.acquire()).await else {
+                return write_response(send, &too_many_sends()).await;
+            };
+            return send_files(send, context, &library, &id, &paths).await;
+        }
         Request::GetBlockHashes { id, path } => return send_block_hashes(send, context, &library, &id, &path).await,
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
@@ -350,6 +356,58 @@ async fn send_file_range(
         }
     };
     write_response(send, &header).await?;
+    send_bytes(send, context, id, path, file, offset, len).await
+}
+
+/// Answers `GetGameFiles`: each file's `FileData` header and bytes in turn. The paths are
+/// checked against the served list and their listed sizes summed before anything is
+/// opened; a file that cannot be served ends the answer with its `Error`.
+async fn send_files(
+    send: &mut Outgoing,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    paths: &[String],
+) -> std::io::Result<()> {
+    let game = match served_game(context, library, id) {
+        Ok(game) => game,
+        Err(response) => return write_response(send, &response).await,
+    };
+    if paths.is_empty() || paths.len() > MAX_BATCH_FILES {
+        let message = format!("asked for {} files at once; 1 to {MAX_BATCH_FILES} may be", paths.len());
+        return write_response(send, &Response::error(ErrorKind::BadRequest, message)).await;
+    }
+    let listed: u64 = paths
+        .iter()
+        .filter_map(|path| listed_file(game, path))
+        .map(|file| file.size)
+        .fold(0, u64::saturating_add);
+    if listed > MAX_CHUNK_LEN {
+        let message = format!("asked for {listed} bytes at once, over {MAX_CHUNK_LEN}");
+        return write_response(send, &Response::error(ErrorKind::InvalidRange, message)).await;
+    }
+    for path in paths {
+        let (file, size) = match open_current_file(context, library, id, path, false).await {
+            Ok((file, size, _)) => (file, size),
+            Err(response) => return write_response(send, &response).await,
+        };
+        write_response(send, &Response::FileData { size }).await?;
+        send_bytes(send, context, id, path, file, 0, size).await?;
+    }
+    Ok(())
+}
+
+/// Sends `len` raw bytes of `file` from `offset`, read on blocking threads, through the
+/// upload cap. Fails if the game starts changing meanwhile.
+async fn send_bytes(
+    send: &mut Outgoing,
+    context: &ServerContext,
+    id: &str,
+    path: &str,
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<()> {
     let file = Arc::new(file);
     let mut position = offset;
     let end = offset + len;
@@ -540,6 +598,13 @@ async fn open_current_file(
     }
 }
 
+/// The served file `path` of `game`, if listed (a directory is not a file).
+fn listed_file<'a>(game: &'a Game, path: &str) -> Option<&'a GameFileDescription> {
+    // `files` is sorted by path: a game of 100,000 files must not cost 100,000 comparisons per request.
+    let index = game.files.binary_search_by(|file| file.path.as_str().cmp(path)).ok()?;
+    Some(&game.files[index]).filter(|file| !file.is_dir)
+}
+
 /// Opens a file only if the served library lists it, beneath the game dir with no symlink at
 /// any component and only if it is a regular file (see [`open_file_beneath`]): the listing
 /// never contains symlinks, but anything could have replaced a file since the scan.
@@ -557,14 +622,7 @@ async fn open_served_file(
             format!("{id} has no file {}", quote_untrusted(path)),
         )
     };
-    // `files` is sorted by path: a game of 100,000 files must not cost 100,000 comparisons per request.
-    let listed = game
-        .files
-        .binary_search_by(|file| file.path.as_str().cmp(path))
-        .ok()
-        .map(|index| &game.files[index])
-        .filter(|file| !file.is_dir)
-        .ok_or_else(not_found)?;
+    let listed = listed_file(game, path).ok_or_else(not_found)?;
     let root = listed.hash;
     let game_dir = library.game_dir.clone();
     let relative = format!("{id}/{path}");

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod expected;
+mod fetch;
 pub mod journal;
 pub mod majority;
 pub mod progress;
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PeerEvent;
 use super::client::PeerClient;
-use crate::content::{BLOCK_SIZE, ContentHash, FileHashes, root_of};
+use crate::content::{ContentHash, FileHashes, root_of};
 use crate::layout::VERSION_FILE;
 use crate::proto::GameFileDescription;
 pub use error::TransferError;
@@ -47,8 +48,6 @@ use storage::DownloadStorage;
 /// among 4/8 MiB x 2/4 the rates are within noise, and 8 MiB x 4 was best or tied at 2 GiB.
 pub const CHUNK_SIZE: u64 = 8 << 20;
 pub const IN_FLIGHT_PER_PEER: usize = 4;
-/// A chunk stream that delivers nothing for this long is given up (the peer may be gone).
-const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// `version.ini` is buffered in memory, so it must be small.
 const MAX_VERSION_FILE: u64 = 64 << 10;
@@ -97,18 +96,6 @@ pub struct DownloadJob {
     pub on_disk: Option<BTreeMap<String, reuse::SourceFile>>,
     /// Begin and progress events go straight out; the outcome goes back to the actor.
     pub events: mpsc::Sender<PeerEvent>,
-}
-
-#[derive(Clone)]
-struct Chunk {
-    /// Index into the plan's file list.
-    file: usize,
-    first_block: u64,
-    path: Arc<str>,
-    /// Where `path` is on disk, for error messages.
-    disk_path: Arc<Path>,
-    offset: u64,
-    len: u64,
 }
 
 /// Runs a download to its end. A cancel discards the payload and the resume journal; any
@@ -294,9 +281,9 @@ async fn download_impl(
     }
     emit_progress(job, &mut tracker, &received, 0);
 
-    let chunks = split_into_chunks(&plan.files, &have, storage)?;
+    let chunks = fetch::split_into_chunks(&plan.files, &have, storage)?;
     let mut queue = WorkQueue::new(chunks.len(), peers, IN_FLIGHT_PER_PEER);
-    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<Vec<ContentHash>, TransferError>)> = JoinSet::new();
+    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<Vec<DoneBlock>, TransferError>)> = JoinSet::new();
     let mut aborts: HashMap<(SocketAddr, ChunkId), tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     let id: Arc<str> = plan.id.as_str().into();
@@ -306,14 +293,7 @@ async fn download_impl(
             let (client, id, chunk) = (job.client.clone(), id.clone(), chunks[chunk_id].clone());
             let (counter, expected, journal) = (received[&addr].clone(), expected.clone(), journal.clone());
             let handle = fetches.spawn(async move {
-                let Some(Some(file)) = expected.get(chunk.file) else {
-                    return (
-                        addr,
-                        chunk_id,
-                        Err(TransferError::Internal("a chunk of no file".into())),
-                    );
-                };
-                let result = fetch_chunk(&client, addr, &id, &chunk, file, &counter, &journal).await;
+                let result = fetch::fetch(&client, addr, &id, &chunk, &expected, &counter, &journal).await;
                 (addr, chunk_id, result)
             });
             aborts.insert((addr, chunk_id), handle);
@@ -335,12 +315,11 @@ async fn download_impl(
                 let Ok((addr, chunk_id, result)) = joined else { continue };
                 aborts.remove(&(addr, chunk_id));
                 match result {
-                    Ok(hashes) => {
+                    Ok(blocks) => {
                         if let Completion::First { redundant } = queue.complete(addr, chunk_id) {
-                            let chunk = &chunks[chunk_id];
-                            tracker.chunk_done(chunk.len);
-                            for (slot, hash) in have[chunk.file][chunk.first_block as usize..].iter_mut().zip(hashes) {
-                                *slot = Some(hash);
+                            tracker.chunk_done(chunks[chunk_id].len());
+                            for done in blocks {
+                                have[done.file as usize][done.block as usize] = Some(done.hash);
                             }
                             for other in redundant {
                                 if let Some(handle) = aborts.remove(&(other, chunk_id)) {
@@ -490,51 +469,6 @@ async fn report_dropped(job: &DownloadJob, dropped: &[(SocketAddr, TransferError
         .await;
 }
 
-/// Cuts what is still missing into chunks: runs of consecutive missing blocks of one file,
-/// at most `CHUNK_SIZE` long.
-fn split_into_chunks(
-    files: &[GameFileDescription],
-    have: &[Vec<Option<ContentHash>>],
-    storage: &DownloadStorage,
-) -> Result<Vec<Chunk>, TransferError> {
-    let blocks_per_chunk = CHUNK_SIZE / BLOCK_SIZE;
-    let mut chunks = Vec::new();
-    for (index, file) in files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !f.is_dir && f.path != VERSION_FILE)
-    {
-        let disk_path: Arc<Path> = storage
-            .payload_path(&file.path)
-            .ok_or_else(|| TransferError::Internal(format!("{} was not prepared", file.path)))?
-            .into();
-        let path: Arc<str> = file.path.as_str().into();
-        let block_count = FileHashes::block_count(file.size);
-        let missing = |block: u64| have[index].get(block as usize).is_none_or(Option::is_none);
-        let mut block = 0;
-        while block < block_count {
-            if !missing(block) {
-                block += 1;
-                continue;
-            }
-            let first = block;
-            while block < block_count && block - first < blocks_per_chunk && missing(block) {
-                block += 1;
-            }
-            let offset = first * BLOCK_SIZE;
-            chunks.push(Chunk {
-                file: index,
-                first_block: first,
-                path: path.clone(),
-                disk_path: disk_path.clone(),
-                offset,
-                len: (block * BLOCK_SIZE).min(file.size) - offset,
-            });
-        }
-    }
-    Ok(chunks)
-}
-
 fn emit_progress(
     job: &DownloadJob,
     tracker: &mut DownloadProgressTracker,
@@ -547,109 +481,6 @@ fn emit_progress(
     let sample: DownloadProgress = tracker.sample(Instant::now(), active_peers);
     // Progress is advisory: a slow consumer misses samples rather than slowing the download.
     let _ = job.events.try_send(PeerEvent::DownloadProgress(sample));
-}
-
-/// Fetches one chunk, block by block: each block is hashed and checked against `expected`
-/// off the async threads, and written in place only if it matches. A block that does not
-/// match fails the chunk with `Corrupt` before anything of it is written. Once the chunk is
-/// flushed, its blocks are journaled. Returns their hashes.
-async fn fetch_chunk(
-    client: &PeerClient,
-    addr: SocketAddr,
-    id: &str,
-    chunk: &Chunk,
-    expected: &Expected,
-    received: &AtomicU64,
-    journal: &Arc<Journal>,
-) -> Result<Vec<ContentHash>, TransferError> {
-    let stalled = |_| TransferError::Stalled {
-        peer: addr,
-        waited: STALL_TIMEOUT,
-    };
-    let mut reader = tokio::time::timeout(
-        STALL_TIMEOUT,
-        client.open_file_chunk(addr, id, &chunk.path, chunk.offset, chunk.len),
-    )
-    .await
-    .map_err(stalled)?
-    .map_err(|err| TransferError::Peer(err.to_string()))?;
-    // Open only while this chunk is written (see `storage`).
-    let disk_path = chunk.disk_path.clone();
-    let file = tokio::task::spawn_blocking(move || storage::open_payload(&disk_path))
-        .await
-        .map_err(|err| TransferError::Internal(format!("the open task failed: {err}")))?
-        .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
-    let file = Arc::new(file);
-    let mut block = chunk.offset / BLOCK_SIZE;
-    let mut block_len = expected.block_len(block);
-    let mut batch = Vec::with_capacity(usize::try_from(block_len).unwrap_or(0));
-    let mut hashes = Vec::new();
-    let mut position = chunk.offset;
-    let end = chunk.offset + chunk.len;
-    while position < end {
-        let room = usize::try_from(block_len).unwrap_or(usize::MAX) - batch.len();
-        let piece = tokio::time::timeout(STALL_TIMEOUT, reader.next_piece(room))
-            .await
-            .map_err(stalled)?
-            .map_err(|err| TransferError::Peer(err.to_string()))?
-            .ok_or_else(|| TransferError::Peer(format!("{addr} ended {} short", chunk.path)))?;
-        received.fetch_add(piece.len() as u64, Ordering::Relaxed);
-        batch.extend_from_slice(&piece);
-        if batch.len() as u64 == block_len {
-            let (file, wanted) = (file.clone(), expected.clone());
-            let corrupt = TransferError::Corrupt {
-                peer: addr,
-                path: chunk.path.to_string(),
-            };
-            let (returned, hash) = tokio::task::spawn_blocking(move || {
-                let hash = ContentHash::of(&batch);
-                if !wanted.matches(block, &hash) {
-                    return Ok(Err(corrupt));
-                }
-                storage::write_at(&file, &batch, position).map(|()| Ok((batch, hash)))
-            })
-            .await
-            .map_err(|err| TransferError::Internal(format!("the write task failed: {err}")))?
-            .map_err(|err| TransferError::local(&chunk.disk_path, err))??;
-            batch = returned;
-            batch.clear();
-            hashes.push(hash);
-            position += block_len;
-            block += 1;
-            block_len = expected.block_len(block);
-        }
-    }
-    // The stream must end here: a peer sending more than it announced is caught by the reader.
-    tokio::time::timeout(STALL_TIMEOUT, reader.next_piece(1))
-        .await
-        .map_err(stalled)?
-        .map_err(|err| TransferError::Peer(err.to_string()))?;
-    // Flush now, while other chunks still transfer, so the commit is not one long sync at the end
-    // (measured: the final sync alone cost ~10% of a rate-capped download); and only then
-    // journal the blocks, so a crash never marks an unwritten block done.
-    let records: Vec<DoneBlock> = hashes
-        .iter()
-        .zip(chunk.first_block..)
-        .filter_map(|(hash, block)| {
-            Some(DoneBlock {
-                file: u32::try_from(chunk.file).ok()?,
-                block: u32::try_from(block).ok()?,
-                hash: *hash,
-            })
-        })
-        .collect();
-    let journal = journal.clone();
-    tokio::task::spawn_blocking(move || {
-        file.sync_data()?;
-        if let Err(err) = journal.record(&records) {
-            tracing::warn!("cannot journal a finished chunk (a resume fetches it again): {err}");
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|err| TransferError::Internal(format!("the sync task failed: {err}")))?
-    .map_err(|err| TransferError::local(&chunk.disk_path, err))?;
-    Ok(hashes)
 }
 
 /// Fetches `version.ini` into memory from the first live peer that delivers it whole and
