@@ -1,7 +1,8 @@
 //! `lanspread verify` on real processes: an intact game passes; a flipped byte (its file's
 //! stamp unchanged, as bit rot leaves it) is found against the peers and, with no peer
 //! around, against the hashes recorded here; `--repair` fetches exactly the one damaged
-//! block, and the game is byte-identical again.
+//! block, and the game is byte-identical again. In process: peers that vanished do not
+//! hold up the one that answers (verify asks them at once).
 
 mod support;
 
@@ -77,4 +78,86 @@ fn verify_finds_a_flipped_byte_and_repair_fetches_only_its_block() {
     );
     let again = lanspread(&client, &["verify", GAME], Some(seed_addr));
     assert_eq!(again.code(), Some(0), "{again}");
+}
+
+/// Peers that vanished (bound UDP sockets that swallow every datagram) do not hold up the
+/// one that answers: verify asks them at once. The answering peer is asked first and, as
+/// a test device, sends its list only once every vanished peer has been contacted (each has
+/// received a datagram), so a verify that asks one peer after another waits for it alone,
+/// times out, and ends with no peer as its reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_asks_the_peers_at_once_so_vanished_ones_do_not_hold_up_the_answer() {
+    use std::sync::Arc;
+
+    use lanspread::config::Limits;
+    use lanspread::content::root_of;
+    use lanspread::peer::client::PeerClient;
+    use lanspread::peer::transport::make_endpoint;
+    use lanspread::peer::verify::{LocalGame, Reference, verify};
+    use lanspread::proto::{GameDetails, GameFileDescription, Request};
+    use support::fake::{fake_peer, not_scripted, send_listing};
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+
+    const VANISHED: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let (game_dir, state_dir) = (dir.path().join("games"), dir.path().join("state"));
+    let pak = pseudo_random_bytes(5, 100_000);
+    write_game(&game_dir, GAME, "1", &[("game.pak", pak.clone())]);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let file = |path: &str, bytes: &[u8]| GameFileDescription {
+        path: path.into(),
+        size: bytes.len() as u64,
+        is_dir: false,
+        hash: Some(root_of(bytes)),
+    };
+    let files = vec![file("game.pak", &pak), file("version.ini", b"1")];
+
+    let contacted = Arc::new(Semaphore::new(0));
+    let mut peers = Vec::new();
+    let details = GameDetails {
+        id: GAME.into(),
+        version: "1".into(),
+        files: files.clone(),
+    };
+    let gate = contacted.clone();
+    peers.push(fake_peer(GAME, "1", move |request, mut send| {
+        let (gate, details) = (gate.clone(), details.clone());
+        async move {
+            match request {
+                Request::GetGame { .. } => {
+                    let _all = gate.acquire_many(VANISHED as u32).await.unwrap();
+                    send_listing(&mut send, &details).await;
+                }
+                _ => not_scripted(send).await,
+            }
+        }
+    }));
+    for _ in 0..VANISHED {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        peers.push(socket.local_addr().unwrap());
+        let contacted = contacted.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 2048];
+            let _ = socket.recv_from(&mut buffer).await;
+            contacted.add_permits(1);
+            while socket.recv_from(&mut buffer).await.is_ok() {}
+        });
+    }
+
+    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
+    let (events, _events_rx) = tokio::sync::mpsc::channel(64);
+    let game = LocalGame {
+        id: GAME,
+        version: "1",
+        game_dir: &game_dir,
+        state_dir: &state_dir,
+        files: &files,
+    };
+    let verified = verify(game, &client, &peers, &events, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(verified.report.reference, Reference::Peers(1), "{:?}", verified.report);
+    assert!(verified.report.damaged.is_empty(), "{:?}", verified.report);
+    assert_eq!(verified.report.files, 2);
 }
