@@ -1,7 +1,8 @@
 //! `lanspread verify` on real processes: an intact game passes; a flipped byte (its file's
 //! stamp unchanged, as bit rot leaves it) is found against the peers and, with no peer
 //! around, against the hashes recorded here; `--repair` fetches exactly the one damaged
-//! block, and the game is byte-identical again. In process: peers that vanished do not
+//! block, and the game is byte-identical again; with neither a peer nor a record, it says
+//! there is nothing to compare with (exit 2). In process: peers that vanished do not
 //! hold up the one that answers (verify asks them at once).
 
 mod support;
@@ -78,6 +79,68 @@ fn verify_finds_a_flipped_byte_and_repair_fetches_only_its_block() {
     );
     let again = lanspread(&client, &["verify", GAME], Some(seed_addr));
     assert_eq!(again.code(), Some(0), "{again}");
+}
+
+/// A downloaded game, with no peer of its version around.
+fn downloaded_then_alone(dir: &Path) -> std::path::PathBuf {
+    let pak = pseudo_random_bytes(22, 2 * MIB + 5);
+    let seed_root = dir.join("seed");
+    write_game(&seed_root.join("games"), GAME, "1", &[("game.pak", pak)]);
+    let seed_addr = free_addr();
+    let mut seed = Lanspread::serve(&seed_root, seed_addr, &[], &[]);
+    seed.wait_for_line(&["hashed 1 game(s)"]);
+    let client = dir.join("client");
+    let got = lanspread(&client, &["get", GAME, "--no-install"], Some(seed_addr));
+    assert_eq!(got.code(), Some(0), "{got}");
+    client
+}
+
+/// Exit 2, "nothing to compare with": a game nothing is recorded about here (its state dir's
+/// index and hashes lost, as for a game folder copied from another box) and no peer with its
+/// version around. A byte of it is flipped, so an "intact" would be a lie: verify must not
+/// hash the file and then compare it with those very hashes. A second verify says the same,
+/// so the first did not record the damaged bytes as the reference either.
+#[test]
+fn verify_with_no_peer_and_nothing_recorded_here_has_nothing_to_compare_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = downloaded_then_alone(dir.path());
+    let state = client.join("state");
+    std::fs::remove_file(state.join("library-index.json")).unwrap();
+    std::fs::remove_file(state.join("hashes").join(format!("{GAME}.bin"))).unwrap();
+    rot(&client.join("games").join(GAME).join("game.pak"), [4242]);
+    let nothing = "cannot verify openarena 1: no peer with this version answered and no hashes are recorded here";
+    for attempt in ["first", "second"] {
+        let verified = lanspread(&client, &["verify", GAME, "--wait", "1"], None);
+        assert_eq!(verified.code(), Some(2), "{attempt} verify: {verified}");
+        assert!(verified.stdout.contains(nothing), "{attempt} verify: {verified}");
+    }
+}
+
+/// A file written since its hashes were recorded (its stamp changed), and no peer: its
+/// record no longer describes it, so it cannot be verified, and the game is not called
+/// intact on the strength of the files that could (exit 2, the file named).
+#[test]
+fn verify_does_not_call_a_file_changed_since_its_record_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = downloaded_then_alone(dir.path());
+    let pak = client.join("games").join(GAME).join("game.pak");
+    let mut bytes = std::fs::read(&pak).unwrap();
+    bytes[4242] ^= 0x5a;
+    std::fs::write(&pak, &bytes).unwrap();
+    let verified = lanspread(&client, &["verify", GAME, "--wait", "1"], None);
+    assert_eq!(verified.code(), Some(2), "{verified}");
+    assert!(
+        verified
+            .stdout
+            .contains("cannot verify 1 of 2 files of openarena 1 (no peer with this version answered)"),
+        "{verified}"
+    );
+    assert!(
+        verified
+            .stdout
+            .contains("game.pak: changed since its hashes were recorded here"),
+        "{verified}"
+    );
 }
 
 /// Peers that vanished (bound UDP sockets that swallow every datagram) do not hold up the

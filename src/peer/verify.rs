@@ -91,6 +91,10 @@ pub struct VerifyReport {
     pub files: usize,
     pub bytes: u64,
     pub damaged: Vec<Damage>,
+    /// Payload files with nothing to compare with, so not checked: with the recorded
+    /// hashes as the reference, those without a record of the file as it is now (it
+    /// changed or appeared since it was last hashed). A game with any is not intact.
+    pub unchecked: Vec<String>,
 }
 
 /// The result of the checking part, and what a repair needs.
@@ -143,6 +147,12 @@ pub async fn verify(
         )
     };
 
+    let unchecked = files
+        .iter()
+        .zip(&expected)
+        .filter(|(file, wanted)| !file.is_dir && wanted.is_none())
+        .map(|(file, _)| file.path.clone())
+        .collect();
     let (root, events_out, cancel_out) = (game.game_dir.join(game.id), events.clone(), cancel.clone());
     let id = game.id.to_owned();
     let checked =
@@ -158,6 +168,7 @@ pub async fn verify(
             files: files_checked,
             bytes,
             damaged,
+            unchecked,
         },
         repair,
         on_disk,
@@ -190,7 +201,11 @@ async fn same_version_lists(
 }
 
 /// The library's recorded block hashes of the game, as a reference. A file without a
-/// usable record (changed since it was hashed) gets no expectation.
+/// usable record (changed since it was hashed) gets no expectation. Only what was recorded
+/// before this verify was asked for counts: hashes made since, from the very bytes being
+/// checked, could only agree with them. So `lanspread verify` runs its runtime without
+/// background hashing (`Config::hash_library`), and a file still waiting for its hash when
+/// the verify was asked (no root in `game.files`) gets none even if its hash lands meanwhile.
 async fn recorded_reference(
     game: &LocalGame<'_>,
 ) -> Result<(Vec<GameFileDescription>, Vec<Option<Expected>>), TransferError> {
