@@ -1,5 +1,5 @@
-//! Opening a file beneath a trusted directory with no window between the check
-//! and the use.
+//! Opening (or removing) a file beneath a trusted directory with no window between
+//! the check and the use.
 //!
 //! Anyone with write access to the game dir (another user on the box, a game's
 //! own installer) can swap a listed file or directory for a symlink or a FIFO
@@ -18,6 +18,9 @@
 //! path is simpler to keep right and to test. The components are validated
 //! first (no `..`, not absolute), so each `openat` names one entry directly
 //! inside a directory already held open, and nothing can lead outside the base.
+//!
+//! A removal walks the same way to the entry's folder and unlinks the entry from
+//! that folder's descriptor, so no swap can send it outside the base either.
 //!
 //! The functions here block (they make syscalls); callers on tokio use `spawn_blocking`.
 
@@ -60,22 +63,11 @@ pub enum OpenError {
 /// anything but a regular file at the end. `base` itself is trusted and may be reached
 /// through symlinks. Blocking.
 pub fn open_file_beneath(base: &Path, relative: &str) -> Result<OpenedFile, OpenError> {
-    validate_relative_path(relative)?;
     let io_error = |errno: Errno| OpenError::Io {
         relative: relative.to_owned(),
         source: io::Error::from(errno),
     };
-    let base_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let mut dir: OwnedFd = rustix::fs::open(base, base_flags, Mode::empty()).map_err(io_error)?;
-    let (parents, name) = match relative.rsplit_once('/') {
-        Some((parents, name)) => (Some(parents), name),
-        None => (None, relative),
-    };
-    for component in parents.into_iter().flat_map(|parents| parents.split('/')) {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        dir = rustix::fs::openat(&dir, component, flags, Mode::empty())
-            .map_err(|errno| refusal(&dir, component, errno, relative))?;
-    }
+    let (dir, name) = open_parent_beneath(base, relative)?;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
     let fd =
         rustix::fs::openat(&dir, name, flags, Mode::empty()).map_err(|errno| refusal(&dir, name, errno, relative))?;
@@ -92,6 +84,72 @@ pub fn open_file_beneath(base: &Path, relative: &str) -> Result<OpenedFile, Open
         file: File::from(fd),
         len: u64::try_from(stat.st_size).unwrap_or(0),
     })
+}
+
+/// What [`remove_beneath`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// A regular file (anything else there stays).
+    File,
+    /// A directory, only if empty.
+    EmptyDir,
+}
+
+/// Removes `relative` beneath `base` if it is what `what` says, unlinking it from a
+/// descriptor of its folder reached as [`open_file_beneath`] reaches it: a folder on the way
+/// that is (or was swapped for) a symlink ends the walk, so a removal never leads outside
+/// `base`. Whatever is at the end is never followed either (unlinking a symlink swapped in
+/// after the check would remove the link, itself beneath `base`). Returns whether it removed
+/// something: `false` for a path that does not exist, passes through a symlink, is of
+/// another kind, or (a directory) is not empty. Blocking.
+pub fn remove_beneath(base: &Path, relative: &str, what: Removal) -> Result<bool, OpenError> {
+    let (dir, name) = match open_parent_beneath(base, relative) {
+        Ok(opened) => opened,
+        Err(OpenError::NotFound { .. } | OpenError::Symlink { .. }) => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    let io_error = |errno: Errno| OpenError::Io {
+        relative: relative.to_owned(),
+        source: io::Error::from(errno),
+    };
+    let file_type = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+        Err(Errno::NOENT) => return Ok(false),
+        Err(errno) => return Err(io_error(errno)),
+    };
+    let (wanted, flags) = match what {
+        Removal::File => (FileType::RegularFile, AtFlags::empty()),
+        Removal::EmptyDir => (FileType::Directory, AtFlags::REMOVEDIR),
+    };
+    if file_type != wanted {
+        return Ok(false);
+    }
+    match rustix::fs::unlinkat(&dir, name, flags) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST | Errno::ISDIR | Errno::NOTDIR) => Ok(false),
+        Err(errno) => Err(io_error(errno)),
+    }
+}
+
+/// Validates `relative` and opens the folder it lies in beneath `base`, one `openat` with
+/// `O_NOFOLLOW` per component; returns that folder and the last component.
+fn open_parent_beneath<'r>(base: &Path, relative: &'r str) -> Result<(OwnedFd, &'r str), OpenError> {
+    validate_relative_path(relative)?;
+    let base_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir: OwnedFd = rustix::fs::open(base, base_flags, Mode::empty()).map_err(|errno| OpenError::Io {
+        relative: relative.to_owned(),
+        source: io::Error::from(errno),
+    })?;
+    let (parents, name) = match relative.rsplit_once('/') {
+        Some((parents, name)) => (Some(parents), name),
+        None => (None, relative),
+    };
+    for component in parents.into_iter().flat_map(|parents| parents.split('/')) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        dir = rustix::fs::openat(&dir, component, flags, Mode::empty())
+            .map_err(|errno| refusal(&dir, component, errno, relative))?;
+    }
+    Ok((dir, name))
 }
 
 /// Classifies a failed `openat` of `component` inside `dir`. Opening a symlink with
@@ -170,6 +228,31 @@ mod tests {
         let opened = open_file_beneath(&base, "dir/inner.txt").unwrap();
         assert_eq!(opened.len, 5);
         assert_eq!(read_all(opened), b"inner");
+    }
+
+    #[test]
+    fn removal_takes_only_regular_files_and_empty_folders_and_never_passes_a_symlink() {
+        let (tmp, base) = fixture();
+        let outside = tmp.path().join("outside");
+        symlink(&outside, base.join("swapped")).unwrap();
+        symlink(outside.join("secret.txt"), base.join("link.txt")).unwrap();
+        fs::create_dir(base.join("empty")).unwrap();
+        let gone = |relative, what| remove_beneath(&base, relative, what).unwrap();
+        assert!(!gone("swapped/secret.txt", Removal::File), "through a symlinked folder");
+        assert!(!gone("link.txt", Removal::File), "a symlink is not a regular file");
+        assert!(!gone("swapped", Removal::EmptyDir), "a symlink is not a folder");
+        assert_eq!(fs::read(outside.join("secret.txt")).unwrap(), b"SECRET");
+        assert!(!gone("dir", Removal::EmptyDir), "not empty");
+        assert!(!gone("dir", Removal::File), "a folder is not a file");
+        assert!(!gone("missing.txt", Removal::File));
+        assert!(gone("dir/inner.txt", Removal::File));
+        assert!(gone("dir", Removal::EmptyDir));
+        assert!(gone("empty", Removal::EmptyDir));
+        assert!(!base.join("dir").exists() && !base.join("empty").exists());
+        assert!(matches!(
+            remove_beneath(&base, "../outside/secret.txt", Removal::File),
+            Err(OpenError::InvalidPath(_))
+        ));
     }
 
     #[test]

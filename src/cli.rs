@@ -154,6 +154,7 @@ impl Cli {
                 config.advertise = false;
                 // A repair rewrites blocks of the archives; the install stays as it is.
                 config.auto_install = false;
+                config.hash_library = false;
             }
             _ => {}
         }

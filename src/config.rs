@@ -167,6 +167,10 @@ pub struct Config {
     pub fallback_scan_interval: Duration,
     /// What this peer grants the peers that connect to it.
     pub limits: Limits,
+    /// Hash, in the background, the games without recorded hashes, so they can be shared.
+    /// Off for `verify`: its reference must be what was recorded before it ran, and hashes it
+    /// computed itself from the bytes it checks would only agree with them.
+    pub hash_library: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +257,7 @@ impl Config {
             watch_game_dir: file.watch_game_dir.unwrap_or(true),
             fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
             limits: file.limits.resolve()?,
+            hash_library: true,
         })
     }
 
@@ -275,6 +280,7 @@ impl Config {
             watch_game_dir: true,
             fallback_scan_interval: Duration::from_secs(300),
             limits: Limits::default(),
+            hash_library: true,
         }
     }
 }

@@ -194,6 +194,12 @@ pub(super) fn start(
         })
         .collect();
     let game_dir = config.game_dir.clone();
+    let library = LocalLibrary::new(&game_dir);
+    let library = if config.hash_library {
+        library
+    } else {
+        library.without_hashing()
+    };
     let actor = PeerActor {
         client: PeerClient::new(endpoint.clone()),
         config,
@@ -202,7 +208,7 @@ pub(super) fn start(
         events: events_tx,
         internal: internal_tx,
         db: PeerGameDB::default(),
-        library: LocalLibrary::new(&game_dir),
+        library,
         monitor_control: None,
         served,
         candidates,

@@ -276,6 +276,8 @@ pub struct LocalLibrary {
     /// Ids whose rescan waits for their operation to settle.
     held: BTreeSet<String>,
     hashing: HashQueue,
+    /// Whether games with files to hash are queued for hashing (see [`Self::without_hashing`]).
+    hashes: bool,
 }
 
 impl LocalLibrary {
@@ -288,7 +290,15 @@ impl LocalLibrary {
             pending: Some(ScanScope::All),
             held: BTreeSet::new(),
             hashing: HashQueue::default(),
+            hashes: true,
         }
+    }
+
+    /// A library that never hashes: games with files to hash are listed without their roots
+    /// and never shared (`Config::hash_library`).
+    pub fn without_hashing(mut self) -> Self {
+        self.hashes = false;
+        self
     }
 
     pub fn game_dir(&self) -> &Path {
@@ -389,7 +399,7 @@ impl LocalLibrary {
             self.hashing.forget(id);
         }
         for task in result.tasks {
-            if !busy(task.id()) {
+            if self.hashes && !busy(task.id()) {
                 self.hashing.offer(task);
             }
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,11 @@ use crate::beneath::open_file_beneath;
 use crate::content::{FileHashes, hash_file};
 use crate::layout::VERSION_FILE;
 use crate::proto::{GameDetails, GameFileDescription};
+
+/// File lists asked for at once. A peer that vanished costs a whole connect timeout (5 s),
+/// so at a party of 30 peers, some gone, one after another would take minutes; 8 at once
+/// is what a download uses for block lists (`expected::LISTS_IN_FLIGHT`).
+const LISTS_IN_FLIGHT: usize = 8;
 
 /// What the payload was compared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +91,10 @@ pub struct VerifyReport {
     pub files: usize,
     pub bytes: u64,
     pub damaged: Vec<Damage>,
+    /// Payload files with nothing to compare with, so not checked: with the recorded
+    /// hashes as the reference, those without a record of the file as it is now (it
+    /// changed or appeared since it was last hashed). A game with any is not intact.
+    pub unchecked: Vec<String>,
 }
 
 /// The result of the checking part, and what a repair needs.
@@ -115,14 +125,7 @@ pub async fn verify(
     events: &mpsc::Sender<PeerEvent>,
     cancel: &CancellationToken,
 ) -> Result<Verified, TransferError> {
-    let mut lists: Vec<(SocketAddr, GameDetails)> = Vec::new();
-    for addr in peers {
-        match client.get_game(*addr, game.id).await {
-            Ok(details) if details.version == game.version => lists.push((*addr, details)),
-            Ok(_) => {}
-            Err(err) => tracing::info!(%addr, game = game.id, "no file list for verify: {err}"),
-        }
-    }
+    let lists = same_version_lists(client, game.id, game.version, peers).await;
     let manifests: Vec<(SocketAddr, &GameDetails)> = lists.iter().map(|(addr, details)| (*addr, details)).collect();
     let (reference, files, expected, repair) = if manifests.is_empty() {
         let (files, expected) = recorded_reference(&game).await?;
@@ -144,6 +147,12 @@ pub async fn verify(
         )
     };
 
+    let unchecked = files
+        .iter()
+        .zip(&expected)
+        .filter(|(file, wanted)| !file.is_dir && wanted.is_none())
+        .map(|(file, _)| file.path.clone())
+        .collect();
     let (root, events_out, cancel_out) = (game.game_dir.join(game.id), events.clone(), cancel.clone());
     let id = game.id.to_owned();
     let checked =
@@ -159,14 +168,44 @@ pub async fn verify(
             files: files_checked,
             bytes,
             damaged,
+            unchecked,
         },
         repair,
         on_disk,
     })
 }
 
+/// The file lists of `peers` that are of `version`, in the order of `peers`, asked for
+/// [`LISTS_IN_FLIGHT`] at a time. A peer that does not answer is left out (and logged).
+async fn same_version_lists(
+    client: &PeerClient,
+    id: &str,
+    version: &str,
+    peers: &[SocketAddr],
+) -> Vec<(SocketAddr, GameDetails)> {
+    let mut answers: Vec<_> = futures_util::stream::iter(peers.iter().copied().enumerate())
+        .map(|(index, addr)| async move { (index, addr, client.get_game(addr, id).await) })
+        .buffer_unordered(LISTS_IN_FLIGHT)
+        .collect()
+        .await;
+    answers.sort_by_key(|(index, _, _)| *index);
+    let mut lists = Vec::new();
+    for (_, addr, answer) in answers {
+        match answer {
+            Ok(details) if details.version == version => lists.push((addr, details)),
+            Ok(_) => {}
+            Err(err) => tracing::info!(%addr, game = id, "no file list for verify: {err}"),
+        }
+    }
+    lists
+}
+
 /// The library's recorded block hashes of the game, as a reference. A file without a
-/// usable record (changed since it was hashed) gets no expectation.
+/// usable record (changed since it was hashed) gets no expectation. Only what was recorded
+/// before this verify was asked for counts: hashes made since, from the very bytes being
+/// checked, could only agree with them. So `lanspread verify` runs its runtime without
+/// background hashing (`Config::hash_library`), and a file still waiting for its hash when
+/// the verify was asked (no root in `game.files`) gets none even if its hash lands meanwhile.
 async fn recorded_reference(
     game: &LocalGame<'_>,
 ) -> Result<(Vec<GameFileDescription>, Vec<Option<Expected>>), TransferError> {

@@ -80,21 +80,25 @@ pub fn verify_lines(report: &VerifyReport) -> Vec<String> {
         }
     };
     let checked = format!("{} files, {}", report.files, format_size(report.bytes));
-    let mut lines = vec![if report.damaged.is_empty() {
-        format!(
-            "{} {} is intact ({checked} checked {against})",
-            report.id, report.version
-        )
-    } else {
-        format!(
-            "{} {} is damaged: {} of {} files ({checked} checked {against})",
-            report.id,
-            report.version,
-            report.damaged.len(),
+    let (id, version) = (&report.id, &report.version);
+    let mut lines = vec![match (report.damaged.len(), report.unchecked.len()) {
+        (0, 0) => format!("{id} {version} is intact ({checked} checked {against})"),
+        (0, unchecked) => format!(
+            "cannot verify {unchecked} of {} files of {id} {version} (no peer with this version answered); \
+             the other {checked} match the hashes recorded here",
+            report.files + unchecked
+        ),
+        (damaged, _) => format!(
+            "{id} {version} is damaged: {damaged} of {} files ({checked} checked {against})",
             report.files
-        )
+        ),
     }];
     lines.extend(report.damaged.iter().map(|damage| format!("  {damage}")));
+    lines.extend(
+        report.unchecked.iter().map(|path| {
+            format!("  {path}: changed since its hashes were recorded here (or never hashed), not checked")
+        }),
+    );
     lines
 }
 

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::storage;
 use crate::content::ContentHash;
 use crate::durable::{replace_file, sync_dir};
 use crate::proto::GameFileDescription;
@@ -164,54 +165,20 @@ pub fn remove_partial(state_dir: &Path, game_dir: &Path, id: &str) -> io::Result
     let root = game_dir.join(id);
     let mut removed = 0;
     if let Some(recorded) = load(state_dir, id) {
-        let listed = recorded.list.files.iter().chain(&recorded.list.stale);
-        let mut dirs = Vec::new();
-        for file in listed {
-            let Ok(path) = crate::layout::resolve_in_root(&root, &file.path) else {
-                continue;
-            };
-            if !no_symlink_between(&root, &path) {
-                // Something was swapped in since: what is behind it is not provably ours.
-                continue;
-            }
-            if file.is_dir {
-                dirs.push(path);
-            } else if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
-                fs::remove_file(&path)?;
-                removed += 1;
-            }
-        }
+        let (dirs, files): (Vec<&GameFileDescription>, Vec<&GameFileDescription>) = recorded
+            .list
+            .files
+            .iter()
+            .chain(&recorded.list.stale)
+            .partition(|file| file.is_dir);
+        removed = storage::remove_payload(&root, storage::paths_of(&files), storage::paths_of(&dirs))?;
         for name in [crate::layout::VERSION_TMP_FILE, crate::layout::VERSION_DISCARDED_FILE] {
             crate::durable::remove_file_if_exists(&root.join(name))?;
-        }
-        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.as_os_str().len()));
-        for dir in dirs {
-            // Only an empty one: what else is in it is not provably ours.
-            let _ = fs::remove_dir(dir);
         }
         let _ = fs::remove_dir(&root);
     }
     remove(state_dir, id);
     Ok(removed)
-}
-
-/// Whether no folder between `root` and `path` (itself beneath `root`) is a symlink.
-fn no_symlink_between(root: &Path, path: &Path) -> bool {
-    let Ok(relative) = path.strip_prefix(root) else {
-        return false;
-    };
-    let mut current = root.to_path_buf();
-    let mut parts = relative.components().peekable();
-    while let Some(part) = parts.next() {
-        if parts.peek().is_none() {
-            return true;
-        }
-        current.push(part);
-        if !fs::symlink_metadata(&current).is_ok_and(|meta| meta.is_dir()) {
-            return false;
-        }
-    }
-    true
 }
 
 /// Deletes game `id`'s journal (after a commit, a cancel, or a `remove`). Blocks.

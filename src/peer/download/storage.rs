@@ -24,6 +24,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::TransferError;
+use crate::beneath::{OpenError, Removal, remove_beneath};
 use crate::durable::{remove_file_if_exists, replace_file, sync_dir, sync_filesystem_of};
 use crate::layout::{VERSION_DISCARDED_FILE, VERSION_FILE, VERSION_TMP_FILE, resolve_in_root};
 use crate::proto::GameFileDescription;
@@ -34,8 +35,8 @@ pub struct DownloadStorage {
     created_root: bool,
     /// Payload files by relative path, created at their final size.
     files: BTreeSet<String>,
-    /// Directories this download created, parents first.
-    created_dirs: Vec<PathBuf>,
+    /// Directories this download created (relative paths), parents first.
+    created_dirs: Vec<String>,
     /// Payload of the version being replaced that the new file list does not have,
     /// removed at commit (see [`DownloadStorage::begin`]).
     stale: Vec<GameFileDescription>,
@@ -128,9 +129,13 @@ impl DownloadStorage {
 
     /// Creates `relative` and its missing parents, refusing to pass through symlinks.
     fn create_dirs(&mut self, relative: &str) -> Result<(), TransferError> {
-        let mut current = self.root.clone();
+        let (mut current, mut so_far) = (self.root.clone(), String::new());
         for component in relative.split('/') {
             current.push(component);
+            if !so_far.is_empty() {
+                so_far.push('/');
+            }
+            so_far.push_str(component);
             match fs::symlink_metadata(&current) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => {
@@ -141,7 +146,7 @@ impl DownloadStorage {
                 }
                 Err(_) => {
                     fs::create_dir(&current).map_err(local(&current))?;
-                    self.created_dirs.push(current.clone());
+                    self.created_dirs.push(so_far.clone());
                 }
             }
         }
@@ -205,27 +210,14 @@ impl DownloadStorage {
     /// Removes the replaced version's leftovers: regular files first, then their directories
     /// if that left them empty (deepest first). Never follows a symlink.
     fn remove_stale(&self) -> Result<(), TransferError> {
-        for file in self.stale.iter().filter(|file| !file.is_dir) {
-            let Ok(path) = self.path_of(&file.path) else { continue };
-            if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) {
-                fs::remove_file(&path).map_err(local(&path))?;
-                tracing::info!("removed {}: not in the new version", path.display());
-            }
-        }
-        let mut dirs: Vec<&str> = self
-            .stale
-            .iter()
-            .filter(|f| f.is_dir)
-            .map(|f| f.path.as_str())
-            .collect();
-        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.len()));
-        for dir in dirs {
-            if let Ok(path) = self.path_of(dir)
-                && fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir())
-            {
-                // Only an empty one: what else is in it is not provably ours.
-                let _ = fs::remove_dir(&path);
-            }
+        let (files, dirs): (Vec<&GameFileDescription>, Vec<&GameFileDescription>) =
+            self.stale.iter().partition(|file| !file.is_dir);
+        let removed = remove_payload(&self.root, paths_of(&files), paths_of(&dirs)).map_err(local(&self.root))?;
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} file(s) of {} not in the new version",
+                self.root.display()
+            );
         }
         Ok(())
     }
@@ -251,22 +243,56 @@ impl DownloadStorage {
                 tracing::warn!("cannot remove {}: {err}", self.root.join(name).display());
             }
         }
-        for relative in &self.files {
-            if let Ok(path) = self.path_of(relative)
-                && let Err(err) = remove_file_if_exists(&path)
-            {
-                tracing::warn!("cannot remove partial file {}: {err}", path.display());
-            }
-        }
-        for dir in self.created_dirs.iter().rev() {
-            // Only empty ones: anything else in them is not ours to delete.
-            let _ = fs::remove_dir(dir);
-        }
+        let files = self.files.iter().map(String::as_str).collect();
+        let dirs = self.created_dirs.iter().map(String::as_str).collect();
+        // Best effort: each failure is logged there.
+        let _ = remove_payload(&self.root, files, dirs);
         if self.created_root {
             let _ = fs::remove_dir(&self.root);
         }
         let _ = sync_dir(self.root.parent().unwrap_or(&self.root));
     }
+}
+
+/// Removes payload beneath the game root `root`: the regular files `files`, then the folders
+/// `dirs` that this left empty, deepest first (what else is in a folder is not provably
+/// ours). Each through [`remove_beneath`], so a folder swapped for a symlink (during a
+/// download, or since) never leads a removal outside the game, and only regular files and
+/// empty folders go. Tries every path, logging each failure; returns how many files went,
+/// or the first failure. Used by a cancel, a commit (the replaced version's leftovers) and
+/// `remove` of an unfinished download. Blocks.
+pub(super) fn remove_payload(root: &Path, files: Vec<&str>, mut dirs: Vec<&str>) -> io::Result<usize> {
+    let mut removed = 0;
+    let mut first_error = None;
+    let mut failed = |relative: &str, err: OpenError| {
+        tracing::warn!("cannot remove {}: {err}", root.join(relative).display());
+        first_error.get_or_insert_with(|| io::Error::other(err));
+    };
+    for relative in files {
+        match remove_beneath(root, relative, Removal::File) {
+            Ok(gone) => removed += usize::from(gone),
+            // Not a path of this game (the lists were validated; a journal could be damaged).
+            Err(OpenError::InvalidPath(_)) => {}
+            Err(err) => failed(relative, err),
+        }
+    }
+    // A folder's path is longer than its parent's, so this puts children first.
+    dirs.sort_by_key(|dir| std::cmp::Reverse(dir.len()));
+    for relative in dirs {
+        match remove_beneath(root, relative, Removal::EmptyDir) {
+            Ok(_) | Err(OpenError::InvalidPath(_)) => {}
+            Err(err) => failed(relative, err),
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(removed),
+    }
+}
+
+/// The paths of `files`, for [`remove_payload`].
+pub(super) fn paths_of<'a>(files: &[&'a GameFileDescription]) -> Vec<&'a str> {
+    files.iter().map(|file| file.path.as_str()).collect()
 }
 
 fn local(path: &Path) -> impl FnOnce(io::Error) -> TransferError + '_ {
@@ -391,6 +417,24 @@ mod tests {
         let storage = DownloadStorage::begin(games.path(), "xonotic", &files, &[]).unwrap();
         storage.abort();
         assert!(!games.path().join("xonotic").exists());
+    }
+
+    #[test]
+    fn abort_never_follows_a_folder_swapped_for_a_symlink() {
+        let (games, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = games.path().join("openarena");
+        let files = [file("maps/a.zip", 4), file("maps/deep/b.pk3", 2)];
+        let storage = DownloadStorage::begin(games.path(), "openarena", &files, &[]).unwrap();
+        // Mid-download, the folder is swapped for a link to one with the same names in it.
+        fs::create_dir_all(outside.path().join("deep")).unwrap();
+        fs::write(outside.path().join("a.zip"), b"not ours").unwrap();
+        fs::write(outside.path().join("deep/b.pk3"), b"not ours either").unwrap();
+        fs::rename(root.join("maps"), games.path().join("moved-maps")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("maps")).unwrap();
+        storage.abort();
+        assert_eq!(fs::read(outside.path().join("a.zip")).unwrap(), b"not ours");
+        assert_eq!(fs::read(outside.path().join("deep/b.pk3")).unwrap(), b"not ours either");
+        assert!(outside.path().join("deep").is_dir());
     }
 
     #[test]

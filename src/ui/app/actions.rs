@@ -599,6 +599,7 @@ mod tests {
                 path: "pak0.pak".into(),
                 kind: DamageKind::Blocks { blocks: vec![1], of: 2 },
             }],
+            unchecked: Vec::new(),
         };
         app.update(PeerEvent::VerifyFinished(report(Reference::Recorded)));
         assert!(app.dialog().is_none(), "no peer to repair from");

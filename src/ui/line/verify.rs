@@ -1,7 +1,8 @@
 //! `verify ID [--repair]`: hash a downloaded game and compare it with the peers that have
 //! the same version (or the hashes recorded here); with `--repair`, fetch only the damaged
 //! blocks. Exit codes: 0 intact (or repaired), 1 damaged and not repaired (or failed),
-//! 2 nothing to compare with, 130 after Ctrl-C.
+//! 2 nothing to compare with (for the whole game, or for files it could not check and no
+//! damage found in the rest), 130 after Ctrl-C.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -56,6 +57,7 @@ pub async fn verify(config: Config, id: String, wait: Duration, repair: bool) ->
                 }
                 match (&report.reference, report.damaged.is_empty()) {
                     (Reference::Nothing, _) => break ExitCode::from(2),
+                    (_, true) if !report.unchecked.is_empty() => break ExitCode::from(2),
                     (_, true) => break ExitCode::SUCCESS,
                     (_, false) if !repair => break ExitCode::FAILURE,
                     (_, false) => eprintln!("repairing {id}..."),
