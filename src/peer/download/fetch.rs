@@ -137,7 +137,38 @@ pub fn split_into_chunks(
     if !batch.is_empty() {
         chunks.push(Chunk::Files(batch.into()));
     }
-    Ok(chunks)
+    Ok(interleave_files(chunks))
+}
+
+/// Orders chunks so that neighbours belong to different files where it can: the chunks in
+/// flight at once then write to different files, and writes to one file serialize on its
+/// inode lock.
+fn interleave_files(chunks: Vec<Chunk>) -> Vec<Chunk> {
+    let mut by_file: Vec<std::collections::VecDeque<Chunk>> = Vec::new();
+    let mut last_file = None;
+    for chunk in chunks {
+        let file = match &chunk {
+            Chunk::Blocks(run) => Some(run.file),
+            Chunk::Files(_) => None,
+        };
+        if file.is_none() || file != last_file || by_file.is_empty() {
+            by_file.push(std::collections::VecDeque::new());
+        }
+        last_file = file;
+        if let Some(group) = by_file.last_mut() {
+            group.push_back(chunk);
+        }
+    }
+    let mut ordered = Vec::new();
+    while !by_file.is_empty() {
+        for group in &mut by_file {
+            if let Some(chunk) = group.pop_front() {
+                ordered.push(chunk);
+            }
+        }
+        by_file.retain(|group| !group.is_empty());
+    }
+    ordered
 }
 
 /// Fetches one chunk from `addr`; returns its verified, durable and journaled blocks.
@@ -416,6 +447,28 @@ mod tests {
     }
 
     #[test]
+    fn neighbouring_chunks_belong_to_different_files_where_they_can() {
+        let files = [
+            file("a.pak", 3 * CHUNK_SIZE),
+            file("b.pak", CHUNK_SIZE),
+            file("c.pak", 2 * CHUNK_SIZE),
+        ];
+        let chunks = chunks_of(&files, |_, _| false);
+        let order: Vec<(usize, u64)> = chunks
+            .iter()
+            .map(|chunk| match chunk {
+                Chunk::Blocks(run) => (run.file, run.first_block),
+                Chunk::Files(_) => panic!("no small files here"),
+            })
+            .collect();
+        let blocks = CHUNK_SIZE / BLOCK_SIZE;
+        assert_eq!(
+            order,
+            [(0, 0), (1, 0), (2, 0), (0, blocks), (2, blocks), (0, 2 * blocks)]
+        );
+    }
+
+    #[test]
     fn small_files_go_in_batches_of_at_most_the_request_limit() {
         let mut files: Vec<_> = (0..300).map(|i| file(&format!("f{i:03}"), 10)).collect();
         files.push(file(VERSION_FILE, 1));
@@ -472,8 +525,15 @@ mod tests {
             runs,
             [(0, 3 * BLOCK_SIZE), (5, 8 * BLOCK_SIZE), (13, 7 * BLOCK_SIZE + 1)]
         );
-        let Some(Chunk::Files(batch)) = chunks.last() else {
-            panic!("one batch")
+        let batches: Vec<&Arc<[SmallFile]>> = chunks
+            .iter()
+            .filter_map(|chunk| match chunk {
+                Chunk::Files(batch) => Some(batch),
+                Chunk::Blocks(_) => None,
+            })
+            .collect();
+        let [batch] = batches[..] else {
+            panic!("one batch, not {}", batches.len())
         };
         assert_eq!(batch.iter().map(|f| &*f.path).collect::<Vec<_>>(), ["b.small"]);
     }
