@@ -1,11 +1,14 @@
 //! The download pipeline: majority validation of the peers' file lists, then
 //! one task per download that learns what every block must hash to (see
-//! `expected`), fetches chunks from every validated peer at once (see `queue`),
-//! checks each block as it arrives and writes only verified ones positionally
-//! into pre-created files (see `storage`), reports `DownloadProgressTracker`
-//! samples of verified bytes, commits `version.ini` last and records the block
-//! hashes it verified, so the finished game is served without being read again. Failures are `TransferError`s (see `error`): a peer's
-//! fault moves its work to the other peers, a local one ends the download.
+//! `expected`), fetches chunks from every validated peer at once (see `queue`;
+//! a chunk is a run of blocks of one file or a batch of small files, see
+//! `fetch`), checks each block as it arrives and writes only verified ones
+//! positionally into pre-created files (see `storage`), reports
+//! `DownloadProgressTracker` samples of verified bytes, commits `version.ini`
+//! last and records the block hashes it verified, so the finished game is
+//! served without being read again. Failures are `TransferError`s (see
+//! `error`): a peer's fault moves its work to the other peers, a local one
+//! ends the download.
 
 pub mod error;
 pub mod expected;
