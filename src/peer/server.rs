@@ -40,7 +40,6 @@ use super::stream_install::sink::{forward_frames, frame_channel};
 use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
 use crate::catalog::Catalog;
 use crate::config::Limits;
-use crate::content::ContentHash;
 use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
@@ -551,10 +550,14 @@ async fn send_block_hashes(
     send.write_all(&blocks).await
 }
 
-/// Opens a served file ([`open_served_file`]) and checks that it is still the version whose
-/// block hashes are on record: a file changed since it was hashed is not served (its listed
-/// root would be a lie) until a rescan hashes it again. Returns the handle, its length and,
-/// if `want_blocks`, the recorded block hashes, raw (else nothing).
+/// Opens a served file and checks that it is still the version whose block hashes are on
+/// record. The file must be listed by the served library and is opened beneath the game dir
+/// with no symlink at any component, only if it is a regular file (see [`open_file_beneath`]):
+/// the listing never contains symlinks, but anything could have replaced a file since the
+/// scan. A file changed since it was hashed is not served (its listed root would be a lie)
+/// until a rescan hashes it again. Returns the handle, its length and, if `want_blocks`, the
+/// recorded block hashes, raw (else nothing). One blocking hop: the open, then the check of
+/// the handle it opened.
 async fn open_current_file(
     context: &ServerContext,
     library: &ServedLibrary,
@@ -562,58 +565,6 @@ async fn open_current_file(
     path: &str,
     want_blocks: bool,
 ) -> Result<(std::fs::File, u64, Vec<u8>), Response> {
-    let (file, len, root) = open_served_file(context, library, id, path).await?;
-    let changed = || {
-        let message = format!("{id}/{path} changed on this peer since it was hashed; ask another peer");
-        Response::error(ErrorKind::NotFound, message)
-    };
-    let root = root.ok_or_else(changed)?;
-    let (recorded, game_dir) = (context.recorded.clone(), library.game_dir.clone());
-    let (owned_id, owned_path) = (id.to_owned(), path.to_owned());
-    let checked = read_file(context, move || {
-        let blocks = recorded.with_current(&game_dir, &owned_id, &owned_path, &root, &file, |blocks| {
-            if want_blocks {
-                blocks.blocks.iter().flat_map(|block| *block.as_bytes()).collect()
-            } else {
-                Vec::new()
-            }
-        });
-        (file, blocks)
-    })
-    .await;
-    match checked {
-        Ok((file, Ok(Some(blocks)))) => Ok((file, len, blocks)),
-        Ok((_, Ok(None))) => {
-            tracing::info!(game = id, "not serving {path}: it changed since it was hashed");
-            Err(changed())
-        }
-        Ok((_, Err(err))) => {
-            tracing::warn!(game = id, "cannot read the recorded block hashes of {path}: {err}");
-            Err(changed())
-        }
-        Err(err) => Err(Response::error(
-            ErrorKind::Busy,
-            format!("this peer cannot read files right now: {err}"),
-        )),
-    }
-}
-
-/// The served file `path` of `game`, if listed (a directory is not a file).
-fn listed_file<'a>(game: &'a Game, path: &str) -> Option<&'a GameFileDescription> {
-    // `files` is sorted by path: a game of 100,000 files must not cost 100,000 comparisons per request.
-    let index = game.files.binary_search_by(|file| file.path.as_str().cmp(path)).ok()?;
-    Some(&game.files[index]).filter(|file| !file.is_dir)
-}
-
-/// Opens a file only if the served library lists it, beneath the game dir with no symlink at
-/// any component and only if it is a regular file (see [`open_file_beneath`]): the listing
-/// never contains symlinks, but anything could have replaced a file since the scan.
-async fn open_served_file(
-    context: &ServerContext,
-    library: &ServedLibrary,
-    id: &str,
-    path: &str,
-) -> Result<(std::fs::File, u64, Option<ContentHash>), Response> {
     let game = served_game(context, library, id)?;
     validate_relative_path(path).map_err(|err| Response::error(ErrorKind::InvalidPath, err.to_string()))?;
     let not_found = || {
@@ -622,19 +573,48 @@ async fn open_served_file(
             format!("{id} has no file {}", quote_untrusted(path)),
         )
     };
+    let changed = || {
+        let message = format!("{id}/{path} changed on this peer since it was hashed; ask another peer");
+        Response::error(ErrorKind::NotFound, message)
+    };
     let listed = listed_file(game, path).ok_or_else(not_found)?;
-    let root = listed.hash;
-    let game_dir = library.game_dir.clone();
-    let relative = format!("{id}/{path}");
-    let opened = read_file(context, move || open_file_beneath(&game_dir, &relative))
-        .await
-        .map_err(|err| Response::error(ErrorKind::Busy, format!("this peer cannot read files right now: {err}")))?;
+    let root = listed.hash.ok_or_else(changed)?;
+    let (recorded, game_dir) = (context.recorded.clone(), library.game_dir.clone());
+    let (owned_id, owned_path) = (id.to_owned(), path.to_owned());
+    let opened = read_file(context, move || {
+        let OpenedFile { file, len } = open_file_beneath(&game_dir, &format!("{owned_id}/{owned_path}"))?;
+        let blocks = recorded.with_current(&game_dir, &owned_id, &owned_path, &root, &file, |blocks| {
+            if want_blocks {
+                blocks.blocks.iter().flat_map(|block| *block.as_bytes()).collect()
+            } else {
+                Vec::new()
+            }
+        });
+        Ok::<_, OpenError>((file, len, blocks))
+    })
+    .await
+    .map_err(|err| Response::error(ErrorKind::Busy, format!("this peer cannot read files right now: {err}")))?;
     match opened {
-        Ok(OpenedFile { file, len }) => Ok((file, len, root)),
+        Ok((file, len, Ok(Some(blocks)))) => Ok((file, len, blocks)),
+        Ok((_, _, Ok(None))) => {
+            tracing::info!(game = id, "not serving {path}: it changed since it was hashed");
+            Err(changed())
+        }
+        Ok((_, _, Err(err))) => {
+            tracing::warn!(game = id, "cannot read the recorded block hashes of {path}: {err}");
+            Err(changed())
+        }
         Err(OpenError::InvalidPath(err)) => Err(Response::error(ErrorKind::InvalidPath, err.to_string())),
         Err(err) => {
             tracing::debug!(game = id, "not serving a listed file: {err}");
             Err(not_found())
         }
     }
+}
+
+/// The served file `path` of `game`, if listed (a directory is not a file).
+fn listed_file<'a>(game: &'a Game, path: &str) -> Option<&'a GameFileDescription> {
+    // `files` is sorted by path: a game of 100,000 files must not cost 100,000 comparisons per request.
+    let index = game.files.binary_search_by(|file| file.path.as_str().cmp(path)).ok()?;
+    Some(&game.files[index]).filter(|file| !file.is_dir)
 }
