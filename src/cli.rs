@@ -146,8 +146,9 @@ impl Cli {
         match &self.command {
             // Short-lived commands that others need not find.
             Some(Command::List { .. }) => config.advertise = false,
+            // A `get` is a full peer while it runs: others find it and fetch the blocks it
+            // has verified (the swarm), as they do from a TUI.
             Some(Command::Get { no_install, .. }) => {
-                config.advertise = false;
                 config.auto_install = !no_install;
             }
             Some(Command::Verify { .. }) => {

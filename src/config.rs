@@ -40,6 +40,10 @@ pub struct PeerArgs {
     /// Cap this peer's total upload rate at MBPS megabytes (10^6 bytes) per second [default: no cap]
     #[arg(long, value_name = "MBPS", global = true)]
     pub upload_limit: Option<f64>,
+    /// Peers this one sends game blocks to at once; the rest are told to ask other peers,
+    /// and a peer that has had a slot for a while gives it to one that waits [default: 4]
+    #[arg(long, value_name = "N", global = true)]
+    pub upload_slots: Option<u32>,
     /// Name shown to other peers [default: the host name]
     #[arg(long, value_name = "NAME", global = true)]
     pub name: Option<String>,
@@ -64,6 +68,7 @@ struct ConfigFile {
     ping_interval_secs: Option<f64>,
     peer_timeout_secs: Option<f64>,
     upload_limit_mbps: Option<f64>,
+    upload_slots: Option<u32>,
     watch_game_dir: Option<bool>,
     fallback_scan_secs: Option<f64>,
     #[serde(default)]
@@ -161,6 +166,8 @@ pub struct Config {
     pub auto_install: bool,
     /// Cap on the bytes per second this peer uploads, over all transfers.
     pub upload_limit: Option<u64>,
+    /// Downloaders served blocks at once (see `peer::server::UploadSlots`).
+    pub upload_slots: u32,
     /// Watch the game dir for changes (off: only the periodic scan notices them).
     pub watch_game_dir: bool,
     /// Full rescan period, a safety net for changes the watcher missed.
@@ -172,6 +179,10 @@ pub struct Config {
     /// computed itself from the bytes it checks would only agree with them.
     pub hash_library: bool,
 }
+
+/// Four downloaders at full rate, as BitTorrent clients default to: more split the uplink
+/// into shares too thin to pass blocks on quickly.
+pub const DEFAULT_UPLOAD_SLOTS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -254,6 +265,10 @@ impl Config {
                 .or(file.upload_limit_mbps)
                 .map(megabytes_per_second)
                 .transpose()?,
+            upload_slots: match args.upload_slots.or(file.upload_slots).unwrap_or(DEFAULT_UPLOAD_SLOTS) {
+                0 => return Err(ConfigError::BadLimit("upload_slots")),
+                slots => slots,
+            },
             watch_game_dir: file.watch_game_dir.unwrap_or(true),
             fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
             limits: file.limits.resolve()?,
@@ -277,6 +292,7 @@ impl Config {
             peer_timeout: Duration::from_secs(2),
             auto_install: false,
             upload_limit: None,
+            upload_slots: DEFAULT_UPLOAD_SLOTS,
             watch_game_dir: true,
             fallback_scan_interval: Duration::from_secs(300),
             limits: Limits::default(),

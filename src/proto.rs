@@ -24,7 +24,8 @@ use crate::content::ContentHash;
 /// Version 3: `GetBlockHashes`; downloads verify every block against them; a streamed
 /// install may send `Checking` frames while the sender checks its archives.
 /// Version 4: `GetGameFiles`, several whole small files in one request.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5: the swarm: `GetAvailability` and `GetBlocks`, answered by full and partial peers.
+pub const PROTOCOL_VERSION: u32 = 5;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";
 /// Hard limit for one control frame. No frame carries a whole file list (see [`FILE_LIST_PAGE_BYTES`]).
@@ -37,6 +38,13 @@ pub const MAX_CHUNK_LEN: u64 = 64 << 20;
 /// Most paths one `GetGameFiles` may ask for. With [`MAX_REQUEST_LEN`] bounding the request,
 /// a client also keeps the paths' bytes well under it.
 pub const MAX_BATCH_FILES: usize = 128;
+/// Most blocks one `GetBlocks` may offer the serving peer to choose from (4 bytes each
+/// in the request, well under [`MAX_REQUEST_LEN`] as JSON).
+pub const MAX_OFFERED_BLOCKS: usize = 256;
+/// Most blocks one `Blocks` answer may carry; at most [`MAX_PICKED_BYTES`] of data.
+pub const MAX_PICKED_BLOCKS: usize = 128;
+/// Most bytes of block data one `Blocks` answer may carry.
+pub const MAX_PICKED_BYTES: u64 = 8 << 20;
 /// Largest encoded `FileListPage` frame. One entry (a path of at most 4 KiB, escaped at
 /// most 6 bytes per byte, plus its size) always fits, and a 100,000-file list takes a few
 /// dozen pages, so the per-frame overhead is negligible.
@@ -86,6 +94,24 @@ pub enum Request {
         id: String,
         path: String,
     },
+    /// Which blocks of the game, as the file list with digest `list` cuts it into blocks
+    /// (see `peer::swarm`), this peer holds verified: an `Availability` header, then a
+    /// bitmap or the blocks verified since generation `since` (0: everything). A full peer
+    /// holds them all; a peer downloading the same list holds those it has verified.
+    GetAvailability {
+        id: String,
+        list: ContentHash,
+        since: u64,
+    },
+    /// Some of the `offered` blocks (global block indexes of list `list`, the downloader's
+    /// preference first; at most [`MAX_OFFERED_BLOCKS`]): the serving peer picks those it
+    /// has sent least (so a seed sends each block about once before any twice) among those
+    /// it holds verified, and answers `Blocks` with its pick, then their bytes in that order.
+    GetBlocks {
+        id: String,
+        list: ContentHash,
+        offered: Vec<u32>,
+    },
     /// The game's archives expanded by the sender: `StreamInstallAccepted`, then stream frames.
     StreamInstall {
         id: String,
@@ -127,6 +153,22 @@ pub enum Response {
     /// `count` block hashes follow raw; `count` is the file's block count.
     BlockHashes {
         count: u64,
+    },
+    /// Of list `blocks` blocks, which this peer holds: `full` (all of them, nothing
+    /// follows), else, if `since` was 0 or `bitmap`, a bitmap of `blocks.div_ceil(8)` raw
+    /// bytes (bit `i % 8` of byte `i / 8` is block `i`), else `added` raw u32 LE block
+    /// indexes verified since `since`. `generation` is what the next request passes as `since`.
+    Availability {
+        blocks: u32,
+        generation: u64,
+        full: bool,
+        bitmap: bool,
+        added: u32,
+    },
+    /// The picked blocks (a subset of the offered ones, no repeats, at most
+    /// [`MAX_PICKED_BLOCKS`] and [`MAX_PICKED_BYTES`]); their bytes follow raw, in this order.
+    Blocks {
+        picked: Vec<u32>,
     },
     StreamInstallAccepted,
     Error {

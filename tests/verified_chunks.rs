@@ -64,8 +64,8 @@ fn same_size_corruption_on_one_of_two_peers_is_caught_and_the_result_is_byte_ide
 }
 
 /// A relay in front of an honest `serve` that passes file lists, block hashes and
-/// `version.ini` through unchanged, but sends chunks of `PAK` (whose bytes are `content`)
-/// with a byte flipped in every block, counting the chunk requests it gets.
+/// `version.ini` through unchanged, but sends the blocks of `PAK` (whose bytes are
+/// `content`) with a byte flipped in each, counting the block requests it gets.
 fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: Arc<AtomicUsize>) -> SocketAddr {
     let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
     let client = PeerClient::new(endpoint);
@@ -107,15 +107,19 @@ fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: A
                     let _ = send.write_all(&bytes).await;
                 }
                 // From memory, at once: a relay slower than the honest peer could see its
-                // chunks finished by the other peer first and never be caught.
-                Request::GetGameFileChunk { offset, len, .. } => {
+                // blocks fetched from the other peer first and never be caught. `PAK` is the
+                // only payload file, so global block b is its block b.
+                Request::GetBlocks { offered, .. } => {
                     chunk_requests.fetch_add(1, Ordering::SeqCst);
-                    let mut bytes = content[offset as usize..(offset + len) as usize].to_vec();
-                    for block_start in (0..bytes.len()).step_by(BLOCK_SIZE as usize) {
-                        bytes[block_start] ^= 1;
+                    let picked: Vec<u32> = offered.into_iter().take(8).collect();
+                    let _ = write_frame(&mut send, &Response::Blocks { picked: picked.clone() }).await;
+                    for block in picked {
+                        let start = block as usize * BLOCK_SIZE as usize;
+                        let end = (start + BLOCK_SIZE as usize).min(content.len());
+                        let mut bytes = content[start..end].to_vec();
+                        bytes[0] ^= 1;
+                        let _ = send.write_all(&bytes).await;
                     }
-                    let _ = write_frame(&mut send, &Response::FileChunk { offset, len }).await;
-                    let _ = send.write_all(&bytes).await;
                 }
                 _ => {}
             }
@@ -125,7 +129,7 @@ fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: A
 }
 
 #[test]
-fn a_peer_that_corrupts_every_block_is_dropped_after_its_first_bad_chunk() {
+fn a_peer_that_corrupts_every_block_is_dropped_after_its_first_bad_block() {
     let dir = tempfile::tempdir().unwrap();
     let content = pseudo_random_bytes(11, PAK_SIZE);
     let (_good, good_addr) = seed(&dir.path().join("good"), &content);
@@ -146,7 +150,7 @@ fn a_peer_that_corrupts_every_block_is_dropped_after_its_first_bad_chunk() {
     let asked = chunk_requests.load(Ordering::SeqCst);
     assert!(
         (1..=IN_FLIGHT_PER_PEER).contains(&asked),
-        "the relay got {asked} chunk requests; at most the {IN_FLIGHT_PER_PEER} in flight at its first bad block"
+        "the relay got {asked} block requests; at most the {IN_FLIGHT_PER_PEER} in flight at its first bad block"
     );
 }
 

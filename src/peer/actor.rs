@@ -24,10 +24,13 @@ use super::local::{HashEnd, HashOutcome, LocalLibrary, ScanResult, ScanScope};
 use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
-use super::server::{RecordedHashes, ServedLibrary, ServerContext, run_server_component};
+use super::server::{
+    LayoutCache, RecordedHashes, SentCounts, ServedLibrary, ServerContext, UploadSlots, run_server_component,
+};
 use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
 use super::stream_install::{StreamInstallJob, stream_install_game};
+use super::swarm::SwarmDownloads;
 use super::transport::make_endpoint;
 use super::verify::{self, LocalGame, Verified};
 use super::{
@@ -109,6 +112,10 @@ struct PeerActor {
     /// Moves the file watches when the game dir changes; `None` without a watcher.
     monitor_control: Option<mpsc::Sender<MonitorControl>>,
     served: watch::Sender<Arc<ServedLibrary>>,
+    /// Downloads running here, whose verified blocks the server serves.
+    swarm: SwarmDownloads,
+    /// The peers known now, for downloads looking for partial sources.
+    known_peers: watch::Sender<Vec<SocketAddr>>,
     candidates: HashMap<SocketAddr, Candidate>,
     pings_in_flight: HashSet<SocketAddr>,
     fetches_in_flight: HashSet<SocketAddr>,
@@ -165,6 +172,7 @@ pub(super) fn start(
     };
 
     let outbound = OutboundTransfers::default();
+    let swarm = SwarmDownloads::default();
     let server_context = Arc::new(ServerContext {
         catalog: catalog.clone(),
         library: served_rx,
@@ -175,6 +183,10 @@ pub(super) fn start(
         outbound: outbound.clone(),
         file_reads: ServerContext::file_reads(&config.limits),
         recorded: RecordedHashes::new(&config.state_dir),
+        swarm: swarm.clone(),
+        slots: UploadSlots::new(config.upload_slots as usize),
+        sent: SentCounts::default(),
+        layouts: LayoutCache::default(),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -211,6 +223,8 @@ pub(super) fn start(
         library,
         monitor_control: None,
         served,
+        swarm,
+        known_peers: watch::channel(Vec::new()).0,
         candidates,
         pings_in_flight: HashSet::new(),
         fetches_in_flight: HashSet::new(),
@@ -775,6 +789,8 @@ impl PeerActor {
                 .unwrap_or_default(),
             on_disk,
             events: self.events.clone(),
+            swarm: self.swarm.clone(),
+            peers: self.known_peers.subscribe(),
         };
         let internal = self.internal.clone();
         let state_dir = self.config.state_dir.clone();
@@ -1218,6 +1234,7 @@ impl PeerActor {
 
     async fn join_peer(&mut self, addr: SocketAddr, hello: &Hello, latency: Duration) {
         self.db.insert_peer(addr, hello, latency, Instant::now());
+        self.known_peers.send_replace(self.db.addrs().collect());
         tracing::info!(%addr, name = hello.name, "peer joined");
         self.emit(PeerEvent::PeerJoined {
             addr,
@@ -1233,6 +1250,7 @@ impl PeerActor {
         let Some(peer) = self.db.remove_peer(&addr) else {
             return;
         };
+        self.known_peers.send_replace(self.db.addrs().collect());
         tracing::info!(%addr, name = peer.name, "peer left: {why}");
         self.client.forget(addr);
         if !self.candidates.get(&addr).is_some_and(|c| c.is_static) {

@@ -11,13 +11,14 @@ use quinn::{Connection, Endpoint, RecvStream};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::stream_install::wire::{StreamFrame, StreamFrameError, read_stream_frame};
+use super::swarm::{Availability, Bitmap, BlockLayout};
 use super::transport::SERVER_NAME;
 use crate::content::{ContentHash, FileHashes};
 use crate::layout::validate_relative_path;
 use crate::proto::{
     ErrorKind, FILE_LIST_PAGE_BYTES, FrameError, GameDetails, GameFileDescription, GameSummary, Hello, MAX_BATCH_FILES,
-    MAX_CHUNK_LEN, MAX_LIST_ENTRIES, MAX_LIST_PATH_BYTES, PROTOCOL_VERSION, Request, Response, read_frame,
-    read_frame_within, write_frame,
+    MAX_CHUNK_LEN, MAX_LIST_ENTRIES, MAX_LIST_PATH_BYTES, MAX_PICKED_BLOCKS, MAX_PICKED_BYTES, PROTOCOL_VERSION,
+    Request, Response, read_frame, read_frame_within, write_frame,
 };
 use crate::untrusted::untrusted_message;
 
@@ -392,6 +393,119 @@ impl PeerClient {
             .await
             .map_err(|_| ClientError::Timeout { addr })??;
         Ok(FileHashes { blocks })
+    }
+
+    /// Which blocks of list `list` (of `blocks` blocks, known from the validated list) `addr`
+    /// holds, since generation `since`. The answer must describe exactly that many blocks and
+    /// arrive within [`REQUEST_TIMEOUT`]; what follows its header is at most a bitmap's or
+    /// `blocks` indexes' worth, each checked.
+    pub async fn get_availability(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        list: &ContentHash,
+        since: u64,
+        blocks: u32,
+    ) -> Result<Availability, ClientError> {
+        let request = Request::GetAvailability {
+            id: id.to_owned(),
+            list: *list,
+            since,
+        };
+        let invalid = |reason: String| ClientError::InvalidResponse { addr, reason };
+        let (header, recv) = self.request(addr, &request).await?;
+        let Response::Availability {
+            blocks: announced,
+            generation,
+            full,
+            bitmap,
+            added,
+        } = header
+        else {
+            return Err(unexpected(addr, &header));
+        };
+        if announced != blocks {
+            return Err(invalid(format!("announced {announced} blocks; the list has {blocks}")));
+        }
+        if full {
+            return Ok(Availability::Full);
+        }
+        let len = if bitmap {
+            u64::from(blocks).div_ceil(8)
+        } else if added <= blocks {
+            u64::from(added) * 4
+        } else {
+            return Err(invalid(format!("announced {added} new blocks of {blocks}")));
+        };
+        let mut reader = ChunkReader::new(addr, recv, len);
+        let mut raw = Vec::new();
+        let read_all = async {
+            while let Some(piece) = reader.next_piece(COPY_BUFFER).await? {
+                raw.extend_from_slice(&piece);
+            }
+            Ok::<_, ClientError>(())
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, read_all)
+            .await
+            .map_err(|_| ClientError::Timeout { addr })??;
+        if bitmap {
+            let bitmap =
+                Bitmap::from_bytes(blocks, raw).ok_or_else(|| invalid("a bitmap with bits past its end".into()))?;
+            return Ok(Availability::Bitmap { generation, bitmap });
+        }
+        let added: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|bytes| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            .collect();
+        if added.iter().any(|block| *block >= blocks) {
+            return Err(invalid(format!("named a block past the list's {blocks}")));
+        }
+        Ok(Availability::Added {
+            generation,
+            blocks: added,
+        })
+    }
+
+    /// Offers `addr` the blocks `offered` of list `list`; returns the ones it picked and a
+    /// reader of their bytes, in that order. The pick must be offered blocks, each once, of
+    /// at most [`MAX_PICKED_BLOCKS`] and [`MAX_PICKED_BYTES`] (lengths from `layout`).
+    pub async fn open_blocks(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        list: &ContentHash,
+        offered: &[u32],
+        layout: &BlockLayout,
+    ) -> Result<(Vec<u32>, ChunkReader), ClientError> {
+        let request = Request::GetBlocks {
+            id: id.to_owned(),
+            list: *list,
+            offered: offered.to_vec(),
+        };
+        let invalid = |reason: &str| ClientError::InvalidResponse {
+            addr,
+            reason: reason.to_owned(),
+        };
+        let (header, recv) = self.request(addr, &request).await?;
+        let Response::Blocks { picked } = header else {
+            return Err(unexpected(addr, &header));
+        };
+        if picked.is_empty() || picked.len() > MAX_PICKED_BLOCKS {
+            return Err(invalid("picked no blocks, or too many"));
+        }
+        let offered: std::collections::HashSet<u32> = offered.iter().copied().collect();
+        let mut seen = std::collections::HashSet::new();
+        if !picked
+            .iter()
+            .all(|block| offered.contains(block) && seen.insert(*block))
+        {
+            return Err(invalid("picked a block it was not offered, or one twice"));
+        }
+        let len: u64 = picked.iter().filter_map(|block| layout.block_len(*block)).sum();
+        if len > MAX_PICKED_BYTES {
+            return Err(invalid("picked more bytes than one answer may carry"));
+        }
+        Ok((picked, ChunkReader::new(addr, recv, len)))
     }
 
     /// Asks `addr` to stream `id` at `version` expanded; frames follow on the returned reader.

@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod space;
 pub mod stream_install;
+pub mod swarm;
 pub mod transport;
 pub mod verify;
 

@@ -10,10 +10,12 @@
 //! without taking bytes ([`outgoing`]).
 
 mod admission;
+mod blocks;
 mod outgoing;
 mod recorded;
 mod trim;
 
+pub use self::blocks::{LayoutCache, SentCounts, UploadSlots};
 pub use self::recorded::RecordedHashes;
 
 use std::collections::BTreeSet;
@@ -37,6 +39,7 @@ use super::ratelimit::RateLimiter;
 use super::stream_install::check::ArchiveCheck;
 use super::stream_install::provider::{OutboundTransfers, StreamInstallProvider};
 use super::stream_install::sink::{forward_frames, frame_channel};
+use super::swarm::SwarmDownloads;
 use crate::beneath::{OpenError, OpenedFile, open_file_beneath};
 use crate::catalog::Catalog;
 use crate::config::Limits;
@@ -77,6 +80,13 @@ pub struct ServerContext {
     pub file_reads: Semaphore,
     /// The block hashes of the served games, as the scans recorded them.
     pub recorded: RecordedHashes,
+    /// Downloads running here, whose verified blocks are served too.
+    pub swarm: SwarmDownloads,
+    /// Downloaders fetching blocks from this peer at once (`--upload-slots`).
+    pub slots: UploadSlots,
+    /// How often each block was sent, so the least-sent go first.
+    pub sent: SentCounts,
+    pub layouts: LayoutCache,
 }
 
 impl ServerContext {
@@ -220,7 +230,7 @@ async fn serve_stream(
             peer_id: hello.peer_id.clone(),
         });
     }
-    if let Err(err) = handle_request(request, &mut send, &context, &file_sends).await {
+    if let Err(err) = handle_request(request, &mut send, remote, &context, &file_sends).await {
         tracing::debug!(%remote, "request failed mid-transfer: {err}");
         let _ = send.stream().reset(quinn::VarInt::from_u32(RESET_FAILED));
         return;
@@ -232,6 +242,7 @@ async fn serve_stream(
 async fn handle_request(
     request: Request,
     send: &mut Outgoing,
+    remote: SocketAddr,
     context: &ServerContext,
     file_sends: &Semaphore,
 ) -> std::io::Result<()> {
@@ -276,6 +287,15 @@ async fn handle_request(
             return send_files(send, context, &library, &id, &paths).await;
         }
         Request::GetBlockHashes { id, path } => return send_block_hashes(send, context, &library, &id, &path).await,
+        Request::GetAvailability { id, list, since } => {
+            return blocks::send_availability(send, context, &library, &id, &list, since).await;
+        }
+        Request::GetBlocks { id, list, offered } => {
+            let Ok(Ok(_slot)) = tokio::time::timeout(FILE_SEND_WAIT, file_sends.acquire()).await else {
+                return write_response(send, &too_many_sends()).await;
+            };
+            return blocks::send_blocks(send, context, &library, remote, &id, &list, &offered).await;
+        }
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };
     write_response(send, &response).await
@@ -355,7 +375,7 @@ async fn send_file_range(
         }
     };
     write_response(send, &header).await?;
-    send_bytes(send, context, id, path, file, offset, len).await
+    send_bytes(send, context, Some(id), path, file, offset, len).await
 }
 
 /// Answers `GetGameFiles`: each file's `FileData` header and bytes in turn. The paths are
@@ -391,17 +411,18 @@ async fn send_files(
             Err(response) => return write_response(send, &response).await,
         };
         write_response(send, &Response::FileData { size }).await?;
-        send_bytes(send, context, id, path, file, 0, size).await?;
+        send_bytes(send, context, Some(id), path, file, 0, size).await?;
     }
     Ok(())
 }
 
 /// Sends `len` raw bytes of `file` from `offset`, read on blocking threads, through the
-/// upload cap. Fails if the game starts changing meanwhile.
+/// upload cap. Fails if game `watch` starts changing meanwhile (a download serving its own
+/// verified blocks watches nothing: those blocks are never rewritten).
 async fn send_bytes(
     send: &mut Outgoing,
     context: &ServerContext,
-    id: &str,
+    watch: Option<&str>,
     path: &str,
     file: std::fs::File,
     offset: u64,
@@ -429,7 +450,9 @@ async fn send_bytes(
         }
         // Checked after the read: an operation publishes `busy` before it writes, so bytes
         // read before it was published are the old content, and later ones are never sent.
-        if context.library.borrow().busy.contains(id) {
+        if let Some(id) = watch
+            && context.library.borrow().busy.contains(id)
+        {
             return Err(std::io::Error::other(format!(
                 "{id} started changing while {path} was sent"
             )));

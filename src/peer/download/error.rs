@@ -23,6 +23,10 @@ pub enum TransferError {
     /// it is dropped from the operation at once.
     #[error("{peer} sent corrupt data for {path}; not using it")]
     Corrupt { peer: std::net::SocketAddr, path: String },
+    /// The source cannot serve now: its upload slots are taken, or it holds none of the
+    /// blocks offered yet. Not its fault: it is asked again a little later.
+    #[error("{0}")]
+    Busy(String),
     /// The peer stopped sending.
     #[error("{peer} sent nothing for {waited:?}")]
     Stalled {

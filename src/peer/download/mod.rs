@@ -10,6 +10,7 @@
 //! `error`): a peer's fault moves its work to the other peers, a local one
 //! ends the download.
 
+mod availability;
 pub mod error;
 pub mod expected;
 mod fetch;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -35,12 +36,15 @@ use super::PeerEvent;
 use super::client::PeerClient;
 use crate::content::{ContentHash, FileHashes, root_of};
 use crate::layout::VERSION_FILE;
+use crate::peer::swarm::{BlockLayout, ServingDownload, SwarmDownloads, list_digest};
 use crate::proto::GameFileDescription;
+use availability::AvailabilityWatch;
 pub use error::TransferError;
 use expected::{Expected, expected_content};
+use fetch::Fetcher;
 use journal::{DoneBlock, Journal, JournalList};
 use progress::{DownloadProgress, DownloadProgressTracker};
-use queue::{ChunkId, Completion, WorkQueue};
+use queue::{Assignment, RequestId, SourceKind, WorkQueue};
 use reuse::ReusePlan;
 use storage::DownloadStorage;
 
@@ -49,7 +53,7 @@ use storage::DownloadStorage;
 /// runs): 1 MiB chunks cost 40-60% more CPU per GB; depth 8 and 16 MiB chunks raise
 /// peak memory (up to 536 MiB) and endgame duplicates and hurt the slow-peer case;
 /// among 4/8 MiB x 2/4 the rates are within noise, and 8 MiB x 4 was best or tied at 2 GiB.
-pub const CHUNK_SIZE: u64 = 8 << 20;
+pub const CHUNK_SIZE: u64 = crate::proto::MAX_PICKED_BYTES;
 pub const IN_FLIGHT_PER_PEER: usize = 4;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// `version.ini` is buffered in memory, so it must be small.
@@ -73,8 +77,13 @@ pub struct DownloadSummary {
     /// Of `bytes`, those found on disk (resumed, or unchanged by an update) rather than fetched.
     pub reused: u64,
     pub elapsed: Duration,
-    /// Peers that delivered at least one chunk (or the sentinel).
+    /// Peers that delivered at least one block (or the sentinel).
     pub peers_used: Vec<SocketAddr>,
+    /// Bytes received from full peers (duplicates included), and from partial ones.
+    pub from_seeds: u64,
+    pub from_partials: u64,
+    /// Bytes spent learning which blocks the partial sources hold (estimated).
+    pub availability_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -99,6 +108,11 @@ pub struct DownloadJob {
     pub on_disk: Option<BTreeMap<String, reuse::SourceFile>>,
     /// Begin and progress events go straight out; the outcome goes back to the actor.
     pub events: mpsc::Sender<PeerEvent>,
+    /// Where this download serves its verified blocks to others.
+    pub swarm: SwarmDownloads,
+    /// The peers known now: those that are not seeds are asked whether they download the
+    /// same list (and become sources if they do).
+    pub peers: watch::Receiver<Vec<SocketAddr>>,
 }
 
 /// Runs a download to its end. A cancel discards the payload and the resume journal; any
@@ -259,7 +273,7 @@ struct Fetched {
 
 async fn download_impl(
     job: &DownloadJob,
-    peers: &[SocketAddr],
+    seeds: &[SocketAddr],
     expected: &Arc<Vec<Option<Expected>>>,
     reuse: ReusePlan,
     storage: &Arc<DownloadStorage>,
@@ -268,12 +282,15 @@ async fn download_impl(
     let plan = &job.plan;
     let started = Instant::now();
     let total: u64 = plan.files.iter().filter(|f| !f.is_dir).map(|f| f.size).sum();
-    let mut tracker = DownloadProgressTracker::new(&plan.id, total, peers, started);
+    let mut tracker = DownloadProgressTracker::new(&plan.id, total, seeds, started);
     // Per file, per block: its verified hash once it is in place.
     let mut have: Vec<Vec<Option<ContentHash>>> = reuse.keep.clone();
     let mut reused = reuse.kept_bytes(expected);
     tracker.reused(reused, Instant::now());
-    let received: BTreeMap<SocketAddr, Arc<AtomicU64>> = peers.iter().map(|a| (*a, Arc::default())).collect();
+    let mut received: BTreeMap<SocketAddr, (SourceKind, Arc<AtomicU64>)> = seeds
+        .iter()
+        .map(|addr| (*addr, (SourceKind::Seed, Arc::default())))
+        .collect();
     if !reuse.copies.is_empty() {
         let copied = copy_reusable(job, expected, reuse.copies, storage, journal, &mut tracker, reused).await?;
         for (file, block, hash) in copied {
@@ -284,22 +301,81 @@ async fn download_impl(
     }
     emit_progress(job, &mut tracker, &received, 0);
 
-    let chunks = fetch::split_into_chunks(&plan.files, &have, storage)?;
-    let mut queue = WorkQueue::new(chunks.len(), peers, IN_FLIGHT_PER_PEER);
-    let mut fetches: JoinSet<(SocketAddr, ChunkId, Result<Vec<DoneBlock>, TransferError>)> = JoinSet::new();
-    let mut aborts: HashMap<(SocketAddr, ChunkId), tokio::task::AbortHandle> = HashMap::new();
+    let layout = Arc::new(BlockLayout::new(&plan.files).map_err(|err| TransferError::PeersFailed(err.to_string()))?);
+    let list = list_digest(&plan.files);
+    let held: Vec<u32> = have
+        .iter()
+        .enumerate()
+        .flat_map(|(file, blocks)| {
+            let layout = &layout;
+            blocks
+                .iter()
+                .enumerate()
+                .filter(|(_, hash)| hash.is_some())
+                .filter_map(move |(block, _)| layout.global(file, block as u64))
+        })
+        .collect();
+    let mut held_map = vec![false; layout.total() as usize];
+    for block in &held {
+        held_map[*block as usize] = true;
+    }
+    // Serve what is verified to the peers downloading the same list, while this runs.
+    let serving = Arc::new(ServingDownload::new(
+        &plan.id,
+        list,
+        layout.clone(),
+        job.game_dir.clone(),
+    ));
+    serving.add(held.iter().copied());
+    let _registration = job.swarm.register(serving.clone());
+
+    let disk_paths: Vec<Option<Arc<Path>>> = plan
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            (layout.global(index, 0).is_some())
+                .then(|| storage.payload_path(&file.path).map(Arc::from))
+                .flatten()
+        })
+        .collect();
+    let (picks_tx, mut picks) = mpsc::unbounded_channel();
+    let fetcher = Arc::new(Fetcher {
+        client: job.client.clone(),
+        id: plan.id.as_str().into(),
+        list,
+        layout: layout.clone(),
+        expected: expected.clone(),
+        disk_paths: Arc::new(disk_paths),
+        journal: journal.clone(),
+        picks: picks_tx,
+    });
+    let rotation = rand_rotation(layout.total());
+    let mut queue = WorkQueue::new(layout.clone(), &held_map, seeds, IN_FLIGHT_PER_PEER, rotation);
+    let mut availability = AvailabilityWatch::default();
+    let mut fetches: JoinSet<(SocketAddr, RequestId, Result<Vec<DoneBlock>, TransferError>)> = JoinSet::new();
+    let mut aborts: HashMap<RequestId, tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
-    let id: Arc<str> = plan.id.as_str().into();
 
     while !queue.is_complete() {
-        for (addr, chunk_id) in queue.assign() {
-            let (client, id, chunk) = (job.client.clone(), id.clone(), chunks[chunk_id].clone());
-            let (counter, expected, journal) = (received[&addr].clone(), expected.clone(), journal.clone());
+        for assignment in queue.assign(Instant::now()) {
+            let Assignment {
+                source,
+                request,
+                offered,
+            } = assignment;
+            let kind = received.get(&source).map_or(SourceKind::Partial, |(kind, _)| *kind);
+            let counter = received
+                .entry(source)
+                .or_insert_with(|| (kind, Arc::default()))
+                .1
+                .clone();
+            let fetcher = fetcher.clone();
             let handle = fetches.spawn(async move {
-                let result = fetch::fetch(&client, addr, &id, &chunk, &expected, &counter, &journal).await;
-                (addr, chunk_id, result)
+                let result = fetcher.fetch(source, kind, request, &offered, &counter).await;
+                (source, request, result)
             });
-            aborts.insert((addr, chunk_id), handle);
+            aborts.insert(request, handle);
         }
         if let Some(failure) = queue.take_failure() {
             fetches.shutdown().await;
@@ -311,34 +387,54 @@ async fn download_impl(
                 return Err(TransferError::Cancelled);
             }
             _ = ticker.tick() => {
-                emit_progress(job, &mut tracker, &received, queue.active_peers());
+                emit_progress(job, &mut tracker, &received, queue.active_sources());
+                availability.poll(job, &fetcher, &queue);
+            }
+            Some((request, picked)) = picks.recv() => queue.picked(request, &picked),
+            Some(answer) = availability.next_answer() => {
+                for request in availability.apply(answer, &mut queue, &mut received) {
+                    if let Some(handle) = aborts.remove(&request) {
+                        handle.abort();
+                    }
+                }
             }
             Some(joined) = fetches.join_next() => {
-                // Aborted endgame duplicates end with a JoinError: nothing to record.
-                let Ok((addr, chunk_id, result)) = joined else { continue };
-                aborts.remove(&(addr, chunk_id));
+                // Aborted duplicates end with a JoinError: nothing to record.
+                let Ok((addr, request, result)) = joined else { continue };
+                aborts.remove(&request);
                 match result {
                     Ok(blocks) => {
-                        if let Completion::First { redundant } = queue.complete(addr, chunk_id) {
-                            tracker.chunk_done(chunks[chunk_id].len());
-                            for done in blocks {
+                        let globals: Vec<u32> = blocks
+                            .iter()
+                            .filter_map(|done| layout.global(done.file as usize, u64::from(done.block)))
+                            .collect();
+                        let completion = queue.complete(request, &globals);
+                        for done in &blocks {
+                            let Some(global) = layout.global(done.file as usize, u64::from(done.block)) else { continue };
+                            if completion.first.contains(&global) {
                                 have[done.file as usize][done.block as usize] = Some(done.hash);
+                                tracker.chunk_done(layout.block_len(global).unwrap_or(0));
                             }
-                            for other in redundant {
-                                if let Some(handle) = aborts.remove(&(other, chunk_id)) {
-                                    handle.abort();
-                                }
+                        }
+                        serving.add(completion.first.iter().copied());
+                        for (_, other) in completion.redundant {
+                            if let Some(handle) = aborts.remove(&other) {
+                                handle.abort();
                             }
                         }
                     }
+                    Err(TransferError::Busy(reason)) => {
+                        tracing::debug!(%addr, "source busy: {reason}");
+                        queue.busy(request, Instant::now(), &reason);
+                    }
                     Err(error) => {
-                        tracing::debug!(%addr, chunk = chunk_id, "chunk failed: {error}");
+                        tracing::debug!(%addr, request, "request failed: {error}");
                         let reason = error.to_string();
                         let corrupt = error.drops_peer_at_once();
-                        if queue.fail(addr, chunk_id, error) {
+                        if queue.fail(request, error) {
                             tracing::warn!(%addr, game = %plan.id, "dropping peer from this download: {reason}");
-                            for chunk in queue.take_in_flight(addr) {
-                                if let Some(handle) = aborts.remove(&(addr, chunk)) {
+                            for other in queue.take_requests(addr) {
+                                if let Some(handle) = aborts.remove(&other) {
                                     handle.abort();
                                 }
                             }
@@ -367,7 +463,7 @@ async fn download_impl(
         })?;
     let (version_ini, sentinel_peer) = fetch_version_file(job, &queue, &plan.files[sentinel]).await?;
     tracker.chunk_done(version_ini.len() as u64);
-    if let Some(counter) = received.get(&sentinel_peer) {
+    if let Some((_, counter)) = received.get(&sentinel_peer) {
         counter.fetch_add(version_ini.len() as u64, Ordering::Relaxed);
     }
     emit_progress(job, &mut tracker, &received, 0);
@@ -386,9 +482,16 @@ async fn download_impl(
             blocks.ok_or_else(|| TransferError::Internal(format!("{} finished with a block missing", file.path)))?;
         verified.push((file.path.clone(), file.size, FileHashes { blocks }));
     }
+    let sent_by = |wanted: SourceKind| -> u64 {
+        received
+            .values()
+            .filter(|(kind, _)| *kind == wanted)
+            .map(|(_, bytes)| bytes.load(Ordering::Relaxed))
+            .sum()
+    };
     let peers_used = received
         .iter()
-        .filter(|(_, bytes)| bytes.load(Ordering::Relaxed) > 0)
+        .filter(|(_, (_, bytes))| bytes.load(Ordering::Relaxed) > 0)
         .map(|(addr, _)| *addr)
         .collect();
     Ok(Fetched {
@@ -397,10 +500,23 @@ async fn download_impl(
             reused,
             elapsed: started.elapsed(),
             peers_used,
+            from_seeds: sent_by(SourceKind::Seed),
+            from_partials: sent_by(SourceKind::Partial),
+            availability_bytes: availability.traffic,
         },
         version_ini,
         verified,
     })
+}
+
+/// Where the tie-break order of a download's blocks starts: downloaders that start at once
+/// begin in different places, so the seed's first blocks differ and they can swap them.
+fn rand_rotation(total: u32) -> u32 {
+    if total == 0 {
+        return 0;
+    }
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % total
 }
 
 /// Copies the blocks found elsewhere on disk (see `reuse`) into place, journals them, and
@@ -475,10 +591,10 @@ async fn report_dropped(job: &DownloadJob, dropped: &[(SocketAddr, TransferError
 fn emit_progress(
     job: &DownloadJob,
     tracker: &mut DownloadProgressTracker,
-    received: &BTreeMap<SocketAddr, Arc<AtomicU64>>,
+    received: &BTreeMap<SocketAddr, (SourceKind, Arc<AtomicU64>)>,
     active_peers: usize,
 ) {
-    for (addr, bytes) in received {
+    for (addr, (_, bytes)) in received {
         tracker.set_peer_bytes(*addr, bytes.load(Ordering::Relaxed));
     }
     let sample: DownloadProgress = tracker.sample(Instant::now(), active_peers);
@@ -500,7 +616,11 @@ async fn fetch_version_file(
         )));
     }
     let mut errors = Vec::new();
-    for addr in queue.live_peers().chain(job.plan.peers.iter().copied()) {
+    let seeds = queue
+        .live_sources()
+        .filter(|(_, kind)| *kind == SourceKind::Seed)
+        .map(|(addr, _)| addr);
+    for addr in seeds.chain(job.plan.peers.iter().copied()) {
         if job.cancel.is_cancelled() {
             return Err(TransferError::Cancelled);
         }

@@ -1,98 +1,289 @@
-//! The download scheduler: a shared work queue of chunks. Each peer keeps up
-//! to `depth` chunk requests in flight and takes the next chunk when one
-//! finishes, so faster peers do more. A failed chunk goes back to the front of
-//! the queue for any peer, up to `MAX_RETRY_COUNT` tries; a peer that fails
-//! `PEER_FAILURE_LIMIT` times in a row is dropped. When the queue is empty,
-//! idle peers duplicate outstanding chunks (endgame) so one slow peer cannot
-//! stall the finish; the first copy to arrive wins. Only a peer's fault
-//! (`TransferError::is_peer_fault`) is retried and counted against it; any
-//! other error (a full local disk) fails the download at once and blames no
-//! peer, since no other peer could do better.
+//! The download scheduler: which blocks to offer which source (see `peer::swarm`).
 //!
-//! Pure bookkeeping: no I/O, no clock.
+//! Sources are the full peers of the validated plan (seeds) and peers downloading the same
+//! list (partial sources, which hold only some blocks and join while the download runs).
+//! Each source keeps up to `depth` requests in flight and gets the next when one ends, so
+//! faster sources do more. A request offers the source the wanted blocks it holds, rarest
+//! first (held by the fewest partial sources; ties go in an order rotated from a random
+//! start, so downloaders begin in different places), and the source picks among them (see
+//! `server::blocks`). Offered blocks are held back from other requests until the pick is
+//! known; then the rest go back. A failed request's blocks go back for any source, up to
+//! `MAX_RETRY_COUNT` tries each; a source that fails `PEER_FAILURE_LIMIT` times in a row
+//! is dropped (corrupt data: at once). A source that is busy (its upload slots taken, or
+//! it holds none of what was offered yet) waits `BUSY_BACKOFF`, not counted against it.
+//! When nothing is left to offer a source, it duplicates blocks in flight elsewhere
+//! (endgame) so one slow source cannot stall the finish; the first copy to arrive wins.
+//! Only a source's fault (`TransferError::is_peer_fault`) is retried and counted against
+//! it; any other error (a full local disk) fails the download at once and blames no one.
+//!
+//! Pure bookkeeping: no I/O; the caller passes the time.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::error::TransferError;
+use crate::peer::swarm::{Bitmap, BlockLayout};
+use crate::proto::{MAX_OFFERED_BLOCKS, MAX_PICKED_BYTES};
 
-/// Tries per chunk before the download fails.
+/// Tries per block before the download fails.
 pub const MAX_RETRY_COUNT: u32 = 5;
-/// Consecutive failures after which a peer is dropped from this download.
+/// Consecutive failures after which a source is dropped from this download.
 pub const PEER_FAILURE_LIMIT: u32 = 3;
-/// Fetches of one chunk at the same time during the endgame.
+/// Fetches of one block at the same time during the endgame.
 const ENDGAME_COPIES: usize = 2;
+/// How long a busy source is left alone.
+pub const BUSY_BACKOFF: Duration = Duration::from_secs(1);
+/// Busy answers in a row after which a source counts as failed once (five minutes of
+/// waiting for a slot: upload slots rotate every few seconds, so this is a stuck source).
+const BUSY_LIMIT: u32 = 300;
+/// Entries of the wanted set looked at to fill one offer to a partial source.
+const SCAN_LIMIT: usize = 16_384;
+/// An offer gives the source twice one answer's worth to choose from.
+const OFFER_BYTES: u64 = 2 * MAX_PICKED_BYTES;
 
-pub type ChunkId = usize;
+pub type RequestId = u64;
 
-#[derive(Debug, Default)]
-struct PeerSlot {
-    in_flight: HashSet<ChunkId>,
+/// What a source holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A full peer of the plan: every block.
+    Seed,
+    /// A peer downloading the same list: the blocks its availability says.
+    Partial,
+}
+
+#[derive(Debug)]
+struct Source {
+    kind: SourceKind,
+    /// For a partial source, what it holds (`None` once it has everything).
+    holds: Option<Bitmap>,
+    requests: HashSet<RequestId>,
     consecutive_failures: u32,
+    busy_answers: u32,
     dropped: bool,
+    cooling_until: Option<Instant>,
     last_error: Option<String>,
+}
+
+impl Source {
+    fn has(&self, block: u32) -> bool {
+        self.holds.as_ref().is_none_or(|holds| holds.get(block))
+    }
+}
+
+#[derive(Debug)]
+struct InFlight {
+    source: SocketAddr,
+    offered: Vec<u32>,
+    /// Known once the source's answer header arrived.
+    picked: Option<Vec<u32>>,
+}
+
+/// One request to send: offer `offered` to `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub source: SocketAddr,
+    pub request: RequestId,
+    pub offered: Vec<u32>,
 }
 
 #[derive(Debug)]
 pub struct WorkQueue {
+    layout: Arc<BlockLayout>,
     depth: usize,
-    pending: VecDeque<ChunkId>,
-    /// Chunks in flight, with the peers fetching them.
-    in_flight: BTreeMap<ChunkId, Vec<SocketAddr>>,
     done: Vec<bool>,
     remaining: usize,
     attempts: Vec<u32>,
-    peers: BTreeMap<SocketAddr, PeerSlot>,
-    /// Set when a chunk exhausted its tries.
-    exhausted: Option<(ChunkId, String)>,
-    /// An error no peer caused: the download fails with it as it is.
+    /// Partial sources holding each block.
+    rarity: Vec<u16>,
+    /// Tie-break order of each block.
+    rank: Vec<u32>,
+    /// Blocks neither done, offered nor picked: (rarity, rank, block).
+    wanted: BTreeSet<(u16, u32, u32)>,
+    /// Blocks offered to a request whose pick is not known yet.
+    offered: Vec<bool>,
+    /// Requests fetching each picked block.
+    fetchers: HashMap<u32, Vec<RequestId>>,
+    requests: HashMap<RequestId, InFlight>,
+    next_request: RequestId,
+    sources: BTreeMap<SocketAddr, Source>,
+    exhausted: Option<(u32, String)>,
     fatal: Option<TransferError>,
 }
 
-/// What a finished fetch means for the other fetches of the same chunk.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Completion {
-    /// First copy: these duplicate fetches are now useless and may be aborted.
-    First { redundant: Vec<SocketAddr> },
-    /// Another peer already delivered this chunk.
-    Duplicate,
+/// What a finished request means.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Blocks delivered first by this request (the others were duplicates).
+    pub first: Vec<u32>,
+    /// Other requests whose every picked block is now done: abort them.
+    pub redundant: Vec<(SocketAddr, RequestId)>,
 }
 
 impl WorkQueue {
-    pub fn new(chunk_count: usize, peers: &[SocketAddr], depth: usize) -> Self {
-        WorkQueue {
+    /// A queue for every block of `layout` not in `have`, from the `seeds`; `rotation` is
+    /// where the tie-break order starts (random per download).
+    pub fn new(layout: Arc<BlockLayout>, have: &[bool], seeds: &[SocketAddr], depth: usize, rotation: u32) -> Self {
+        let total = layout.total();
+        let rank: Vec<u32> = (0..total)
+            .map(|block| (block + total - rotation % total.max(1)) % total.max(1))
+            .collect();
+        let done: Vec<bool> = (0..total as usize)
+            .map(|b| have.get(b).copied().unwrap_or(false))
+            .collect();
+        let wanted = (0..total)
+            .filter(|block| !done[*block as usize])
+            .map(|block| (0, rank[block as usize], block))
+            .collect();
+        let mut queue = WorkQueue {
             depth: depth.max(1),
-            pending: (0..chunk_count).collect(),
-            in_flight: BTreeMap::new(),
-            done: vec![false; chunk_count],
-            remaining: chunk_count,
-            attempts: vec![0; chunk_count],
-            peers: peers.iter().map(|addr| (*addr, PeerSlot::default())).collect(),
+            remaining: done.iter().filter(|done| !**done).count(),
+            done,
+            attempts: vec![0; total as usize],
+            rarity: vec![0; total as usize],
+            rank,
+            wanted,
+            offered: vec![false; total as usize],
+            fetchers: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            sources: BTreeMap::new(),
             exhausted: None,
             fatal: None,
+            layout,
+        };
+        for seed in seeds {
+            queue.add_source(*seed, SourceKind::Seed, None);
         }
+        queue
     }
 
     pub fn is_complete(&self) -> bool {
         self.remaining == 0
     }
 
-    /// Peers still taking part.
-    pub fn live_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.peers
+    /// Sources still taking part.
+    pub fn live_sources(&self) -> impl Iterator<Item = (SocketAddr, SourceKind)> + '_ {
+        self.sources
             .iter()
-            .filter(|(_, slot)| !slot.dropped)
-            .map(|(addr, _)| *addr)
+            .filter(|(_, source)| !source.dropped)
+            .map(|(addr, source)| (*addr, source.kind))
     }
 
-    /// Peers with at least one fetch in flight.
-    pub fn active_peers(&self) -> usize {
-        self.peers.values().filter(|slot| !slot.in_flight.is_empty()).count()
+    /// Whether `addr` is (or was) a source of this download.
+    pub fn knows(&self, addr: SocketAddr) -> bool {
+        self.sources.contains_key(&addr)
+    }
+
+    /// Whether source `addr` holds every block (a seed, or a partial source that finished).
+    pub fn holds_all(&self, addr: SocketAddr) -> bool {
+        self.sources.get(&addr).is_some_and(|source| source.holds.is_none())
+    }
+
+    /// Partial sources still taking part.
+    pub fn partial_sources(&self) -> usize {
+        self.live_sources()
+            .filter(|(_, kind)| *kind == SourceKind::Partial)
+            .count()
+    }
+
+    /// Sources with at least one request in flight.
+    pub fn active_sources(&self) -> usize {
+        self.sources
+            .values()
+            .filter(|source| !source.requests.is_empty())
+            .count()
+    }
+
+    /// Adds a source (a partial one holding `holds`); a known address is left as it is.
+    pub fn add_source(&mut self, addr: SocketAddr, kind: SourceKind, holds: Option<Bitmap>) {
+        if self.sources.contains_key(&addr) {
+            return;
+        }
+        let source = Source {
+            kind,
+            holds: None,
+            requests: HashSet::new(),
+            consecutive_failures: 0,
+            busy_answers: 0,
+            dropped: false,
+            cooling_until: None,
+            last_error: None,
+        };
+        self.sources.insert(addr, source);
+        if kind == SourceKind::Partial {
+            let holds = holds.unwrap_or_else(|| Bitmap::empty(self.layout.total()));
+            let blocks: Vec<u32> = holds.iter().collect();
+            if let Some(source) = self.sources.get_mut(&addr) {
+                source.holds = Some(Bitmap::empty(self.layout.total()));
+            }
+            self.source_holds(addr, &blocks);
+        }
+    }
+
+    /// A partial source now holds `blocks` too.
+    pub fn source_holds(&mut self, addr: SocketAddr, blocks: &[u32]) {
+        let Some(source) = self.sources.get_mut(&addr) else {
+            return;
+        };
+        let Some(holds) = source.holds.as_mut() else { return };
+        let mut new = Vec::new();
+        for block in blocks {
+            if holds.set(*block) {
+                new.push(*block);
+            }
+        }
+        if source.dropped {
+            return;
+        }
+        for block in new {
+            self.change_rarity(block, 1);
+        }
+    }
+
+    /// A partial source now holds everything: it is a source of every block like a seed
+    /// (its blocks no longer count as rare-making copies: everyone can get them from it).
+    pub fn source_holds_all(&mut self, addr: SocketAddr) {
+        let held: Vec<u32> = match self.sources.get(&addr) {
+            Some(source) if !source.dropped => source.holds.iter().flat_map(Bitmap::iter).collect(),
+            _ => Vec::new(),
+        };
+        for block in held {
+            self.change_rarity(block, -1);
+        }
+        if let Some(source) = self.sources.get_mut(&addr) {
+            source.holds = None;
+        }
+    }
+
+    fn change_rarity(&mut self, block: u32, by: i32) {
+        let index = block as usize;
+        let (old, rank) = (self.rarity[index], self.rank[index]);
+        let new = u16::try_from((i32::from(old) + by).max(0)).unwrap_or(u16::MAX);
+        self.rarity[index] = new;
+        if self.wanted.remove(&(old, rank, block)) {
+            self.wanted.insert((new, rank, block));
+        }
+    }
+
+    fn want_again(&mut self, block: u32) {
+        let index = block as usize;
+        if !self.done[index] && !self.offered[index] && !self.fetchers.contains_key(&block) {
+            self.wanted.insert((self.rarity[index], self.rank[index], block));
+        }
     }
 
     /// Whether the download can no longer finish.
     pub fn is_failed(&self) -> bool {
-        self.fatal.is_some() || self.exhausted.is_some() || (!self.is_complete() && self.live_peers().next().is_none())
+        self.fatal.is_some() || self.exhausted.is_some() || (!self.is_complete() && !self.has_live_seed())
+    }
+
+    fn has_live_seed(&self) -> bool {
+        self.sources
+            .values()
+            .any(|source| !source.dropped && (source.kind == SourceKind::Seed || source.holds.is_none()))
     }
 
     /// Why the download cannot finish, once it cannot (see [`WorkQueue::is_failed`]).
@@ -101,16 +292,17 @@ impl WorkQueue {
         if let Some(fatal) = self.fatal.take() {
             return Some(fatal);
         }
-        if let Some((chunk, error)) = &self.exhausted {
+        if let Some((block, error)) = &self.exhausted {
             return Some(TransferError::PeersFailed(format!(
-                "a chunk failed {MAX_RETRY_COUNT} times (chunk {chunk}; last error: {error})"
+                "a block failed {MAX_RETRY_COUNT} times (block {block}; last error: {error})"
             )));
         }
-        if !self.is_complete() && self.live_peers().next().is_none() {
+        if !self.is_complete() && !self.has_live_seed() {
             let errors: Vec<String> = self
-                .peers
+                .sources
                 .iter()
-                .map(|(addr, slot)| format!("{addr}: {}", slot.last_error.as_deref().unwrap_or("dropped")))
+                .filter(|(_, source)| source.kind == SourceKind::Seed)
+                .map(|(addr, source)| format!("{addr}: {}", source.last_error.as_deref().unwrap_or("dropped")))
                 .collect();
             return Some(TransferError::PeersFailed(format!(
                 "every peer failed ({})",
@@ -120,26 +312,49 @@ impl WorkQueue {
         None
     }
 
-    /// Hands out work: each live peer fills its in-flight slots from the queue,
-    /// or with endgame duplicates once the queue is empty.
-    pub fn assign(&mut self) -> Vec<(SocketAddr, ChunkId)> {
+    /// Hands out work: each live source that is not cooling off fills its request slots,
+    /// one slot per source per round so sources share the rarest blocks fairly.
+    pub fn assign(&mut self, now: Instant) -> Vec<Assignment> {
         let mut assigned = Vec::new();
         if self.is_failed() {
             return assigned;
         }
-        // Round-robin one slot at a time so peers share the queue's front fairly.
         loop {
             let mut progressed = false;
-            let addrs: Vec<SocketAddr> = self.live_peers().collect();
-            for addr in addrs {
-                if self.peers[&addr].in_flight.len() >= self.depth {
+            let ready: Vec<SocketAddr> = self
+                .sources
+                .iter()
+                .filter(|(_, source)| {
+                    !source.dropped
+                        && source.requests.len() < self.depth
+                        && source.cooling_until.is_none_or(|until| until <= now)
+                })
+                .map(|(addr, _)| *addr)
+                .collect();
+            for addr in ready {
+                let offered = self.offer_for(addr);
+                if offered.is_empty() {
                     continue;
                 }
-                let Some(chunk) = self.next_chunk_for(addr) else {
-                    continue;
-                };
-                self.start(addr, chunk);
-                assigned.push((addr, chunk));
+                let request = self.next_request;
+                self.next_request += 1;
+                if let Some(source) = self.sources.get_mut(&addr) {
+                    source.requests.insert(request);
+                    source.cooling_until = None;
+                }
+                self.requests.insert(
+                    request,
+                    InFlight {
+                        source: addr,
+                        offered: offered.clone(),
+                        picked: None,
+                    },
+                );
+                assigned.push(Assignment {
+                    source: addr,
+                    request,
+                    offered,
+                });
                 progressed = true;
             }
             if !progressed {
@@ -148,113 +363,233 @@ impl WorkQueue {
         }
     }
 
-    fn next_chunk_for(&mut self, addr: SocketAddr) -> Option<ChunkId> {
-        if let Some(chunk) = self.pending.pop_front() {
-            return Some(chunk);
+    /// The blocks to offer `addr`: wanted ones it holds, rarest first, held back from other
+    /// requests; else (endgame) blocks in flight elsewhere that it holds.
+    fn offer_for(&mut self, addr: SocketAddr) -> Vec<u32> {
+        let Some(source) = self.sources.get(&addr) else {
+            return Vec::new();
+        };
+        let (mut offered, mut bytes) = (Vec::new(), 0);
+        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= MAX_OFFERED_BLOCKS || bytes >= OFFER_BYTES;
+        for (_, _, block) in self.wanted.iter().take(SCAN_LIMIT) {
+            if full_offer(&offered, bytes) {
+                break;
+            }
+            if source.has(*block) {
+                offered.push(*block);
+                bytes += self.layout.block_len(*block).unwrap_or(0);
+            }
         }
-        // Endgame: the outstanding chunk with the fewest fetchers that this peer is not fetching.
-        self.in_flight
+        if !offered.is_empty() {
+            for block in &offered {
+                let index = *block as usize;
+                self.wanted.remove(&(self.rarity[index], self.rank[index], *block));
+                self.offered[index] = true;
+            }
+            return offered;
+        }
+        // Endgame: blocks picked by other requests, fewest copies first.
+        let mine: HashSet<RequestId> = source.requests.clone();
+        let mut duplicates: Vec<(usize, u32)> = self
+            .fetchers
             .iter()
-            .filter(|(_, fetchers)| fetchers.len() < ENDGAME_COPIES && !fetchers.contains(&addr))
-            .min_by_key(|(_, fetchers)| fetchers.len())
-            .map(|(chunk, _)| *chunk)
+            .filter(|(block, fetchers)| {
+                fetchers.len() < ENDGAME_COPIES
+                    && !fetchers.iter().any(|request| mine.contains(request))
+                    && source.has(**block)
+            })
+            .map(|(block, fetchers)| (fetchers.len(), *block))
+            .collect();
+        duplicates.sort_unstable();
+        for (_, block) in duplicates {
+            if full_offer(&offered, bytes) {
+                break;
+            }
+            offered.push(block);
+            bytes += self.layout.block_len(block).unwrap_or(0);
+        }
+        offered
     }
 
-    fn start(&mut self, addr: SocketAddr, chunk: ChunkId) {
-        self.in_flight.entry(chunk).or_default().push(addr);
-        if let Some(slot) = self.peers.get_mut(&addr) {
-            slot.in_flight.insert(chunk);
+    /// The source of `request` picked `picked` of what it was offered; the rest go back.
+    pub fn picked(&mut self, request: RequestId, picked: &[u32]) {
+        let Some(in_flight) = self.requests.get_mut(&request) else {
+            return;
+        };
+        in_flight.picked = Some(picked.to_vec());
+        let offered = std::mem::take(&mut in_flight.offered);
+        for block in picked {
+            self.fetchers.entry(*block).or_default().push(request);
         }
-    }
-
-    fn stop(&mut self, addr: SocketAddr, chunk: ChunkId) {
-        if let Some(slot) = self.peers.get_mut(&addr) {
-            slot.in_flight.remove(&chunk);
-        }
-        if let Some(fetchers) = self.in_flight.get_mut(&chunk) {
-            fetchers.retain(|fetcher| *fetcher != addr);
-            if fetchers.is_empty() {
-                self.in_flight.remove(&chunk);
+        let picked: HashSet<u32> = picked.iter().copied().collect();
+        for block in offered {
+            self.offered[block as usize] = false;
+            if !picked.contains(&block) {
+                self.want_again(block);
             }
         }
     }
 
-    /// `addr` delivered `chunk`.
-    pub fn complete(&mut self, addr: SocketAddr, chunk: ChunkId) -> Completion {
-        self.stop(addr, chunk);
-        if let Some(slot) = self.peers.get_mut(&addr) {
-            slot.consecutive_failures = 0;
+    /// Ends `request`, returning its blocks (picked, or still only offered) for others.
+    fn end(&mut self, request: RequestId) -> Option<InFlight> {
+        let mut in_flight = self.requests.remove(&request)?;
+        if let Some(source) = self.sources.get_mut(&in_flight.source) {
+            source.requests.remove(&request);
         }
-        if self.done[chunk] {
-            return Completion::Duplicate;
+        for block in std::mem::take(&mut in_flight.offered) {
+            self.offered[block as usize] = false;
+            self.want_again(block);
         }
-        self.done[chunk] = true;
-        self.remaining -= 1;
-        let redundant = self.in_flight.remove(&chunk).unwrap_or_default();
-        for other in &redundant {
-            if let Some(slot) = self.peers.get_mut(other) {
-                slot.in_flight.remove(&chunk);
+        for block in in_flight.picked.iter().flatten() {
+            if let Some(fetchers) = self.fetchers.get_mut(block) {
+                fetchers.retain(|other| *other != request);
+                if fetchers.is_empty() {
+                    self.fetchers.remove(block);
+                }
             }
+            self.want_again(*block);
         }
-        Completion::First { redundant }
+        Some(in_flight)
     }
 
-    /// `addr` failed to deliver `chunk`. Returns whether the peer has now been dropped.
-    /// An error that is not the peer's fault fails the download instead (the first one is kept)
-    /// and leaves the peer's record alone.
-    pub fn fail(&mut self, addr: SocketAddr, chunk: ChunkId, error: TransferError) -> bool {
-        self.stop(addr, chunk);
+    /// `request` delivered `blocks` (verified and durable).
+    pub fn complete(&mut self, request: RequestId, blocks: &[u32]) -> Completion {
+        let mut completion = Completion::default();
+        for block in blocks {
+            let index = *block as usize;
+            if index < self.done.len() && !self.done[index] {
+                self.done[index] = true;
+                self.remaining -= 1;
+                let rank = self.rank[index];
+                self.wanted.remove(&(self.rarity[index], rank, *block));
+                completion.first.push(*block);
+            }
+        }
+        let Some(in_flight) = self.end(request) else {
+            return completion;
+        };
+        if let Some(source) = self.sources.get_mut(&in_flight.source) {
+            source.consecutive_failures = 0;
+            source.busy_answers = 0;
+        }
+        // Requests fetching only blocks that are now done are useless.
+        for (other, fetching) in &self.requests {
+            if let Some(picked) = &fetching.picked
+                && picked.iter().all(|block| self.done[*block as usize])
+            {
+                completion.redundant.push((fetching.source, *other));
+            }
+        }
+        completion
+    }
+
+    /// The source of `request` could not serve it now (busy, or none of the offered blocks
+    /// yet): its blocks go back and it is left alone for [`BUSY_BACKOFF`].
+    pub fn busy(&mut self, request: RequestId, now: Instant, reason: &str) {
+        let Some(in_flight) = self.end(request) else { return };
+        let Some(source) = self.sources.get_mut(&in_flight.source) else {
+            return;
+        };
+        source.cooling_until = Some(now + BUSY_BACKOFF);
+        source.busy_answers += 1;
+        if source.busy_answers >= BUSY_LIMIT {
+            source.busy_answers = 0;
+            self.count_failure(
+                in_flight.source,
+                format!("busy for {BUSY_LIMIT} tries: {reason}"),
+                false,
+            );
+        }
+    }
+
+    /// `request` failed. Returns whether its source has now been dropped. An error that is
+    /// not the source's fault fails the download instead (the first one is kept).
+    pub fn fail(&mut self, request: RequestId, error: TransferError) -> bool {
+        let Some(in_flight) = self.end(request) else {
+            return false;
+        };
         if !error.is_peer_fault() {
             self.fatal.get_or_insert(error);
             return false;
         }
-        let at_once = error.drops_peer_at_once();
-        let error = error.to_string();
-        let mut dropped_now = false;
-        if let Some(slot) = self.peers.get_mut(&addr) {
-            slot.consecutive_failures += 1;
-            slot.last_error = Some(error.clone());
-            if !slot.dropped && (at_once || slot.consecutive_failures >= PEER_FAILURE_LIMIT) {
-                slot.dropped = true;
-                dropped_now = true;
+        let reason = error.to_string();
+        for block in in_flight.picked.iter().flatten() {
+            let index = *block as usize;
+            if self.done[index] {
+                continue;
+            }
+            self.attempts[index] += 1;
+            if self.attempts[index] >= MAX_RETRY_COUNT {
+                self.exhausted.get_or_insert((*block, reason.clone()));
             }
         }
-        if self.done[chunk] {
-            return dropped_now;
-        }
-        self.attempts[chunk] += 1;
-        if self.attempts[chunk] >= MAX_RETRY_COUNT {
-            self.exhausted.get_or_insert((chunk, error));
-        } else if !self.in_flight.contains_key(&chunk) && !self.pending.contains(&chunk) {
-            self.pending.push_front(chunk);
-        }
-        dropped_now
+        self.count_failure(in_flight.source, reason, error.drops_peer_at_once())
     }
 
-    /// The in-flight fetches of a dropped peer, which the caller aborts; their
-    /// chunks go back on the queue without counting as a try.
-    pub fn take_in_flight(&mut self, addr: SocketAddr) -> Vec<ChunkId> {
-        let chunks: Vec<ChunkId> = self
-            .peers
-            .get(&addr)
-            .map(|slot| slot.in_flight.iter().copied().collect())
-            .unwrap_or_default();
-        for &chunk in &chunks {
-            self.stop(addr, chunk);
-            if !self.done[chunk] && !self.in_flight.contains_key(&chunk) && !self.pending.contains(&chunk) {
-                self.pending.push_front(chunk);
+    fn count_failure(&mut self, addr: SocketAddr, reason: String, at_once: bool) -> bool {
+        let Some(source) = self.sources.get_mut(&addr) else {
+            return false;
+        };
+        source.consecutive_failures += 1;
+        source.last_error = Some(reason);
+        if source.dropped || !(at_once || source.consecutive_failures >= PEER_FAILURE_LIMIT) {
+            return false;
+        }
+        source.dropped = true;
+        let held: Vec<u32> = source.holds.iter().flat_map(Bitmap::iter).collect();
+        if source.kind == SourceKind::Partial {
+            for block in held {
+                self.change_rarity(block, -1);
             }
         }
-        chunks
+        true
+    }
+
+    /// The requests in flight to a dropped source, which the caller aborts; their blocks
+    /// go back without counting as a try.
+    pub fn take_requests(&mut self, addr: SocketAddr) -> Vec<RequestId> {
+        let requests: Vec<RequestId> = self
+            .sources
+            .get(&addr)
+            .map(|source| source.requests.iter().copied().collect())
+            .unwrap_or_default();
+        for request in &requests {
+            self.end(*request);
+        }
+        requests
+    }
+
+    /// Drops a partial source that left (it stopped answering availability requests).
+    pub fn drop_source(&mut self, addr: SocketAddr, reason: String) -> Vec<RequestId> {
+        if self.sources.get(&addr).is_some_and(|source| !source.dropped) {
+            self.count_failure(addr, reason, true);
+        }
+        self.take_requests(addr)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::BLOCK_SIZE;
+    use crate::proto::GameFileDescription;
 
     fn peer(n: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    fn layout(blocks: u64) -> Arc<BlockLayout> {
+        let files = [GameFileDescription {
+            path: "a.zip".into(),
+            size: blocks * BLOCK_SIZE,
+            is_dir: false,
+            hash: None,
+        }];
+        Arc::new(BlockLayout::new(&files).unwrap())
+    }
+
+    fn queue(blocks: u64, seeds: &[SocketAddr], depth: usize) -> WorkQueue {
+        WorkQueue::new(layout(blocks), &[], seeds, depth, 0)
     }
 
     fn peer_error(reason: &str) -> TransferError {
@@ -269,141 +604,217 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_peer_fills_its_slots_and_faster_peers_take_more() {
-        let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(10, &[a, b], 2);
-        let first = queue.assign();
-        assert_eq!(first, [(a, 0), (b, 1), (a, 2), (b, 3)]);
-        // a is fast: it completes both and immediately gets the next two chunks.
-        assert_eq!(queue.complete(a, 0), Completion::First { redundant: vec![] });
-        assert_eq!(queue.complete(a, 2), Completion::First { redundant: vec![] });
-        assert_eq!(queue.assign(), [(a, 4), (a, 5)]);
-        assert_eq!(queue.active_peers(), 2);
+    /// Picks the first `n` offered blocks of each assignment.
+    fn pick(queue: &mut WorkQueue, assigned: &[Assignment], n: usize) -> Vec<Vec<u32>> {
+        assigned
+            .iter()
+            .map(|a| {
+                let picked: Vec<u32> = a.offered.iter().copied().take(n).collect();
+                queue.picked(a.request, &picked);
+                picked
+            })
+            .collect()
     }
 
     #[test]
-    fn failed_chunks_are_retried_by_another_peer_and_repeat_offenders_dropped() {
+    fn offers_are_disjoint_until_picked_then_the_rest_goes_back() {
         let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(3, &[a, b], 1);
-        assert_eq!(queue.assign(), [(a, 0), (b, 1)]);
-        assert!(!queue.fail(a, 0, peer_error("reset")));
-        // Chunk 0 is back at the front; b finishes and takes it.
-        queue.complete(b, 1);
-        let next = queue.assign();
-        assert!(next.contains(&(a, 0)) || next.contains(&(b, 0)), "{next:?}");
+        let mut queue = queue(64, &[a, b], 2);
+        let now = Instant::now();
+        let assigned = queue.assign(now);
+        assert_eq!(assigned.len(), 4, "two requests per source");
+        let all: Vec<u32> = assigned.iter().flat_map(|a| a.offered.clone()).collect();
+        assert_eq!(all.len(), 64, "16 blocks (two answers' worth) per offer");
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), 64, "no block offered twice");
+        pick(&mut queue, &assigned, 8);
+        let first = &assigned[0];
+        let completion = queue.complete(first.request, &first.offered[..8]);
+        assert_eq!(completion.first, first.offered[..8]);
+        let next = queue.assign(now);
+        assert_eq!(next.len(), 1, "the source that finished gets the next request");
+        assert!(next[0].offered.iter().all(|block| !first.offered[..8].contains(block)));
+        assert_eq!(
+            next[0].offered[0], first.offered[8],
+            "an unpicked block is wanted again first"
+        );
+    }
 
-        let mut queue = WorkQueue::new(5, &[a, b], 1);
-        for round in 0..PEER_FAILURE_LIMIT {
-            let assigned = queue.assign();
-            let (_, chunk) = *assigned.iter().find(|(p, _)| *p == a).expect("a gets work while live");
-            let dropped = queue.fail(a, chunk, peer_error("timeout"));
-            assert_eq!(dropped, round + 1 == PEER_FAILURE_LIMIT);
+    #[test]
+    fn rarest_blocks_are_offered_first_and_partial_sources_get_only_what_they_hold() {
+        let (seed, p1, p2) = (peer(1), peer(2), peer(3));
+        let mut queue = queue(40, &[seed], 1);
+        let mut holds = Bitmap::empty(40);
+        for block in 0..20 {
+            holds.set(block);
         }
-        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
-        assert!(queue.assign().iter().all(|(p, _)| *p == b));
+        queue.add_source(p1, SourceKind::Partial, Some(holds.clone()));
+        queue.add_source(p2, SourceKind::Partial, Some(holds));
+        let assigned = queue.assign(Instant::now());
+        let seed_offer = &assigned.iter().find(|a| a.source == seed).unwrap().offered;
+        assert!(
+            seed_offer.iter().all(|block| *block >= 20),
+            "the seed is offered what no partial holds: {seed_offer:?}"
+        );
+        for partial in [p1, p2] {
+            let offer = &assigned.iter().find(|a| a.source == partial).unwrap().offered;
+            assert!(!offer.is_empty() && offer.iter().all(|block| *block < 20), "{offer:?}");
+        }
     }
 
     #[test]
-    fn a_chunk_failing_too_often_fails_the_download() {
+    fn failed_blocks_are_retried_elsewhere_and_repeat_offenders_dropped() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = queue(200, &[a, b], 1);
+        let now = Instant::now();
+        for round in 0..PEER_FAILURE_LIMIT {
+            let assigned = queue.assign(now);
+            let mine = assigned
+                .iter()
+                .find(|x| x.source == a)
+                .expect("a gets work while live")
+                .clone();
+            queue.picked(mine.request, &mine.offered[..4]);
+            let dropped = queue.fail(mine.request, peer_error("timeout"));
+            assert_eq!(dropped, round + 1 == PEER_FAILURE_LIMIT);
+            // Its blocks go back to the front, so a gets them again; each failure is a try.
+            assert_eq!(
+                queue.attempts[mine.offered[0] as usize],
+                round + 1,
+                "a picked block's try counts"
+            );
+        }
+        assert_eq!(queue.live_sources().map(|(addr, _)| addr).collect::<Vec<_>>(), [b]);
+        assert!(queue.assign(now).iter().all(|x| x.source == b));
+    }
+
+    #[test]
+    fn a_block_failing_too_often_fails_the_download() {
         let a = peer(1);
-        let mut queue = WorkQueue::new(1, &[a], 1);
+        let mut queue = queue(1, &[a], 1);
         for _ in 0..MAX_RETRY_COUNT {
-            let assigned = queue.assign();
-            assert_eq!(assigned, [(a, 0)]);
-            queue.fail(a, 0, peer_error("bad"));
-            // Keep a alive: a success elsewhere would reset its streak; here we only count chunk tries.
-            if let Some(slot) = queue.peers.get_mut(&a) {
-                slot.consecutive_failures = 0;
-            }
+            let assigned = queue.assign(Instant::now());
+            assert_eq!(assigned.len(), 1);
+            queue.picked(assigned[0].request, &[0]);
+            queue.fail(assigned[0].request, peer_error("bad"));
+            queue.sources.get_mut(&a).unwrap().consecutive_failures = 0;
         }
         let reason = queue.take_failure().expect("download failed").to_string();
         assert!(reason.contains("failed 5 times") && reason.contains("bad"), "{reason}");
-        assert!(queue.assign().is_empty());
+        assert!(queue.assign(Instant::now()).is_empty());
     }
 
     #[test]
-    fn endgame_duplicates_outstanding_chunks_and_first_copy_wins() {
+    fn endgame_duplicates_blocks_in_flight_and_the_first_copy_wins() {
         let (fast, slow) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(2, &[fast, slow], 1);
-        assert_eq!(queue.assign(), [(fast, 0), (slow, 1)]);
-        queue.complete(fast, 0);
-        // The queue is empty: the idle fast peer duplicates the slow peer's chunk.
-        assert_eq!(queue.assign(), [(fast, 1)]);
-        assert_eq!(queue.complete(fast, 1), Completion::First { redundant: vec![slow] });
+        let mut queue = queue(2, &[fast, slow], 1);
+        let now = Instant::now();
+        let assigned = queue.assign(now);
+        assert_eq!(assigned.len(), 1, "one offer takes both blocks");
+        let first = assigned[0].clone();
+        queue.picked(first.request, &[0, 1]);
+        // Nothing left to offer the other source but duplicates of what is in flight.
+        let duplicate = queue.assign(now);
+        assert_eq!(duplicate.len(), 1);
+        assert_eq!(duplicate[0].offered, [0, 1]);
+        queue.picked(duplicate[0].request, &[0, 1]);
+        let completion = queue.complete(duplicate[0].request, &[0, 1]);
+        assert_eq!(completion.first, [0, 1]);
+        assert_eq!(completion.redundant, [(first.source, first.request)]);
         assert!(queue.is_complete());
-        assert_eq!(queue.complete(slow, 1), Completion::Duplicate);
-        assert_eq!(queue.active_peers(), 0);
-    }
-
-    #[test]
-    fn all_peers_dropped_is_a_failure_and_their_work_returns_to_the_queue() {
-        let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(4, &[a, b], 2);
-        queue.assign();
-        let returned = queue.take_in_flight(a);
-        assert_eq!(returned.len(), 2);
-        assert!(!queue.is_failed());
-        for _ in 0..PEER_FAILURE_LIMIT {
-            let chunk = *queue.peers[&b].in_flight.iter().next().unwrap_or(&0);
-            queue.fail(b, chunk, peer_error("gone"));
-            queue.fail(a, chunk, peer_error("gone"));
-        }
-        let reason = queue.take_failure().expect("no live peer left").to_string();
-        assert!(reason.contains("every peer failed"), "{reason}");
-    }
-
-    #[test]
-    fn a_local_error_fails_at_once_and_drops_no_peer() {
-        let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(6, &[a, b], 2);
-        assert_eq!(queue.assign().len(), 4);
-        assert!(!queue.fail(a, 0, disk_full()), "the peer is not dropped");
-        assert!(queue.is_failed(), "one local error is enough");
-        assert!(queue.assign().is_empty(), "no more work once failed");
-        // The other fetches still in flight end with the same cause; the first error is kept.
-        assert!(!queue.fail(b, 1, TransferError::Internal("second".into())));
-        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [a, b], "both peers stay live");
         assert!(
-            queue
-                .peers
-                .values()
-                .all(|slot| slot.consecutive_failures == 0 && slot.last_error.is_none())
+            queue.complete(first.request, &[0, 1]).first.is_empty(),
+            "a duplicate counts nothing"
         );
-        assert_eq!(queue.attempts, [0; 6], "a local error is no try of the chunk");
-        let failure = queue.take_failure().expect("failed");
-        assert!(matches!(failure, TransferError::Local { .. }), "{failure:?}");
     }
 
     #[test]
-    fn corrupt_data_drops_the_peer_at_once_and_its_chunk_goes_to_another() {
+    fn a_busy_source_waits_without_blame_and_its_blocks_go_to_others() {
         let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(4, &[a, b], 1);
-        assert_eq!(queue.assign(), [(a, 0), (b, 1)]);
+        let mut queue = queue(64, &[a, b], 1);
+        let now = Instant::now();
+        let assigned = queue.assign(now);
+        let busy = assigned.iter().find(|x| x.source == a).unwrap().clone();
+        queue.busy(busy.request, now, "slots taken");
+        assert_eq!(queue.sources[&a].consecutive_failures, 0);
+        assert!(
+            queue.assign(now).iter().all(|x| x.source == b),
+            "a cools off; b is full"
+        );
+        let later = queue.assign(now + BUSY_BACKOFF);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].source, a);
+        assert_eq!(later[0].offered, busy.offered, "its blocks were wanted again");
+    }
+
+    #[test]
+    fn without_a_live_seed_the_download_fails_and_names_the_seeds() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut queue = queue(4, &[seed], 1);
+        queue.add_source(partial, SourceKind::Partial, Some(Bitmap::full(4)));
+        let now = Instant::now();
+        for _ in 0..PEER_FAILURE_LIMIT {
+            let assigned = queue.assign(now);
+            let mine = assigned.iter().find(|x| x.source == seed).cloned();
+            let Some(mine) = mine else { break };
+            queue.fail(mine.request, peer_error("gone"));
+        }
+        let reason = queue.take_failure().expect("no seed left").to_string();
+        assert!(
+            reason.contains("every peer failed") && reason.contains("gone"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_local_error_fails_at_once_and_drops_no_source() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = queue(64, &[a, b], 2);
+        let assigned = queue.assign(Instant::now());
+        assert_eq!(assigned.len(), 4);
+        assert!(!queue.fail(assigned[0].request, disk_full()));
+        assert!(queue.is_failed());
+        assert!(queue.assign(Instant::now()).is_empty());
+        assert!(!queue.fail(assigned[1].request, TransferError::Internal("second".into())));
+        assert_eq!(queue.live_sources().count(), 2);
+        assert!(queue.attempts.iter().all(|tries| *tries == 0), "no try of any block");
+        assert!(matches!(queue.take_failure(), Some(TransferError::Local { .. })));
+    }
+
+    #[test]
+    fn corrupt_data_drops_the_source_at_once_and_its_blocks_go_to_another() {
+        let (a, b) = (peer(1), peer(2));
+        let mut queue = queue(32, &[a, b], 1);
+        let now = Instant::now();
+        let assigned = queue.assign(now);
+        let bad = assigned.iter().find(|x| x.source == a).unwrap().clone();
+        queue.picked(bad.request, &bad.offered[..1]);
         let corrupt = TransferError::Corrupt {
             peer: a,
             path: "a.zip".into(),
         };
-        assert!(queue.fail(a, 0, corrupt), "dropped on the first bad block");
-        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
-        queue.complete(b, 1);
-        assert_eq!(queue.assign(), [(b, 0)], "the bad chunk is fetched again, from b");
+        assert!(queue.fail(bad.request, corrupt), "dropped on the first bad block");
+        let good = assigned.iter().find(|x| x.source == b).unwrap().clone();
+        queue.picked(good.request, &good.offered);
+        queue.complete(good.request, &good.offered);
+        let next = queue.assign(now);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].source, b);
+        assert!(
+            next[0].offered.contains(&bad.offered[0]),
+            "the bad block is fetched again, from b"
+        );
     }
 
     #[test]
-    fn a_stall_counts_against_the_peer_like_a_wrong_answer() {
-        let (a, b) = (peer(1), peer(2));
-        let mut queue = WorkQueue::new(5, &[a, b], 1);
-        for round in 0..PEER_FAILURE_LIMIT {
-            let assigned = queue.assign();
-            let (_, chunk) = *assigned.iter().find(|(p, _)| *p == a).expect("a gets work while live");
-            let stalled = TransferError::Stalled {
-                peer: a,
-                waited: std::time::Duration::from_secs(10),
-            };
-            assert_eq!(queue.fail(a, chunk, stalled), round + 1 == PEER_FAILURE_LIMIT);
-        }
-        assert_eq!(queue.live_peers().collect::<Vec<_>>(), [b]);
-        assert!(!queue.is_failed());
+    fn a_dropped_partial_no_longer_makes_blocks_common() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut queue = queue(4, &[seed], 1);
+        let mut holds = Bitmap::empty(4);
+        holds.set(0);
+        queue.add_source(partial, SourceKind::Partial, Some(holds));
+        assert_eq!(queue.rarity[0], 1);
+        queue.drop_source(partial, "left".into());
+        assert_eq!(queue.rarity[0], 0);
+        assert_eq!(queue.partial_sources(), 0);
     }
 }

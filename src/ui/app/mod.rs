@@ -940,6 +940,9 @@ mod tests {
                 reused: 0,
                 elapsed: Duration::from_secs(20),
                 peers_used: vec![addr(1), addr(2)],
+                from_seeds: 4 * GIB,
+                from_partials: 0,
+                availability_bytes: 0,
             },
         });
         app.update(PeerEvent::ActiveOperations(Vec::new()));

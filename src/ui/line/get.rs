@@ -238,11 +238,15 @@ async fn follow_download_and_install(
                 // The rate is the network's: reused bytes did not travel.
                 let fetched = summary.bytes - summary.reused;
                 println!(
-                    "downloaded {id} {version}: {} bytes (fetched {fetched}, reused {}) in {seconds:.2} s ({}) from {} peer(s)",
+                    "downloaded {id} {version}: {} bytes (fetched {fetched}, reused {}) in {seconds:.2} s ({}) from {} peer(s); \
+                     seeds sent {} bytes, partial peers {} bytes, availability {} bytes",
                     summary.bytes,
                     summary.reused,
                     format_rate(fetched as f64 / seconds.max(1e-9)),
-                    summary.peers_used.len()
+                    summary.peers_used.len(),
+                    summary.from_seeds,
+                    summary.from_partials,
+                    summary.availability_bytes,
                 );
                 if mode == GetMode::Download {
                     return Ok(ExitCode::SUCCESS);

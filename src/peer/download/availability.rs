@@ -1,0 +1,163 @@
+//! Which blocks the partial sources of a download hold (see `peer::swarm`).
+//!
+//! Each partial source is asked once per [`POLL_INTERVAL`] for what it verified since its
+//! last answer (a few bytes per new block), so what a downloader knows is at most about a
+//! second old. Known peers that are not sources yet are probed, a few per round and each at
+//! most once per [`PROBE_INTERVAL`], until the download has [`MAX_PARTIAL_SOURCES`]: with
+//! 32 peers each asks at most 8 others a second, not all 31, and a peer that does not
+//! download this list costs one small request every few seconds.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::DownloadJob;
+use super::fetch::Fetcher;
+use super::queue::{RequestId, SourceKind, WorkQueue};
+use crate::peer::client::ClientError;
+use crate::peer::swarm::{Availability, Bitmap};
+
+/// How often a partial source is asked what it verified since.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often one peer that is not a source is asked whether it downloads this list.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Peers probed per round at most.
+const PROBES_PER_ROUND: usize = 4;
+/// Partial sources one download uses at most.
+pub const MAX_PARTIAL_SOURCES: usize = 8;
+/// What an availability request costs besides its payload (frames, a QUIC stream).
+const REQUEST_OVERHEAD: u64 = 200;
+
+/// One answer to an availability request.
+pub struct Answer {
+    addr: SocketAddr,
+    /// To a peer that was not a source yet.
+    probe: bool,
+    result: Result<Availability, ClientError>,
+}
+
+#[derive(Default)]
+pub struct AvailabilityWatch {
+    asking: JoinSet<Answer>,
+    in_flight: HashSet<SocketAddr>,
+    generations: HashMap<SocketAddr, u64>,
+    last_asked: HashMap<SocketAddr, Instant>,
+    /// Bytes of availability traffic so far (requests and answers, estimated).
+    pub traffic: u64,
+}
+
+impl AvailabilityWatch {
+    /// Asks the partial sources that are due, and probes a few peers that are due.
+    pub fn poll(&mut self, job: &DownloadJob, fetcher: &Arc<Fetcher>, queue: &WorkQueue) {
+        let now = Instant::now();
+        let due = |watch: &Self, addr: &SocketAddr, every: Duration| {
+            !watch.in_flight.contains(addr)
+                && watch
+                    .last_asked
+                    .get(addr)
+                    .is_none_or(|at| now.duration_since(*at) >= every)
+        };
+        let sources: Vec<SocketAddr> = queue
+            .live_sources()
+            .filter(|(addr, kind)| *kind == SourceKind::Partial && !queue.holds_all(*addr))
+            .map(|(addr, _)| addr)
+            .filter(|addr| due(self, addr, POLL_INTERVAL))
+            .collect();
+        for addr in sources {
+            self.ask(addr, false, fetcher);
+        }
+        if queue.partial_sources() >= MAX_PARTIAL_SOURCES {
+            return;
+        }
+        let candidates: Vec<SocketAddr> = job
+            .peers
+            .borrow()
+            .iter()
+            .copied()
+            .filter(|addr| !queue.knows(*addr) && due(self, addr, PROBE_INTERVAL))
+            .take(PROBES_PER_ROUND)
+            .collect();
+        for addr in candidates {
+            self.ask(addr, true, fetcher);
+        }
+    }
+
+    fn ask(&mut self, addr: SocketAddr, probe: bool, fetcher: &Arc<Fetcher>) {
+        let since = if probe {
+            0
+        } else {
+            self.generations.get(&addr).copied().unwrap_or(0)
+        };
+        self.in_flight.insert(addr);
+        self.last_asked.insert(addr, Instant::now());
+        let fetcher = fetcher.clone();
+        self.asking.spawn(async move {
+            let blocks = fetcher.layout.total();
+            let result = fetcher
+                .client
+                .get_availability(addr, &fetcher.id, &fetcher.list, since, blocks)
+                .await;
+            Answer { addr, probe, result }
+        });
+    }
+
+    /// The next answer; never resolves while nothing is asked.
+    pub async fn next_answer(&mut self) -> Option<Answer> {
+        if self.asking.is_empty() {
+            return std::future::pending().await;
+        }
+        self.asking.join_next().await?.ok()
+    }
+
+    /// Applies an answer to the queue: a new source, more blocks held, or a source gone
+    /// (returned: its requests, to abort).
+    pub fn apply(
+        &mut self,
+        answer: Answer,
+        queue: &mut WorkQueue,
+        received: &mut std::collections::BTreeMap<SocketAddr, (SourceKind, Arc<AtomicU64>)>,
+    ) -> Vec<RequestId> {
+        let Answer { addr, probe, result } = answer;
+        self.in_flight.remove(&addr);
+        self.traffic += REQUEST_OVERHEAD;
+        let availability = match result {
+            Ok(availability) => availability,
+            Err(err) if probe => {
+                tracing::trace!(%addr, "not a source: {err}");
+                return Vec::new();
+            }
+            Err(err) => {
+                tracing::debug!(%addr, "partial source gone: {err}");
+                return queue.drop_source(addr, err.to_string());
+            }
+        };
+        if !queue.knows(addr) {
+            if queue.partial_sources() >= MAX_PARTIAL_SOURCES {
+                return Vec::new();
+            }
+            tracing::debug!(%addr, "a partial source joins");
+            queue.add_source(addr, SourceKind::Partial, Some(Bitmap::empty(0)));
+            received
+                .entry(addr)
+                .or_insert_with(|| (SourceKind::Partial, Arc::default()));
+        }
+        match availability {
+            Availability::Full => queue.source_holds_all(addr),
+            Availability::Bitmap { generation, bitmap } => {
+                self.traffic += bitmap.as_bytes().len() as u64;
+                self.generations.insert(addr, generation);
+                queue.source_holds(addr, &bitmap.iter().collect::<Vec<_>>());
+            }
+            Availability::Added { generation, blocks } => {
+                self.traffic += blocks.len() as u64 * 4;
+                self.generations.insert(addr, generation);
+                queue.source_holds(addr, &blocks);
+            }
+        }
+        Vec::new()
+    }
+}

@@ -1,0 +1,406 @@
+//! The swarm side of the server (see `peer::swarm`): `GetAvailability` and `GetBlocks`,
+//! answered from a downloaded game (every block) or from a download running here (the
+//! blocks it has verified), with upload slots and the seed's pick of least-sent blocks.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use super::outgoing::Outgoing;
+use super::{ServedLibrary, ServerContext, open_current_file, read_file, send_bytes, served_game, write_response};
+use crate::beneath::open_file_beneath;
+use crate::content::ContentHash;
+use crate::peer::swarm::{Availability, BlockLayout, ServingDownload, list_digest};
+use crate::proto::{ErrorKind, MAX_OFFERED_BLOCKS, MAX_PICKED_BLOCKS, MAX_PICKED_BYTES, Response};
+use crate::untrusted::quote_untrusted;
+
+/// A slot holder that asked for nothing this long has left; its slot is free.
+const SLOT_IDLE: Duration = Duration::from_secs(3);
+/// A holder that has held its slot this long gives it up to a peer waiting for one, so a
+/// downloader only this peer can serve is never starved.
+const SLOT_TURN: Duration = Duration::from_secs(10);
+/// Games (with their lists) whose sent counts are kept.
+const COUNTED_GAMES: usize = 8;
+/// Served games whose block layout is kept.
+const CACHED_LAYOUTS: usize = 4;
+
+/// At most `slots` downloaders fetch blocks from this peer at once (`--upload-slots`);
+/// the rest are answered `Busy` and use other sources meanwhile.
+pub struct UploadSlots {
+    slots: usize,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Holders: since when, and when they last asked.
+    holders: HashMap<SocketAddr, (Instant, Instant)>,
+    /// Peers refused a slot, and when they last asked.
+    waiting: HashMap<SocketAddr, Instant>,
+}
+
+impl UploadSlots {
+    pub fn new(slots: usize) -> Self {
+        UploadSlots {
+            slots: slots.max(1),
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Whether `peer` may be served now; takes or keeps a slot for it.
+    pub fn admit(&self, peer: SocketAddr, now: Instant) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let SlotState { holders, waiting } = &mut *state;
+        holders.retain(|_, (_, last)| now.duration_since(*last) < SLOT_IDLE);
+        waiting.retain(|_, last| now.duration_since(*last) < SLOT_IDLE);
+        let others_wait = waiting.keys().any(|waiter| *waiter != peer);
+        if let Some((since, last)) = holders.get_mut(&peer) {
+            if others_wait && now.duration_since(*since) >= SLOT_TURN {
+                holders.remove(&peer);
+                waiting.insert(peer, now);
+                return false;
+            }
+            *last = now;
+            return true;
+        }
+        if holders.len() < self.slots {
+            holders.insert(peer, (now, now));
+            waiting.remove(&peer);
+            return true;
+        }
+        waiting.insert(peer, now);
+        false
+    }
+}
+
+/// How often this peer has sent each block of a game's list, for the pick.
+#[derive(Default)]
+pub struct SentCounts(Mutex<VecDeque<(GameList, Vec<u16>)>>);
+
+/// A game id and the digest of one of its file lists.
+type GameList = (String, ContentHash);
+
+/// A served game's list, as of one library revision: its digest and layout.
+struct CachedLayout {
+    id: String,
+    revision: u64,
+    digest: ContentHash,
+    layout: Arc<BlockLayout>,
+}
+
+impl SentCounts {
+    /// Picks, among the `offered` blocks this peer `holds`, those it has sent least (the
+    /// downloader's order breaks ties), up to one answer's worth; counts them as sent.
+    /// Returned in block order, which is file order on disk.
+    pub fn pick(
+        &self,
+        id: &str,
+        list: &ContentHash,
+        layout: &BlockLayout,
+        offered: &[u32],
+        holds: impl Fn(u32) -> bool,
+    ) -> Vec<u32> {
+        let mut games = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (id.to_owned(), *list);
+        let position = games.iter().position(|(known, _)| *known == key);
+        let entry = match position {
+            Some(position) => games.remove(position),
+            None => None,
+        };
+        let (_, mut counts) = entry.unwrap_or_else(|| (key.clone(), vec![0; layout.total() as usize]));
+        let mut seen = HashSet::new();
+        let mut candidates: Vec<(u16, usize, u32)> = offered
+            .iter()
+            .enumerate()
+            .filter(|(_, block)| **block < layout.total() && seen.insert(**block) && holds(**block))
+            .map(|(order, block)| (counts[*block as usize], order, *block))
+            .collect();
+        candidates.sort_unstable();
+        let (mut picked, mut bytes) = (Vec::new(), 0);
+        for (_, _, block) in candidates {
+            let len = layout.block_len(block).unwrap_or(0);
+            if picked.len() == MAX_PICKED_BLOCKS || bytes + len > MAX_PICKED_BYTES {
+                break;
+            }
+            bytes += len;
+            counts[block as usize] = counts[block as usize].saturating_add(1);
+            picked.push(block);
+        }
+        picked.sort_unstable();
+        games.push_front((key, counts));
+        games.truncate(COUNTED_GAMES);
+        picked
+    }
+}
+
+/// The block layouts of served games, by id and library revision: a list of 100,000
+/// files is not hashed again for every request.
+#[derive(Default)]
+pub struct LayoutCache(Mutex<VecDeque<CachedLayout>>);
+
+impl LayoutCache {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<CachedLayout>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Where the blocks come from.
+enum BlockSource {
+    /// A downloaded game: every block, opened and checked against its record like any file.
+    Served(Arc<BlockLayout>),
+    /// A download running here: its verified blocks.
+    Downloading(Arc<ServingDownload>),
+}
+
+impl BlockSource {
+    fn layout(&self) -> &BlockLayout {
+        match self {
+            BlockSource::Served(layout) => layout,
+            BlockSource::Downloading(download) => &download.layout,
+        }
+    }
+}
+
+/// The source of game `id`'s list `list` here, or the error to answer.
+async fn block_source(
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    list: &ContentHash,
+) -> Result<BlockSource, Response> {
+    if let Some(download) = context.swarm.get(id, list) {
+        return Ok(BlockSource::Downloading(download));
+    }
+    let game = served_game(context, library, id)?;
+    let cached = context
+        .layouts
+        .lock()
+        .iter()
+        .find(|cached| cached.id == id && cached.revision == library.revision)
+        .map(|cached| (cached.digest, cached.layout.clone()));
+    let (digest, layout) = match cached {
+        Some(cached) => cached,
+        None => {
+            let files = game.files.clone();
+            let computed = tokio::task::spawn_blocking(move || (list_digest(&files), BlockLayout::new(&files)))
+                .await
+                .map_err(|err| Response::error(ErrorKind::Internal, format!("cutting the list failed: {err}")))?;
+            let layout = Arc::new(
+                computed
+                    .1
+                    .map_err(|err| Response::error(ErrorKind::Internal, err.to_string()))?,
+            );
+            let mut layouts = context.layouts.lock();
+            layouts.push_front(CachedLayout {
+                id: id.to_owned(),
+                revision: library.revision,
+                digest: computed.0,
+                layout: layout.clone(),
+            });
+            layouts.truncate(CACHED_LAYOUTS);
+            (computed.0, layout)
+        }
+    };
+    if digest != *list {
+        let message = format!("this peer has another file list of {id} (another version, or other content)");
+        return Err(Response::error(ErrorKind::NotFound, message));
+    }
+    Ok(BlockSource::Served(layout))
+}
+
+/// Answers `GetAvailability`: an `Availability` header, then a bitmap or the blocks added.
+pub(super) async fn send_availability(
+    send: &mut Outgoing,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    id: &str,
+    list: &ContentHash,
+    since: u64,
+) -> std::io::Result<()> {
+    let source = match block_source(context, library, id, list).await {
+        Ok(source) => source,
+        Err(response) => return write_response(send, &response).await,
+    };
+    let blocks = source.layout().total();
+    let answer = match &source {
+        BlockSource::Served(_) => Availability::Full,
+        BlockSource::Downloading(download) => download.availability(since),
+    };
+    let header = |generation, full, bitmap, added| Response::Availability {
+        blocks,
+        generation,
+        full,
+        bitmap,
+        added,
+    };
+    match answer {
+        Availability::Full => write_response(send, &header(0, true, false, 0)).await,
+        Availability::Bitmap { generation, bitmap } => {
+            write_response(send, &header(generation, false, true, 0)).await?;
+            send.write_all(bitmap.as_bytes()).await
+        }
+        Availability::Added { generation, blocks } => {
+            write_response(send, &header(generation, false, false, blocks.len() as u32)).await?;
+            let raw: Vec<u8> = blocks.iter().flat_map(|block| block.to_le_bytes()).collect();
+            send.write_all(&raw).await
+        }
+    }
+}
+
+/// Answers `GetBlocks`: a slot, the pick, a `Blocks` header, then each picked block's bytes.
+pub(super) async fn send_blocks(
+    send: &mut Outgoing,
+    context: &ServerContext,
+    library: &ServedLibrary,
+    remote: SocketAddr,
+    id: &str,
+    list: &ContentHash,
+    offered: &[u32],
+) -> std::io::Result<()> {
+    if offered.is_empty() || offered.len() > MAX_OFFERED_BLOCKS {
+        let message = format!("offered {} blocks; 1 to {MAX_OFFERED_BLOCKS} may be", offered.len());
+        return write_response(send, &Response::error(ErrorKind::BadRequest, message)).await;
+    }
+    let source = match block_source(context, library, id, list).await {
+        Ok(source) => source,
+        Err(response) => return write_response(send, &response).await,
+    };
+    if !context.slots.admit(remote, Instant::now()) {
+        let message = format!(
+            "this peer is sending to {} peers, its most at once; ask another peer",
+            context.slots.slots()
+        );
+        return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
+    }
+    let layout = source.layout();
+    let picked = match &source {
+        BlockSource::Served(_) => context.sent.pick(id, list, layout, offered, |_| true),
+        BlockSource::Downloading(download) => context.sent.pick(id, list, layout, offered, |b| download.has(b)),
+    };
+    if picked.is_empty() {
+        let message = format!("this peer holds none of the offered blocks of {id} yet");
+        return write_response(send, &Response::error(ErrorKind::NotFound, message)).await;
+    }
+    write_response(send, &Response::Blocks { picked: picked.clone() }).await?;
+    // Consecutive blocks of one file are read from one handle.
+    let mut open: Option<(usize, std::fs::File)> = None;
+    for block in picked {
+        let Some(at) = layout.locate(block) else {
+            return Err(std::io::Error::other("a picked block left the layout"));
+        };
+        let file = match open.take() {
+            Some((file, handle)) if file == at.file.file => handle,
+            _ => open_block_file(context, library, &source, id, &at.file.path).await?,
+        };
+        let watch = matches!(source, BlockSource::Served(_)).then_some(id);
+        let reader = file.try_clone()?;
+        send_bytes(send, context, watch, &at.file.path, reader, at.offset, at.len).await?;
+        open = Some((at.file.file, file));
+    }
+    Ok(())
+}
+
+/// Opens the file a picked block is in. The pick is already announced, so a failure here
+/// breaks the stream (the downloader fetches those blocks elsewhere).
+async fn open_block_file(
+    context: &ServerContext,
+    library: &ServedLibrary,
+    source: &BlockSource,
+    id: &str,
+    path: &str,
+) -> std::io::Result<std::fs::File> {
+    match source {
+        BlockSource::Served(_) => match open_current_file(context, library, id, path, false).await {
+            Ok((file, _, _)) => Ok(file),
+            Err(response) => Err(std::io::Error::other(format!("cannot serve {path}: {response:?}"))),
+        },
+        BlockSource::Downloading(download) => {
+            let (game_dir, relative) = (download.game_dir.clone(), format!("{id}/{path}"));
+            let opened = read_file(context, move || open_file_beneath(&game_dir, &relative)).await?;
+            opened
+                .map(|opened| opened.file)
+                .map_err(|err| std::io::Error::other(format!("cannot open {}: {err}", quote_untrusted(path))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::BLOCK_SIZE;
+    use crate::proto::GameFileDescription;
+
+    fn peer(n: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    #[test]
+    fn slots_admit_k_peers_then_refuse_until_one_leaves() {
+        let slots = UploadSlots::new(2);
+        let start = Instant::now();
+        assert!(slots.admit(peer(1), start));
+        assert!(slots.admit(peer(2), start));
+        assert!(!slots.admit(peer(3), start), "a third peer waits");
+        assert!(
+            slots.admit(peer(1), start + Duration::from_secs(2)),
+            "a holder keeps its slot"
+        );
+        // Peer 2 stops asking: its slot frees after SLOT_IDLE.
+        let later = start + SLOT_IDLE + Duration::from_secs(1);
+        assert!(slots.admit(peer(3), later), "the idle holder's slot went to the waiter");
+        assert!(!slots.admit(peer(2), later), "the one that left waits now");
+    }
+
+    #[test]
+    fn a_holder_gives_way_after_its_turn_so_a_waiter_is_not_starved() {
+        let slots = UploadSlots::new(1);
+        let start = Instant::now();
+        assert!(slots.admit(peer(1), start));
+        let mut now = start;
+        while now < start + SLOT_TURN {
+            assert!(slots.admit(peer(1), now), "the holder is served through its turn");
+            assert!(!slots.admit(peer(2), now), "the waiter is refused meanwhile");
+            now += Duration::from_secs(1);
+        }
+        assert!(
+            !slots.admit(peer(1), now),
+            "after its turn the holder yields to the waiter"
+        );
+        assert!(slots.admit(peer(2), now), "so the waiter is served");
+        assert!(!slots.admit(peer(1), now), "and the old holder waits its turn");
+    }
+
+    #[test]
+    fn the_pick_takes_least_sent_blocks_it_holds_and_counts_them() {
+        let files = [GameFileDescription {
+            path: "a".into(),
+            size: 20 * BLOCK_SIZE,
+            is_dir: false,
+            hash: None,
+        }];
+        let layout = BlockLayout::new(&files).unwrap();
+        let list = ContentHash::of(b"l");
+        let sent = SentCounts::default();
+        let first = sent.pick("g", &list, &layout, &(0..16).collect::<Vec<_>>(), |_| true);
+        assert_eq!(
+            first,
+            (0..8).collect::<Vec<_>>(),
+            "8 MiB of the offered, in the offered order"
+        );
+        let second = sent.pick("g", &list, &layout, &(0..16).collect::<Vec<_>>(), |_| true);
+        assert_eq!(
+            second,
+            (8..16).collect::<Vec<_>>(),
+            "the same offer gets the blocks not sent yet"
+        );
+        let held = sent.pick("g", &list, &layout, &[17, 18, 19, 99, 18], |block| block != 18);
+        assert_eq!(held, [17, 19], "only held blocks in the layout, each once");
+    }
+}
