@@ -1,0 +1,234 @@
+//! The swarm on loopback peers (README, "The swarm"): a peer that is still downloading
+//! serves the blocks it has verified to a third peer; a seed whose upload slots are taken
+//! sends that peer there; a partial source that sends a corrupt block is dropped and named;
+//! a partial source that vanishes costs only what it had in flight.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lanspread::content::BLOCK_SIZE;
+use lanspread::peer::PeerEvent;
+use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
+use lanspread::peer::swarm::Bitmap;
+use lanspread::proto::{Request, Response, write_frame};
+use support::fake::fake_peer;
+use support::peer::Downloaded;
+use support::{Outcome, TestPeer, pseudo_random_bytes};
+
+const GAME: &str = "openarena";
+const VERSION: &str = "20240301";
+/// The seed's upload cap: slow enough that the first downloader is still at it when the
+/// second one starts.
+const SEED_CAP: u64 = 4_000_000;
+
+fn game_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("oa-part1.zip", pseudo_random_bytes(41, 14_000_000)),
+        ("oa-part2.zip", pseudo_random_bytes(42, 9_000_000)),
+    ]
+}
+
+fn payload(files: &[(&str, Vec<u8>)]) -> u64 {
+    files.iter().map(|(_, bytes)| bytes.len() as u64).sum()
+}
+
+fn seed(files: &[(&'static str, Vec<u8>)], slots: u32) -> TestPeer {
+    TestPeer::builder()
+        .config(|c| {
+            c.upload_limit = Some(SEED_CAP);
+            c.upload_slots = slots;
+        })
+        .game(GAME, VERSION, files)
+        .start()
+}
+
+fn assert_same_files(peer: &TestPeer, files: &[(&str, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let got = std::fs::read(peer.game_dir().join(GAME).join(path)).unwrap();
+        assert!(got == *bytes, "{path} differs from the seed's");
+    }
+}
+
+/// Starts the download of the game's latest version on `peer`, which sees `holders` of it.
+async fn start_download(peer: &mut TestPeer, holders: usize) {
+    peer.wait_for_holders(GAME, holders).await;
+    let list = peer.fetch_files(GAME).await.unwrap();
+    assert_eq!(list.version, VERSION);
+    peer.start_download(GAME, list.files).await;
+}
+
+/// Waits until `peer`'s download of the game has verified at least `fraction` of it.
+async fn wait_for_share(peer: &mut TestPeer, fraction: f64) {
+    peer.wait_for("the first download to get going", |event| match event {
+        PeerEvent::DownloadProgress(sample) if sample.id == GAME && sample.fraction() >= fraction => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+fn finished(outcome: &Outcome<Downloaded>, who: &str) -> Downloaded {
+    match outcome {
+        Outcome::Finished(downloaded) => downloaded.clone(),
+        other => panic!("{who}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_still_downloading_serves_a_third_peer_whom_the_full_seed_sends_there() {
+    let files = game_files();
+    // One upload slot: while the first downloader holds it, the seed tells the second to
+    // ask elsewhere, and the only elsewhere is the first downloader.
+    let seed = seed(&files, 1);
+    let mut first = TestPeer::builder().static_peers(&[seed.addr()]).start();
+    start_download(&mut first, 1).await;
+    wait_for_share(&mut first, 0.2).await;
+
+    let mut second = TestPeer::builder().static_peers(&[seed.addr(), first.addr()]).start();
+    // The first downloader does not list the game (it has not got it): one holder.
+    start_download(&mut second, 1).await;
+    let (first_end, second_end) = tokio::join!(first.wait_for_download_end(GAME), second.wait_for_download_end(GAME));
+    finished(&first_end.outcome, "first");
+    let got = finished(&second_end.outcome, "second").summary;
+    assert_same_files(&first, &files);
+    assert_same_files(&second, &files);
+    assert!(
+        got.peers_used.contains(&first.addr()) && got.from_partials > 0,
+        "the second downloader fetched from the first: {got:?}"
+    );
+    eprintln!(
+        "second downloader: {} bytes from the seed, {} from the partial peer, {} of availability",
+        got.from_seeds, got.from_partials, got.availability_bytes
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_source_sending_a_corrupt_block_is_dropped_and_named() {
+    let files = game_files();
+    let seed = seed(&files, 4);
+    let blocks_of_files = Arc::new(files_blocks());
+    let block_requests = Arc::new(AtomicUsize::new(0));
+    // A peer that claims, for an older version it lists, to hold every block of the new
+    // list, and sends them with a byte flipped. It is no seed of the new version, so the
+    // downloader meets it only as a partial source.
+    let liar = {
+        let (contents, block_requests) = (blocks_of_files.clone(), block_requests.clone());
+        let blocks: u32 = contents
+            .iter()
+            .map(|bytes| bytes.len().div_ceil(BLOCK_SIZE as usize) as u32)
+            .sum();
+        fake_peer(GAME, "1", move |request, mut send| {
+            let (contents, block_requests) = (contents.clone(), block_requests.clone());
+            async move {
+                match request {
+                    Request::GetAvailability { .. } => {
+                        let bitmap = Bitmap::full(blocks);
+                        let header = Response::Availability {
+                            blocks,
+                            generation: 1,
+                            full: false,
+                            bitmap: true,
+                            added: 0,
+                        };
+                        let _ = write_frame(&mut send, &header).await;
+                        let _ = send.write_all(bitmap.as_bytes()).await;
+                    }
+                    // Global blocks follow the files in list order: oa-part1 then oa-part2;
+                    // a block of oa-part1 past its end is in oa-part2.
+                    Request::GetBlocks { offered, .. } => {
+                        block_requests.fetch_add(1, Ordering::SeqCst);
+                        let picked: Vec<u32> = offered.into_iter().take(1).collect();
+                        let _ = write_frame(&mut send, &Response::Blocks { picked: picked.clone() }).await;
+                        for block in picked {
+                            let _ = send.write_all(&corrupt_block(&contents, block)).await;
+                        }
+                    }
+                    _ => {}
+                }
+                let _ = send.finish();
+            }
+        })
+    };
+
+    let mut downloader = TestPeer::builder().static_peers(&[seed.addr(), liar]).start();
+    // Both list the game (the liar an older version), so the latest is the seed's.
+    start_download(&mut downloader, 2).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    finished(&ended.outcome, "downloader");
+    assert_same_files(&downloader, &files);
+    let named: Vec<&String> = ended
+        .seen
+        .iter()
+        .filter_map(|event| match event {
+            PeerEvent::DownloadPeersExcluded { peers, .. } => Some(peers),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(addr, _)| *addr == liar)
+        .map(|(_, why)| why)
+        .collect();
+    assert_eq!(named.len(), 1, "the liar is named once: {named:?}");
+    assert!(named[0].contains("sent corrupt data"), "{named:?}");
+    let asked = block_requests.load(Ordering::SeqCst);
+    assert!(
+        (1..=IN_FLIGHT_PER_PEER).contains(&asked),
+        "the liar got {asked} block requests; at most those in flight at its first bad block"
+    );
+}
+
+/// Block `block` of the test game, with its first byte flipped.
+fn corrupt_block(files: &[Vec<u8>], block: u32) -> Vec<u8> {
+    let mut global = 0u32;
+    for bytes in files {
+        let count = bytes.len().div_ceil(BLOCK_SIZE as usize) as u32;
+        if block < global + count {
+            let start = (block - global) as usize * BLOCK_SIZE as usize;
+            let end = (start + BLOCK_SIZE as usize).min(bytes.len());
+            let mut out = bytes[start..end].to_vec();
+            out[0] ^= 1;
+            return out;
+        }
+        global += count;
+    }
+    panic!("block {block} is past the game");
+}
+
+fn files_blocks() -> Vec<Vec<u8>> {
+    game_files().into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
+    let files = game_files();
+    let seed = seed(&files, 4);
+    let mut first = TestPeer::builder().static_peers(&[seed.addr()]).start();
+    start_download(&mut first, 1).await;
+    wait_for_share(&mut first, 0.3).await;
+
+    let mut second = TestPeer::builder().static_peers(&[seed.addr(), first.addr()]).start();
+    start_download(&mut second, 1).await;
+    // Once the second downloader has fetched from the first, the first goes away.
+    second
+        .wait_for("a block from the partial peer", |event| match event {
+            PeerEvent::DownloadProgress(sample) => sample
+                .peers
+                .iter()
+                .any(|peer| peer.addr == first.addr() && peer.bytes > 0)
+                .then_some(()),
+            _ => None,
+        })
+        .await;
+    let gone = first.addr();
+    first.runtime.shutdown().await;
+
+    let ended = second.wait_for_download_end(GAME).await;
+    let got = finished(&ended.outcome, "second").summary;
+    assert_same_files(&second, &files);
+    assert!(got.peers_used.contains(&gone), "{got:?}");
+    // Every byte received counts, wasted ones too: at most what was in flight to the
+    // vanished peer (and endgame duplicates, as many again) on top of the game.
+    let received = got.from_seeds + got.from_partials;
+    let bound = payload(&files) + VERSION.len() as u64 + 2 * IN_FLIGHT_PER_PEER as u64 * CHUNK_SIZE;
+    assert!(received <= bound, "received {received} bytes, over {bound}: {got:?}");
+}
