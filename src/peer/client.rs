@@ -16,9 +16,9 @@ use super::transport::SERVER_NAME;
 use crate::content::{ContentHash, FileHashes};
 use crate::layout::validate_relative_path;
 use crate::proto::{
-    ErrorKind, FILE_LIST_PAGE_BYTES, FrameError, GameDetails, GameFileDescription, GameSummary, Hello, MAX_BATCH_FILES,
-    MAX_CHUNK_LEN, MAX_LIST_ENTRIES, MAX_LIST_PATH_BYTES, MAX_PICKED_BLOCKS, MAX_PICKED_BYTES, PROTOCOL_VERSION,
-    Request, Response, read_frame, read_frame_within, write_frame,
+    ErrorKind, FILE_LIST_PAGE_BYTES, FrameError, GameDetails, GameFileDescription, GameSummary, Hello, MAX_CHUNK_LEN,
+    MAX_LIST_ENTRIES, MAX_LIST_PATH_BYTES, MAX_PICKED_BLOCKS, MAX_PICKED_BYTES, PROTOCOL_VERSION, Request, Response,
+    read_frame, read_frame_within, write_frame,
 };
 use crate::untrusted::untrusted_message;
 
@@ -316,34 +316,6 @@ impl PeerClient {
         }
     }
 
-    /// Requests several whole served files at once (`GetGameFiles`); the reader yields them
-    /// in request order.
-    pub async fn open_files(&self, addr: SocketAddr, id: &str, paths: &[&str]) -> Result<FilesReader, ClientError> {
-        for path in paths {
-            validate_relative_path(path).map_err(|err| ClientError::InvalidResponse {
-                addr,
-                reason: err.to_string(),
-            })?;
-        }
-        if paths.is_empty() || paths.len() > MAX_BATCH_FILES {
-            return Err(ClientError::InvalidResponse {
-                addr,
-                reason: format!("{} files asked for at once; 1 to {MAX_BATCH_FILES} may be", paths.len()),
-            });
-        }
-        let request = Request::GetGameFiles {
-            id: id.to_owned(),
-            paths: paths.iter().map(|path| (*path).to_owned()).collect(),
-        };
-        let (first, recv) = self.request(addr, &request).await?;
-        Ok(FilesReader {
-            addr,
-            recv,
-            header: Some(first),
-            left: paths.len(),
-        })
-    }
-
     /// The block hashes of a served file of `expected` blocks (known from the validated file
     /// list). A peer announcing another count is refused before anything is read, and the
     /// hashes must arrive within [`REQUEST_TIMEOUT`] after the header; their buffer grows as
@@ -578,86 +550,6 @@ impl StreamInstallReader {
     /// Tells the sender to stop: its next write fails and its producer ends.
     pub fn cancel(mut self) {
         let _ = self.recv.stop(quinn::VarInt::from_u32(0));
-    }
-}
-
-/// The answer to `GetGameFiles`: one file after another, each a `FileData` header and its
-/// bytes. A file of another size than expected, or more files than asked for, is an error.
-pub struct FilesReader {
-    addr: SocketAddr,
-    recv: RecvStream,
-    /// The header already read with the request's answer (the first file's).
-    header: Option<Response>,
-    left: usize,
-}
-
-impl FilesReader {
-    /// The next file's bytes, which must be `size` long (known from the validated file list;
-    /// the buffer grows only as bytes arrive). After the last file, checks that the stream ends.
-    pub async fn next_file(&mut self, size: u64) -> Result<Vec<u8>, ClientError> {
-        let addr = self.addr;
-        if self.left == 0 {
-            return Err(ClientError::InvalidResponse {
-                addr,
-                reason: "asked for a file past the batch".into(),
-            });
-        }
-        let header = match self.header.take() {
-            Some(header) => header,
-            None => read_frame(&mut self.recv)
-                .await
-                .map_err(|source| ClientError::Frame { addr, source })?,
-        };
-        match header {
-            Response::FileData { size: announced } if announced == size => {}
-            Response::FileData { size: announced } => {
-                return Err(ClientError::InvalidResponse {
-                    addr,
-                    reason: format!("announced a file of {announced} bytes, the list says {size}"),
-                });
-            }
-            Response::Error { kind, message } => {
-                return Err(ClientError::Remote {
-                    addr,
-                    kind,
-                    message: untrusted_message(&message),
-                });
-            }
-            other => return Err(unexpected(addr, &other)),
-        }
-        self.left -= 1;
-        let mut bytes = Vec::new();
-        let mut remaining = size;
-        while remaining > 0 {
-            let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(COPY_BUFFER);
-            let chunk = self
-                .recv
-                .read_chunk(want, true)
-                .await
-                .map_err(|err| ClientError::Stream {
-                    addr,
-                    reason: err.to_string(),
-                })?
-                .ok_or_else(|| ClientError::InvalidResponse {
-                    addr,
-                    reason: format!("stream ended {remaining} bytes short of a {size}-byte file"),
-                })?;
-            remaining -= chunk.bytes.len() as u64;
-            bytes.extend_from_slice(&chunk.bytes);
-        }
-        if self.left == 0 {
-            let end = self.recv.read_chunk(1, true).await.map_err(|err| ClientError::Stream {
-                addr,
-                reason: err.to_string(),
-            })?;
-            if end.is_some() {
-                return Err(ClientError::InvalidResponse {
-                    addr,
-                    reason: "sent more than the files asked for".into(),
-                });
-            }
-        }
-        Ok(bytes)
     }
 }
 
