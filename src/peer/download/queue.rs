@@ -33,6 +33,9 @@ pub const MAX_RETRY_COUNT: u32 = 5;
 pub const PEER_FAILURE_LIMIT: u32 = 3;
 /// Fetches of one block at the same time during the endgame.
 const ENDGAME_COPIES: usize = 2;
+/// A block is fetched a second time only once its first fetch has run this long: the
+/// endgame is for a slow source's last blocks, not for every block of a small game.
+pub const ENDGAME_AFTER: Duration = Duration::from_secs(2);
 /// How long a busy source is left alone.
 pub const BUSY_BACKOFF: Duration = Duration::from_secs(1);
 /// Busy answers in a row after which a source counts as failed once (five minutes of
@@ -76,6 +79,7 @@ impl Source {
 #[derive(Debug)]
 struct InFlight {
     source: SocketAddr,
+    started: Instant,
     offered: Vec<u32>,
     /// Known once the source's answer header arrived.
     picked: Option<Vec<u32>>,
@@ -332,7 +336,7 @@ impl WorkQueue {
                 .map(|(addr, _)| *addr)
                 .collect();
             for addr in ready {
-                let offered = self.offer_for(addr);
+                let offered = self.offer_for(addr, now);
                 if offered.is_empty() {
                     continue;
                 }
@@ -346,6 +350,7 @@ impl WorkQueue {
                     request,
                     InFlight {
                         source: addr,
+                        started: now,
                         offered: offered.clone(),
                         picked: None,
                     },
@@ -365,7 +370,7 @@ impl WorkQueue {
 
     /// The blocks to offer `addr`: wanted ones it holds, rarest first, held back from other
     /// requests; else (endgame) blocks in flight elsewhere that it holds.
-    fn offer_for(&mut self, addr: SocketAddr) -> Vec<u32> {
+    fn offer_for(&mut self, addr: SocketAddr, now: Instant) -> Vec<u32> {
         let Some(source) = self.sources.get(&addr) else {
             return Vec::new();
         };
@@ -388,14 +393,20 @@ impl WorkQueue {
             }
             return offered;
         }
-        // Endgame: blocks picked by other requests, fewest copies first.
+        // Endgame: blocks picked by other requests that have run a while, fewest copies first.
         let mine: HashSet<RequestId> = source.requests.clone();
+        let slow = |request: &RequestId| {
+            self.requests
+                .get(request)
+                .is_some_and(|in_flight| now.duration_since(in_flight.started) >= ENDGAME_AFTER)
+        };
         let mut duplicates: Vec<(usize, u32)> = self
             .fetchers
             .iter()
             .filter(|(block, fetchers)| {
                 fetchers.len() < ENDGAME_COPIES
                     && !fetchers.iter().any(|request| mine.contains(request))
+                    && fetchers.iter().all(slow)
                     && source.has(**block)
             })
             .map(|(block, fetchers)| (fetchers.len(), *block))
@@ -712,8 +723,10 @@ mod tests {
         assert_eq!(assigned.len(), 1, "one offer takes both blocks");
         let first = assigned[0].clone();
         queue.picked(first.request, &[0, 1]);
-        // Nothing left to offer the other source but duplicates of what is in flight.
-        let duplicate = queue.assign(now);
+        // Nothing left to offer the other source but duplicates of what is in flight, and
+        // only once that has run a while.
+        assert!(queue.assign(now).is_empty(), "no duplicate of a fetch just started");
+        let duplicate = queue.assign(now + ENDGAME_AFTER);
         assert_eq!(duplicate.len(), 1);
         assert_eq!(duplicate[0].offered, [0, 1]);
         queue.picked(duplicate[0].request, &[0, 1]);
