@@ -323,6 +323,17 @@ impl WorkQueue {
         if self.is_failed() {
             return assigned;
         }
+        // A small game is shared out among the sources, not all offered to the first.
+        let ready_sources = self
+            .sources
+            .values()
+            .filter(|source| {
+                !source.dropped
+                    && source.requests.len() < self.depth
+                    && source.cooling_until.is_none_or(|until| until <= now)
+            })
+            .count();
+        let share = (self.wanted.len() / ready_sources.max(1)).max(1);
         loop {
             let mut progressed = false;
             let ready: Vec<SocketAddr> = self
@@ -336,7 +347,7 @@ impl WorkQueue {
                 .map(|(addr, _)| *addr)
                 .collect();
             for addr in ready {
-                let offered = self.offer_for(addr, now);
+                let offered = self.offer_for(addr, now, share);
                 if offered.is_empty() {
                     continue;
                 }
@@ -370,12 +381,13 @@ impl WorkQueue {
 
     /// The blocks to offer `addr`: wanted ones it holds, rarest first, held back from other
     /// requests; else (endgame) blocks in flight elsewhere that it holds.
-    fn offer_for(&mut self, addr: SocketAddr, now: Instant) -> Vec<u32> {
+    fn offer_for(&mut self, addr: SocketAddr, now: Instant, share: usize) -> Vec<u32> {
         let Some(source) = self.sources.get(&addr) else {
             return Vec::new();
         };
         let (mut offered, mut bytes) = (Vec::new(), 0);
-        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= MAX_OFFERED_BLOCKS || bytes >= OFFER_BYTES;
+        let most = share.min(MAX_OFFERED_BLOCKS);
+        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= OFFER_BYTES;
         for (_, _, block) in self.wanted.iter().take(SCAN_LIMIT) {
             if full_offer(&offered, bytes) {
                 break;
@@ -720,22 +732,26 @@ mod tests {
         let mut queue = queue(2, &[fast, slow], 1);
         let now = Instant::now();
         let assigned = queue.assign(now);
-        assert_eq!(assigned.len(), 1, "one offer takes both blocks");
-        let first = assigned[0].clone();
-        queue.picked(first.request, &[0, 1]);
-        // Nothing left to offer the other source but duplicates of what is in flight, and
+        assert_eq!(assigned.len(), 2, "two blocks shared out between two sources");
+        assert!(assigned.iter().all(|a| a.offered.len() == 1));
+        for assignment in &assigned {
+            queue.picked(assignment.request, &assignment.offered);
+        }
+        let (done, stuck) = (&assigned[0], assigned[1].clone());
+        queue.complete(done.request, &done.offered);
+        // Nothing left to offer the idle source but a duplicate of what is in flight, and
         // only once that has run a while.
         assert!(queue.assign(now).is_empty(), "no duplicate of a fetch just started");
         let duplicate = queue.assign(now + ENDGAME_AFTER);
         assert_eq!(duplicate.len(), 1);
-        assert_eq!(duplicate[0].offered, [0, 1]);
-        queue.picked(duplicate[0].request, &[0, 1]);
-        let completion = queue.complete(duplicate[0].request, &[0, 1]);
-        assert_eq!(completion.first, [0, 1]);
-        assert_eq!(completion.redundant, [(first.source, first.request)]);
+        assert_eq!(duplicate[0].offered, stuck.offered);
+        queue.picked(duplicate[0].request, &stuck.offered);
+        let completion = queue.complete(duplicate[0].request, &stuck.offered);
+        assert_eq!(completion.first, stuck.offered);
+        assert_eq!(completion.redundant, [(stuck.source, stuck.request)]);
         assert!(queue.is_complete());
         assert!(
-            queue.complete(first.request, &[0, 1]).first.is_empty(),
+            queue.complete(stuck.request, &stuck.offered).first.is_empty(),
             "a duplicate counts nothing"
         );
     }
