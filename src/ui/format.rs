@@ -26,15 +26,25 @@ pub fn format_duration(duration: Duration) -> String {
 pub fn progress_line(progress: &DownloadProgress) -> String {
     let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
     format!(
-        "{:5.1}% {} / {}  {}  ETA {}  {} peer{}",
+        "{:5.1}% {} / {}  {}  ETA {}  {}",
         progress.fraction() * 100.0,
         format_size(progress.bytes_done),
         format_size(progress.total_bytes),
         format_rate(progress.bytes_per_second),
         eta,
-        progress.active_peers,
-        if progress.active_peers == 1 { "" } else { "s" }
+        sources_label(progress)
     )
+}
+
+/// Who a download fetches from: `3 peers`, or with partial sources `from 1 seed + 12 peers`.
+pub fn sources_label(progress: &DownloadProgress) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if progress.partial_sources == 0 {
+        let peers = progress.active_peers;
+        return format!("{peers} peer{}", plural(peers));
+    }
+    let (seeds, partial) = (progress.seeds, progress.partial_sources);
+    format!("from {seeds} seed{} + {partial} peer{}", plural(seeds), plural(partial))
 }
 
 /// `12.4 of 40.0 GiB`: both in the unit [`format_size`] picks for the total, so the pair
@@ -134,6 +144,8 @@ mod tests {
             bytes_per_second: 2e8,
             eta: Some(Duration::from_secs(5)),
             active_peers: 3,
+            seeds: 3,
+            partial_sources: 0,
             peers: vec![],
             elapsed: Duration::ZERO,
         };
@@ -141,5 +153,11 @@ mod tests {
             progress_line(&progress),
             " 25.0% 1.0 GiB / 4.0 GiB  200.0 MB/s  ETA 5s  3 peers"
         );
+        let swarm = DownloadProgress {
+            seeds: 1,
+            partial_sources: 12,
+            ..progress
+        };
+        assert_eq!(sources_label(&swarm), "from 1 seed + 12 peers");
     }
 }

@@ -258,6 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_source_is_marked_in_peers_and_counted_in_transfers() {
+        let mut app = downloading();
+        let mut sample = progress("xonotic", GIB, 4 * GIB);
+        sample.peers[1].partial = true;
+        (sample.seeds, sample.partial_sources) = (1, 1);
+        app.update(PeerEvent::DownloadProgress(sample));
+        // At 80x24 both are cut today (columns sized to content: issue 14).
+        for (width, height) in [(120, 40)] {
+            let screen = draw(&app, width, height);
+            let text = screen.join("\n");
+            assert!(contains(&screen, "bob (partial"), "at {width}x{height}:\n{text}");
+            assert!(!contains(&screen, "alice (partial"), "at {width}x{height}:\n{text}");
+            assert!(
+                contains(&screen, "from 1 seed + 1 peer"),
+                "at {width}x{height}:\n{text}"
+            );
+        }
+    }
+
+    #[test]
     fn every_pane_and_the_status_bar_are_on_screen() {
         let mut app = downloading();
         app.set_free_space(Some(42 * GIB));

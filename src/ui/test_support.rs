@@ -161,14 +161,18 @@ pub fn progress(id: &str, done: u64, total: u64) -> DownloadProgress {
         bytes_per_second: 50e6,
         eta: Some(Duration::from_secs(40)),
         active_peers: 2,
+        seeds: 2,
+        partial_sources: 0,
         peers: vec![
             PeerProgress {
                 addr: addr(1),
+                partial: false,
                 bytes: done / 2,
                 bytes_per_second: 30e6,
             },
             PeerProgress {
                 addr: addr(2),
+                partial: false,
                 bytes: done / 2,
                 bytes_per_second: 20e6,
             },

@@ -387,6 +387,8 @@ async fn download_impl(
                 return Err(TransferError::Cancelled);
             }
             _ = ticker.tick() => {
+                let partial = queue.partial_sources();
+                tracker.set_sources(queue.live_sources().count() - partial, partial);
                 emit_progress(job, &mut tracker, &received, queue.active_sources());
                 availability.poll(job, &fetcher, &queue);
             }
@@ -594,8 +596,8 @@ fn emit_progress(
     received: &BTreeMap<SocketAddr, (SourceKind, Arc<AtomicU64>)>,
     active_peers: usize,
 ) {
-    for (addr, (_, bytes)) in received {
-        tracker.set_peer_bytes(*addr, bytes.load(Ordering::Relaxed));
+    for (addr, (kind, bytes)) in received {
+        tracker.set_peer_bytes(*addr, bytes.load(Ordering::Relaxed), *kind == SourceKind::Partial);
     }
     let sample: DownloadProgress = tracker.sample(Instant::now(), active_peers);
     // Progress is advisory: a slow consumer misses samples rather than slowing the download.

@@ -22,8 +22,11 @@ pub struct DownloadProgress {
     pub bytes_per_second: f64,
     /// `None` until there is a speed to extrapolate from.
     pub eta: Option<Duration>,
-    /// Peers with a chunk request in flight right now.
+    /// Peers with a request in flight right now.
     pub active_peers: usize,
+    /// Sources taking part: full peers, and peers downloading the same list (see `swarm`).
+    pub seeds: usize,
+    pub partial_sources: usize,
     pub peers: Vec<PeerProgress>,
     pub elapsed: Duration,
 }
@@ -41,6 +44,8 @@ impl DownloadProgress {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerProgress {
     pub addr: SocketAddr,
+    /// A partial source (downloading the game too), not a full peer.
+    pub partial: bool,
     pub bytes: u64,
     pub bytes_per_second: f64,
 }
@@ -80,7 +85,8 @@ pub struct DownloadProgressTracker {
     total: u64,
     started: Instant,
     done: RateCounter,
-    peers: BTreeMap<SocketAddr, RateCounter>,
+    peers: BTreeMap<SocketAddr, (bool, RateCounter)>,
+    sources: (usize, usize),
 }
 
 impl DownloadProgressTracker {
@@ -92,7 +98,11 @@ impl DownloadProgressTracker {
             total,
             started: now,
             done,
-            peers: peers.iter().map(|addr| (*addr, RateCounter::default())).collect(),
+            peers: peers
+                .iter()
+                .map(|addr| (*addr, (false, RateCounter::default())))
+                .collect(),
+            sources: (peers.len(), 0),
         }
     }
 
@@ -109,9 +119,17 @@ impl DownloadProgressTracker {
         self.done.value = (self.done.value + bytes).min(self.total);
     }
 
-    /// All bytes received from `peer` so far (any chunk, any copy).
-    pub fn set_peer_bytes(&mut self, peer: SocketAddr, total: u64) {
-        self.peers.entry(peer).or_default().value = total;
+    /// All bytes received from `peer` so far (any block, any copy); `partial` if it is a
+    /// partial source.
+    pub fn set_peer_bytes(&mut self, peer: SocketAddr, total: u64, partial: bool) {
+        let (kind, counter) = self.peers.entry(peer).or_default();
+        *kind = partial;
+        counter.value = total;
+    }
+
+    /// How many full peers and partial sources take part now.
+    pub fn set_sources(&mut self, seeds: usize, partial: usize) {
+        self.sources = (seeds, partial);
     }
 
     pub fn bytes_done(&self) -> u64 {
@@ -131,8 +149,9 @@ impl DownloadProgressTracker {
         let peers = self
             .peers
             .iter_mut()
-            .map(|(addr, counter)| PeerProgress {
+            .map(|(addr, (partial, counter))| PeerProgress {
                 addr: *addr,
+                partial: *partial,
                 bytes: counter.value,
                 bytes_per_second: counter.rate(now),
             })
@@ -144,6 +163,8 @@ impl DownloadProgressTracker {
             bytes_per_second,
             eta,
             active_peers,
+            seeds: self.sources.0,
+            partial_sources: self.sources.1,
             peers,
             elapsed: now.saturating_duration_since(self.started),
         }
@@ -168,8 +189,8 @@ mod tests {
         let mut last = 0;
         for second in 1..=10u64 {
             // 100 bytes a second: a sends 100, b sends 50 wasted duplicate bytes.
-            tracker.set_peer_bytes(a, 100 * second);
-            tracker.set_peer_bytes(b, 50 * second);
+            tracker.set_peer_bytes(a, 100 * second, false);
+            tracker.set_peer_bytes(b, 50 * second, true);
             tracker.chunk_done(100);
             let sample = tracker.sample(t0 + Duration::from_secs(second), 2);
             assert!(sample.bytes_done >= last, "monotone");
@@ -184,6 +205,7 @@ mod tests {
                 assert_eq!(sample.eta, Some(Duration::from_secs(5)));
                 assert_eq!(sample.peers[0].bytes, 500);
                 assert!((sample.peers[1].bytes_per_second - 50.0).abs() < 1e-6);
+                assert!(!sample.peers[0].partial && sample.peers[1].partial);
             }
         }
         let done = tracker.sample(t0 + Duration::from_secs(11), 0);

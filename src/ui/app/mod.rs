@@ -426,6 +426,7 @@ impl App {
                         summary,
                         since: (self.clock)(),
                         rate: None,
+                        partial: false,
                     });
                 }
                 self.push_log(Level::Info, format!("peer {name} joined ({addr})"));
@@ -745,6 +746,7 @@ impl App {
                 summary: summary.clone(),
                 since: since.get(&summary.addr).cloned().unwrap_or_else(|| (self.clock)()),
                 rate: None,
+                partial: false,
             })
             .collect();
         self.snapshot = snapshot;

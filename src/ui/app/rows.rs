@@ -48,6 +48,8 @@ pub struct PeerRow {
     pub since: String,
     /// Bytes per second this peer sends us right now, summed over running downloads.
     pub rate: Option<f64>,
+    /// It sends us blocks of a game it is downloading too (a partial source).
+    pub partial: bool,
 }
 
 /// What the transfers pane shows for one running operation.
@@ -108,9 +110,13 @@ impl App {
 
     pub fn peer_rows(&self) -> Vec<PeerRow> {
         let mut rates: BTreeMap<SocketAddr, f64> = BTreeMap::new();
+        let mut partial: std::collections::BTreeSet<SocketAddr> = std::collections::BTreeSet::new();
         for progress in self.downloads.values().filter_map(|info| info.progress.as_ref()) {
             for peer in &progress.peers {
                 *rates.entry(peer.addr).or_default() += peer.bytes_per_second;
+                if peer.partial {
+                    partial.insert(peer.addr);
+                }
             }
         }
         let mut rows: Vec<PeerRow> = self
@@ -118,6 +124,7 @@ impl App {
             .iter()
             .map(|row| PeerRow {
                 rate: rates.get(&row.summary.addr).copied(),
+                partial: partial.contains(&row.summary.addr),
                 ..row.clone()
             })
             .collect();

@@ -96,6 +96,7 @@ impl Column {
     fn cell(self, row: &PeerRow) -> String {
         let peer = &row.summary;
         match self {
+            Column::Name if row.partial => format!("{} (partial)", peer.name),
             Column::Name => peer.name.clone(),
             Column::Address => peer.addr.to_string(),
             Column::Ping if peer.latency.is_zero() => "-".to_owned(),

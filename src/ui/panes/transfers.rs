@@ -11,7 +11,7 @@ use ratatui::widgets::{Gauge, Paragraph, Wrap};
 use super::{pane_block, selected_style};
 use crate::peer::DownloadProgress;
 use crate::ui::app::{App, Pane, TransferRow};
-use crate::ui::format::{format_duration, format_rate, format_size, progress_line};
+use crate::ui::format::{format_duration, format_rate, format_size, progress_line, sources_label};
 
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 /// Each transfer takes a title line and a gauge line.
@@ -65,11 +65,7 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
     ];
     match (&row.progress, &label) {
         (Some(progress), Some((_, false))) => {
-            let peers = progress.active_peers;
-            title.push(Span::raw(format!(
-                " · {peers} peer{}",
-                if peers == 1 { "" } else { "s" }
-            )));
+            title.push(Span::raw(format!(" · {}", sources_label(progress))));
         }
         (None, _) => {
             if let Some(total) = row.total_bytes {
