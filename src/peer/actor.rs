@@ -25,7 +25,7 @@ use super::monitor::{LocalGameMonitor, MonitorControl, run_local_game_monitor};
 use super::ping::{self, PingResult, PongOutcome, classify_pong};
 use super::ratelimit::RateLimiter;
 use super::server::{
-    LayoutCache, RecordedHashes, SentCounts, ServedLibrary, ServerContext, UploadSlots, run_server_component,
+    LayoutCache, RecordedHashes, SentCounts, ServedLibrary, ServerContext, UploadLog, UploadSlots, run_server_component,
 };
 use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
@@ -173,6 +173,7 @@ pub(super) fn start(
 
     let outbound = OutboundTransfers::default();
     let swarm = SwarmDownloads::default();
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let server_context = Arc::new(ServerContext {
         catalog: catalog.clone(),
         library: served_rx,
@@ -187,10 +188,11 @@ pub(super) fn start(
         slots: UploadSlots::new(config.upload_slots as usize),
         sent: SentCounts::default(),
         layouts: LayoutCache::default(),
+        uploads: UploadLog::default(),
+        events: events_tx.clone(),
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE);
     let candidates = config
         .static_peers

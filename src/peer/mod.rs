@@ -40,6 +40,14 @@ pub use db::PeerGameDB;
 pub use download::DownloadSummary;
 pub use download::progress::{DownloadProgress, PeerProgress};
 
+/// One game being sent to one peer, and at what rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub id: String,
+    pub to: SocketAddr,
+    pub bytes_per_second: f64,
+}
+
 /// What callers ask the runtime to do. Answers arrive as [`PeerEvent`]s.
 #[derive(Debug, Clone)]
 pub enum PeerCommand {
@@ -144,6 +152,9 @@ pub enum PeerEvent {
         reason: String,
     },
     /// Peers left out of a download because their file list disagrees with the majority.
+    /// What this peer sent in the last couple of seconds, per game and peer; an empty list
+    /// once it stopped sending.
+    Uploads(Vec<Upload>),
     DownloadPeersExcluded {
         id: String,
         peers: Vec<(SocketAddr, String)>,

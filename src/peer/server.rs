@@ -14,9 +14,11 @@ mod blocks;
 mod outgoing;
 mod recorded;
 mod trim;
+mod uploads;
 
 pub use self::blocks::{LayoutCache, SentCounts, UploadSlots};
 pub use self::recorded::RecordedHashes;
+pub use self::uploads::UploadLog;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -87,6 +89,10 @@ pub struct ServerContext {
     /// How often each block was sent, so the least-sent go first.
     pub sent: SentCounts,
     pub layouts: LayoutCache,
+    /// What was sent to whom, for the serve log and the TUI.
+    pub uploads: UploadLog,
+    /// Where upload reports go (the runtime's event stream).
+    pub events: mpsc::Sender<super::PeerEvent>,
 }
 
 impl ServerContext {
@@ -120,10 +126,17 @@ pub async fn run_server_component(endpoint: Endpoint, context: Arc<ServerContext
     let admission = Admission::new(limits);
     let freed = Arc::new(FreedMemory::default());
     let mut trim_tick = tokio::time::interval(TRIM_INTERVAL);
+    let mut upload_tick = tokio::time::interval(uploads::REPORT_INTERVAL);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = trim_tick.tick() => freed.trim_if_freed(),
+            _ = upload_tick.tick() => {
+                if let Some(report) = context.uploads.report(std::time::Instant::now()) {
+                    // Advisory, like progress: a slow consumer misses a report.
+                    let _ = context.events.try_send(report);
+                }
+            }
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 // A Retry costs the server no state and proves the source address is real,
@@ -197,7 +210,7 @@ async fn serve_stream(
     context: Arc<ServerContext>,
     file_sends: Arc<Semaphore>,
 ) {
-    let mut send = Outgoing::new(send);
+    let mut send = Outgoing::new(send, remote);
     let arrived = tokio::time::timeout(REQUEST_DEADLINE, read_frame_within(&mut recv, MAX_REQUEST_LEN)).await;
     let request: Request = match arrived {
         Ok(Ok(request)) => request,
@@ -375,7 +388,7 @@ async fn send_file_range(
         }
     };
     write_response(send, &header).await?;
-    send_bytes(send, context, Some(id), path, file, offset, len).await
+    send_bytes(send, context, Sending::Served(id), path, file, offset, len).await
 }
 
 /// Answers `GetGameFiles`: each file's `FileData` header and bytes in turn. The paths are
@@ -411,18 +424,26 @@ async fn send_files(
             Err(response) => return write_response(send, &response).await,
         };
         write_response(send, &Response::FileData { size }).await?;
-        send_bytes(send, context, Some(id), path, file, 0, size).await?;
+        send_bytes(send, context, Sending::Served(id), path, file, 0, size).await?;
     }
     Ok(())
 }
 
+/// Whose bytes a send carries.
+#[derive(Clone, Copy)]
+enum Sending<'a> {
+    /// A served game's: the send fails if the game starts changing meanwhile.
+    Served(&'a str),
+    /// A download's own verified blocks, which are never rewritten.
+    Downloading(&'a str),
+}
+
 /// Sends `len` raw bytes of `file` from `offset`, read on blocking threads, through the
-/// upload cap. Fails if game `watch` starts changing meanwhile (a download serving its own
-/// verified blocks watches nothing: those blocks are never rewritten).
+/// upload cap, and counts them in the upload log.
 async fn send_bytes(
     send: &mut Outgoing,
     context: &ServerContext,
-    watch: Option<&str>,
+    sending: Sending<'_>,
     path: &str,
     file: std::fs::File,
     offset: u64,
@@ -450,7 +471,7 @@ async fn send_bytes(
         }
         // Checked after the read: an operation publishes `busy` before it writes, so bytes
         // read before it was published are the old content, and later ones are never sent.
-        if let Some(id) = watch
+        if let Sending::Served(id) = sending
             && context.library.borrow().busy.contains(id)
         {
             return Err(std::io::Error::other(format!(
@@ -461,6 +482,8 @@ async fn send_bytes(
             limiter.acquire(read).await;
         }
         send.write_all(&buffer[..read]).await?;
+        let (Sending::Served(id) | Sending::Downloading(id)) = sending;
+        context.uploads.sent(id, send.to(), read as u64);
         position += read as u64;
     }
     Ok(())

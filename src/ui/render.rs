@@ -273,6 +273,35 @@ mod tests {
     }
 
     #[test]
+    fn our_uploads_show_below_the_transfers_and_clear_when_they_stop() {
+        let mut app = downloading();
+        let upload = |to, rate| crate::peer::Upload {
+            id: "xonotic".into(),
+            to,
+            bytes_per_second: rate,
+        };
+        app.update(PeerEvent::Uploads(vec![upload(addr(2), 2.1e6), upload(addr(9), 1e6)]));
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            let text = screen.join("\n");
+            // At 80x24 the second peer is cut off (columns sized to content: issue 14).
+            assert!(contains(&screen, "↑ Xonotic to bob 2.1 MB/s"), "{text}");
+            if width == 120 {
+                assert!(
+                    contains(&screen, "↑ Xonotic to bob 2.1 MB/s, 10.0.0.2:9 1.0 MB/s"),
+                    "{text}"
+                );
+            }
+            assert!(
+                contains(&screen, "Xonotic 0.8.6 · download"),
+                "the download still shows: {text}"
+            );
+        }
+        app.update(PeerEvent::Uploads(Vec::new()));
+        assert!(!contains(&draw(&app, 120, 40), "↑ Xonotic"));
+    }
+
+    #[test]
     fn every_pane_and_the_status_bar_are_on_screen() {
         let mut app = downloading();
         app.set_free_space(Some(42 * GIB));

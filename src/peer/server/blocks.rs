@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use super::outgoing::Outgoing;
-use super::{ServedLibrary, ServerContext, open_current_file, read_file, send_bytes, served_game, write_response};
+use super::{
+    Sending, ServedLibrary, ServerContext, open_current_file, read_file, send_bytes, served_game, write_response,
+};
 use crate::beneath::open_file_beneath;
 use crate::content::ContentHash;
 use crate::peer::swarm::{Availability, BlockLayout, ServingDownload, list_digest};
@@ -299,9 +301,12 @@ pub(super) async fn send_blocks(
             Some((file, handle)) if file == at.file.file => handle,
             _ => open_block_file(context, library, &source, id, &at.file.path).await?,
         };
-        let watch = matches!(source, BlockSource::Served(_)).then_some(id);
+        let sending = match source {
+            BlockSource::Served(_) => Sending::Served(id),
+            BlockSource::Downloading(_) => Sending::Downloading(id),
+        };
         let reader = file.try_clone()?;
-        send_bytes(send, context, watch, &at.file.path, reader, at.offset, at.len).await?;
+        send_bytes(send, context, sending, &at.file.path, reader, at.offset, at.len).await?;
         open = Some((at.file.file, file));
     }
     Ok(())

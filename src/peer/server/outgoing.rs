@@ -25,6 +25,8 @@ type Stopped = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 pub struct Outgoing {
     send: SendStream,
+    /// The peer at the other end.
+    to: std::net::SocketAddr,
     stopped: Stopped,
     stall: Pin<Box<Sleep>>,
     /// A write is pending; the stall timer runs only then.
@@ -32,10 +34,11 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(send: SendStream) -> Self {
+    pub fn new(send: SendStream, to: std::net::SocketAddr) -> Self {
         let stopped = send.stopped();
         Outgoing {
             send,
+            to,
             stopped: Box::pin(async move {
                 let _ = stopped.await;
             }),
@@ -46,6 +49,10 @@ impl Outgoing {
 
     pub fn stream(&mut self) -> &mut SendStream {
         &mut self.send
+    }
+
+    pub fn to(&self) -> std::net::SocketAddr {
+        self.to
     }
 }
 

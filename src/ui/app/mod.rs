@@ -29,7 +29,7 @@ use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
-    PeerSummary,
+    PeerSummary, Upload,
 };
 
 /// Log lines kept for the log pane; the log file has them all.
@@ -172,6 +172,8 @@ pub struct App {
     free_space: Option<u64>,
     snapshot: LibrarySnapshot,
     peers: Vec<PeerRow>,
+    /// What this peer sends others now (the runtime's last report).
+    uploads: Vec<Upload>,
     active: BTreeMap<String, OperationKind>,
     downloads: BTreeMap<String, DownloadInfo>,
     installs: BTreeMap<String, InstallProgress>,
@@ -212,6 +214,7 @@ impl App {
             free_space: None,
             snapshot: LibrarySnapshot::default(),
             peers: Vec::new(),
+            uploads: Vec::new(),
             active: BTreeMap::new(),
             downloads: BTreeMap::new(),
             installs: BTreeMap::new(),
@@ -382,6 +385,7 @@ impl App {
     pub fn update(&mut self, event: PeerEvent) -> Vec<PeerCommand> {
         self.dirty = true;
         match event {
+            PeerEvent::Uploads(uploads) => self.uploads = uploads,
             PeerEvent::LibraryUpdated(snapshot) => self.set_snapshot(snapshot),
             PeerEvent::LocalLibraryChanged { ids } => {
                 let still_hashing = |id: &String| self.hashing.as_ref().is_some_and(|h| h.games.contains(id));

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use super::{App, SortKey};
 use crate::peer::space::{GameSizes, SpaceOperation, SpaceVerdict, check_space};
 use crate::peer::{DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
-use crate::ui::format::format_size;
+use crate::ui::format::{format_rate, format_size};
 
 /// A library row: a catalog game, or a folder in the game dir that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,6 +132,26 @@ impl App {
             (a.summary.name.to_lowercase(), a.summary.addr).cmp(&(b.summary.name.to_lowercase(), b.summary.addr))
         });
         rows
+    }
+
+    /// What this peer sends others, a line per game: `↑ Xonotic to bob 2.1 MB/s, 10.0.0.9:1 1.0 MB/s`.
+    pub fn upload_lines(&self) -> Vec<String> {
+        let mut by_game: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for upload in &self.uploads {
+            let to = self
+                .peers
+                .iter()
+                .find(|peer| peer.summary.addr == upload.to)
+                .map_or_else(|| upload.to.to_string(), |peer| peer.summary.name.clone());
+            by_game
+                .entry(self.name_of(&upload.id))
+                .or_default()
+                .push(format!("{to} {}", format_rate(upload.bytes_per_second)));
+        }
+        by_game
+            .into_iter()
+            .map(|(name, peers)| format!("↑ {name} to {}", peers.join(", ")))
+            .collect()
     }
 
     /// Running operations, then file-list requests still waiting for an answer.

@@ -1,6 +1,7 @@
 //! The transfers pane: one gauge per running operation, from the runtime's
 //! progress samples (bytes done / total, rate, ETA, active peers). Operations
 //! that report no progress (file-list requests, uninstall, removal) show a spinner.
+//! Below them, a line per game this peer sends to others (not selectable).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -22,9 +23,24 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane_block(app, Pane::Transfers, rows.len().to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let uploads = app.upload_lines();
+    // Uploads take the bottom lines, at most half the pane while something else runs.
+    let upload_height = match rows.is_empty() {
+        true => inner.height,
+        false => (uploads.len() as u16).min(inner.height / 2),
+    };
+    let [inner, upload_area] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(upload_height.min(uploads.len() as u16)),
+    ])
+    .areas(inner);
+    let lines: Vec<Line> = uploads.into_iter().map(Line::from).collect();
+    frame.render_widget(Paragraph::new(lines), upload_area);
     if rows.is_empty() {
-        let text = "Nothing running. Select a game and press d to download it.";
-        frame.render_widget(Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }), inner);
+        if upload_area.height == 0 {
+            let text = "Nothing running. Select a game and press d to download it.";
+            frame.render_widget(Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }), inner);
+        }
         return;
     }
     let fit = usize::from((inner.height / ROW_HEIGHT).max(1));
