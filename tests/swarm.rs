@@ -232,3 +232,30 @@ async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
     let bound = payload(&files) + VERSION.len() as u64 + 2 * IN_FLIGHT_PER_PEER as u64 * CHUNK_SIZE;
     assert!(received <= bound, "received {received} bytes, over {bound}: {got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_download_that_is_not_running_serves_its_journaled_blocks() {
+    let files = game_files();
+    let first_seed = seed(&files, 4);
+    let mut partial = TestPeer::builder().static_peers(&[first_seed.addr()]).start();
+    start_download(&mut partial, 1).await;
+    wait_for_share(&mut partial, 0.3).await;
+    // Its only seed goes: the download fails and keeps its verified blocks for a resume.
+    first_seed.runtime.shutdown().await;
+    let ended = partial.wait_for_download_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
+
+    // Another seed of the same game; a new downloader finds the journaled blocks too.
+    let second_seed = seed(&files, 4);
+    let mut downloader = TestPeer::builder()
+        .static_peers(&[second_seed.addr(), partial.addr()])
+        .start();
+    start_download(&mut downloader, 1).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    let got = finished(&ended.outcome, "downloader").summary;
+    assert_same_files(&downloader, &files);
+    assert!(
+        got.peers_used.contains(&partial.addr()) && got.from_partials > 0,
+        "the unfinished download served its blocks: {got:?}"
+    );
+}

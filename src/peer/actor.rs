@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ClientError, PeerClient};
 use super::db::PeerGameDB;
 use super::discovery::{DiscoveredPeer, Discovery};
+use super::download;
 use super::download::journal::{self, PartialDownload};
 use super::download::majority::validate_majority;
 use super::download::reuse::SourceFile;
@@ -30,7 +31,7 @@ use super::server::{
 use super::space::{self, GameSizes, SpaceOperation, SpaceVerdict};
 use super::stream_install::provider::OutboundTransfers;
 use super::stream_install::{StreamInstallJob, stream_install_game};
-use super::swarm::SwarmDownloads;
+use super::swarm::{Registration, SwarmDownloads};
 use super::transport::make_endpoint;
 use super::verify::{self, LocalGame, Verified};
 use super::{
@@ -114,6 +115,8 @@ struct PeerActor {
     served: watch::Sender<Arc<ServedLibrary>>,
     /// Downloads running here, whose verified blocks the server serves.
     swarm: SwarmDownloads,
+    /// Unfinished downloads that are not running, served from their journals meanwhile.
+    serving_partials: BTreeMap<String, Registration>,
     /// The peers known now, for downloads looking for partial sources.
     known_peers: watch::Sender<Vec<SocketAddr>>,
     candidates: HashMap<SocketAddr, Candidate>,
@@ -226,6 +229,7 @@ pub(super) fn start(
         monitor_control: None,
         served,
         swarm,
+        serving_partials: BTreeMap::new(),
         known_peers: watch::channel(Vec::new()).0,
         candidates,
         pings_in_flight: HashSet::new(),
@@ -307,6 +311,10 @@ impl PeerActor {
         match tokio::task::spawn_blocking(move || journal::all_partial(&state_dir)).await {
             Ok(partials) => self.partials = partials,
             Err(err) => tracing::warn!("reading the resume journals panicked: {err}"),
+        }
+        let ids: Vec<String> = self.partials.keys().cloned().collect();
+        for id in ids {
+            self.serve_partial(id).await;
         }
         self.pending_server = Some((endpoint.clone(), server_context));
         let (monitor_tx, mut monitor_changes) = mpsc::channel(INTERNAL_QUEUE);
@@ -725,6 +733,23 @@ impl PeerActor {
         self.emit(PeerEvent::ActiveOperations(active)).await;
     }
 
+    /// Serves the journaled blocks of the unfinished download of `id` to peers downloading
+    /// the same list, until a download of it starts or it is removed.
+    async fn serve_partial(&mut self, id: String) {
+        let (state_dir, game_dir, key) = (self.config.state_dir.clone(), self.config.game_dir.clone(), id.clone());
+        let serving = tokio::task::spawn_blocking(move || download::serving_partial(&state_dir, &game_dir, &key)).await;
+        match serving {
+            Ok(Some(serving)) => {
+                let registration = self.swarm.register(Arc::new(serving));
+                self.serving_partials.insert(id, registration);
+            }
+            Ok(None) => {
+                self.serving_partials.remove(&id);
+            }
+            Err(err) => tracing::warn!(game = id, "reading the resume journal panicked: {err}"),
+        }
+    }
+
     /// Validates the peers' file lists by majority and spawns the download task.
     async fn start_download(&mut self, id: String, files: Vec<GameFileDescription>) {
         // Checked before validation too, so a busy game is refused rather than failed.
@@ -777,6 +802,8 @@ impl PeerActor {
         let Some(cancel) = self.begin_operation(&id, OperationKind::Download).await else {
             return;
         };
+        // The download serves its own verified blocks from now on.
+        self.serving_partials.remove(&id);
         let job = DownloadJob {
             plan,
             game_dir: self.config.game_dir.clone(),
@@ -824,6 +851,8 @@ impl PeerActor {
         let Some(_cancel) = self.begin_operation(&id, OperationKind::RemoveDownloaded).await else {
             return;
         };
+        // Its files are about to go: no one is served from them any more.
+        self.serving_partials.remove(&id);
         let (state_dir, game_dir, internal) = (
             self.config.state_dir.clone(),
             self.config.game_dir.clone(),
@@ -847,7 +876,10 @@ impl PeerActor {
                 self.partials.remove(&id);
                 PeerEvent::RemoveDownloadedGameFinished { id }
             }
-            Err(reason) => PeerEvent::RemoveDownloadedGameFailed { id, reason },
+            Err(reason) => {
+                self.serve_partial(id.clone()).await;
+                PeerEvent::RemoveDownloadedGameFailed { id, reason }
+            }
         };
         self.emit(event).await;
         self.emit_active_operations().await;
@@ -1007,6 +1039,9 @@ impl PeerActor {
                     Some(partial) => self.partials.insert(id.clone(), partial),
                     None => self.partials.remove(&id),
                 };
+                if self.partials.contains_key(&id) {
+                    self.serve_partial(id.clone()).await;
+                }
                 self.handle_download_ended(id, version, outcome).await;
             }
             Internal::InstallSideEnded { id, kind, result } => self.handle_install_side_ended(id, kind, result).await,

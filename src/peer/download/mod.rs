@@ -210,6 +210,27 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
     }
 }
 
+/// What an unfinished download of `id` (its resume journal) can serve while no download
+/// of it runs: the journaled blocks, which were verified and durable when recorded. `None`
+/// without a readable journal. Blocks.
+pub fn serving_partial(state_dir: &Path, game_dir: &Path, id: &str) -> Option<ServingDownload> {
+    let recorded = journal::load(state_dir, id)?;
+    let layout = Arc::new(BlockLayout::new(&recorded.list.files).ok()?);
+    let serving = ServingDownload::new(
+        id,
+        list_digest(&recorded.list.files),
+        layout.clone(),
+        game_dir.to_path_buf(),
+    );
+    serving.add(
+        recorded
+            .blocks
+            .iter()
+            .filter_map(|done| layout.global(done.file as usize, u64::from(done.block))),
+    );
+    Some(serving)
+}
+
 /// The disk side of a download, ready to fetch into.
 struct Prepared {
     storage: DownloadStorage,

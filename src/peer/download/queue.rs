@@ -416,7 +416,9 @@ impl WorkQueue {
             .fetchers
             .iter()
             .filter(|(block, fetchers)| {
-                fetchers.len() < ENDGAME_COPIES
+                // A slower request may still fetch a block another already delivered.
+                !self.done[**block as usize]
+                    && fetchers.len() < ENDGAME_COPIES
                     && !fetchers.iter().any(|request| mine.contains(request))
                     && fetchers.iter().all(slow)
                     && source.has(**block)
@@ -754,6 +756,25 @@ mod tests {
             queue.complete(stuck.request, &stuck.offered).first.is_empty(),
             "a duplicate counts nothing"
         );
+    }
+
+    #[test]
+    fn a_block_delivered_by_a_duplicate_is_not_offered_again_while_the_slow_request_runs() {
+        let (slow, fast) = (peer(1), peer(2));
+        let mut queue = queue(2, &[slow], 1);
+        let now = Instant::now();
+        let first = queue.assign(now).remove(0);
+        queue.picked(first.request, &[0, 1]);
+        queue.add_source(fast, SourceKind::Seed, None);
+        let later = now + ENDGAME_AFTER;
+        let duplicate = queue.assign(later).remove(0);
+        queue.picked(duplicate.request, &[0]);
+        let completion = queue.complete(duplicate.request, &[0]);
+        assert_eq!(completion.first, [0]);
+        assert!(completion.redundant.is_empty(), "the slow request still brings block 1");
+        let next = queue.assign(later);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].offered, [1], "only the block not yet delivered");
     }
 
     #[test]
