@@ -47,7 +47,16 @@ async fn three_peers_see_each_others_games_and_serve_files() {
         s.local_scanned && s.peers.len() == 2 && s.peers.iter().all(|p| p.library_loaded) && s.games.len() == 3
     };
     let snap_a = a.wait_for_snapshot("a to see b and c", everyone_sees_everyone).await;
-    let snap_b = b.wait_for_snapshot("b to see a and c", everyone_sees_everyone).await;
+    // A peer announces each game once it is hashed, smallest first: c's openarena may come
+    // after its xonotic, so b waits for both holders of it.
+    let snap_b = b
+        .wait_for_snapshot("b to see a and c, and openarena on both", |s| {
+            everyone_sees_everyone(s)
+                && s.games
+                    .iter()
+                    .any(|game| game.id == "openarena" && game.peers.len() == 2)
+        })
+        .await;
     let snap_c = c.wait_for_snapshot("c to see a and b", everyone_sees_everyone).await;
 
     // a: has openarena (same version as c), an outdated installed xonotic, teeworlds only remotely.

@@ -49,11 +49,24 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Flips one byte at each of `offsets` of `path` and puts its mtime back: the length and
 /// mtime its hashes were recorded under stay the same, as when a disk silently corrupts a
-/// sector. Returns how many bytes were flipped.
+/// sector. The rotten copy is made outside the game dir (beside the `games` folder above
+/// `path`, so no scan lists it) and renamed over it, so no scan can catch the file between
+/// the write and the restored mtime (and record the rotten bytes under a new stamp).
+/// Returns how many bytes were flipped.
 pub fn rot(path: &Path, offsets: impl IntoIterator<Item = u64>) -> usize {
     use std::os::unix::fs::FileExt;
     let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let games = path
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "games"))
+        .expect("rot works on files under a games folder");
+    let rotten = games.parent().unwrap().join(".rotting");
+    std::fs::copy(path, &rotten).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&rotten)
+        .unwrap();
     let mut flipped = 0;
     for offset in offsets {
         let mut byte = [0u8];
@@ -61,9 +74,10 @@ pub fn rot(path: &Path, offsets: impl IntoIterator<Item = u64>) -> usize {
         file.write_all_at(&[byte[0] ^ 0x5a], offset).unwrap();
         flipped += 1;
     }
-    file.sync_all().unwrap();
     file.set_modified(mtime).unwrap();
+    file.sync_all().unwrap();
     drop(file);
+    std::fs::rename(&rotten, path).unwrap();
     assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), mtime);
     flipped
 }
