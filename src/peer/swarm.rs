@@ -10,10 +10,13 @@
 //! offers a source the blocks it wants, rarest first; the source picks those it
 //! has sent least (`GetBlocks`), so a seed sends each block about once before
 //! any twice, and the downloaders pass the rest among themselves. A partial
-//! peer serves only blocks that are verified, durable and journaled
-//! ([`ServingDownload::add`] is called after that), and a downloader checks
-//! every block against the majority's hashes whoever sent it, so a partial peer
-//! can neither poison anyone nor count towards the majority.
+//! peer serves only blocks it has verified and written ([`ServingDownload::add`]
+//! is called right after the write, before the flush: durability is for the
+//! resume journal, and a block served from the page cache is the same block;
+//! an unfinished download that is not running serves what its journal holds),
+//! and a downloader checks every block against the majority's hashes whoever
+//! sent it, so a partial peer can neither poison anyone nor count towards the
+//! majority.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -257,7 +260,7 @@ impl ServingDownload {
         self.have.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Marks blocks as servable: call only once they are verified and durable.
+    /// Marks blocks as servable: call only once they are verified and written.
     pub fn add(&self, blocks: impl IntoIterator<Item = u32>) {
         let mut have = self.lock();
         for block in blocks {

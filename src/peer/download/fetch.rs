@@ -21,7 +21,7 @@ use super::storage;
 use crate::content::ContentHash;
 use crate::durable::sync_filesystem_of;
 use crate::peer::client::{ClientError, PeerClient};
-use crate::peer::swarm::BlockLayout;
+use crate::peer::swarm::{BlockLayout, ServingDownload};
 use crate::proto::ErrorKind;
 
 /// A source that delivers nothing for this long is given up (it may be gone).
@@ -39,6 +39,8 @@ pub struct Fetcher {
     pub journal: Arc<Journal>,
     /// Each request's pick, as soon as its answer's header arrives.
     pub picks: mpsc::UnboundedSender<(RequestId, Vec<u32>)>,
+    /// What this download serves others: each block once it is verified and written.
+    pub serving: Arc<ServingDownload>,
 }
 
 impl Fetcher {
@@ -116,6 +118,9 @@ impl Fetcher {
             let (returned, hash) =
                 verify_and_write(addr, file, &path, &disk_path, &wanted, at.block, batch, at.offset).await?;
             batch = returned;
+            // Others may have it now: it is verified, and written where the server reads.
+            // (Durable is for the journal: a crash must not mark an unwritten block done.)
+            self.serving.add([block]);
             done.push(done_block(index, at.block, hash)?);
             last_path = Some(disk_path);
         }

@@ -370,6 +370,7 @@ async fn download_impl(
         disk_paths: Arc::new(disk_paths),
         journal: journal.clone(),
         picks: picks_tx,
+        serving: serving.clone(),
     });
     let rotation = rand_rotation(layout.total());
     let mut queue = WorkQueue::new(layout.clone(), &held_map, seeds, IN_FLIGHT_PER_PEER, rotation);
