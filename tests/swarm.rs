@@ -8,12 +8,15 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use lanspread::config::Limits;
 use lanspread::content::BLOCK_SIZE;
 use lanspread::peer::PeerEvent;
+use lanspread::peer::client::PeerClient;
 use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
-use lanspread::peer::swarm::Bitmap;
-use lanspread::proto::{Request, Response, write_frame};
-use support::fake::fake_peer;
+use lanspread::peer::swarm::{Bitmap, BlockLayout};
+use lanspread::peer::transport::make_endpoint;
+use lanspread::proto::{ErrorKind, Request, Response, write_frame};
+use support::fake::{fake_peer, send_listing};
 use support::peer::Downloaded;
 use support::{Outcome, TestPeer, pseudo_random_bytes};
 
@@ -233,23 +236,72 @@ async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
     assert!(received <= bound, "received {received} bytes, over {bound}: {got:?}");
 }
 
+/// A relay in front of `honest` that passes the file list, block hashes and `version.ini`
+/// through, serves `GetBlocks` for the first `serve` requests and refuses every later one:
+/// a seed that breaks down part way through, always at the same point.
+fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::SocketAddr {
+    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
+    let client = PeerClient::new(endpoint);
+    let served = Arc::new(AtomicUsize::new(0));
+    fake_peer(GAME, VERSION, move |request, mut send| {
+        let (client, served) = (client.clone(), served.clone());
+        async move {
+            match request {
+                Request::GetGame { id } => {
+                    let details = client.get_game(honest, &id).await.unwrap();
+                    send_listing(&mut send, &details).await;
+                }
+                Request::GetBlockHashes { id, path } => {
+                    let details = client.get_game(honest, &id).await.unwrap();
+                    let size = details.files.iter().find(|f| f.path == path).unwrap().size;
+                    let count = size.div_ceil(BLOCK_SIZE);
+                    let hashes = client.get_block_hashes(honest, &id, &path, count).await.unwrap();
+                    let _ = write_frame(&mut send, &Response::BlockHashes { count }).await;
+                    for block in &hashes.blocks {
+                        let _ = send.write_all(block.as_bytes()).await;
+                    }
+                }
+                Request::GetBlocks { id, list, offered } if served.fetch_add(1, Ordering::SeqCst) < serve => {
+                    let details = client.get_game(honest, &id).await.unwrap();
+                    let layout = BlockLayout::new(&details.files).unwrap();
+                    let (picked, mut reader) = client.open_blocks(honest, &id, &list, &offered, &layout).await.unwrap();
+                    let _ = write_frame(&mut send, &Response::Blocks { picked }).await;
+                    while let Some(piece) = reader.next_piece(1 << 20).await.unwrap() {
+                        let _ = send.write_all(&piece).await;
+                    }
+                }
+                _ => {
+                    // Late enough that the answers already under way are in and journaled
+                    // before the downloader gives up on this seed.
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    let refusal = Response::error(ErrorKind::Internal, "this seed broke down");
+                    let _ = write_frame(&mut send, &refusal).await;
+                }
+            }
+            let _ = send.finish();
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_download_that_is_not_running_serves_its_journaled_blocks() {
     let files = game_files();
-    let first_seed = seed(&files, 4);
-    let mut partial = TestPeer::builder().static_peers(&[first_seed.addr()]).start();
+    // Uncapped, so the relay's answers are in long before its refusals.
+    let mut honest = TestPeer::builder().game(GAME, VERSION, &files).start();
+    // The relay asks the honest seed for the list at once: it must share the game by then.
+    honest.wait_for_hashing_done().await;
+    // Two answers of at most 8 MiB, then refusals: the download fails part way and keeps
+    // its verified blocks for a resume.
+    let breaking = failing_relay(honest.addr(), 2);
+    let mut partial = TestPeer::builder().static_peers(&[breaking]).start();
     start_download(&mut partial, 1).await;
-    wait_for_share(&mut partial, 0.3).await;
-    // Its only seed goes: the download fails and keeps its verified blocks for a resume.
-    first_seed.runtime.shutdown().await;
     let ended = partial.wait_for_download_end(GAME).await;
     assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
 
-    // Another seed of the same game; a new downloader finds the journaled blocks too.
-    let second_seed = seed(&files, 4);
-    let mut downloader = TestPeer::builder()
-        .static_peers(&[second_seed.addr(), partial.addr()])
-        .start();
+    // A new downloader of the same game, from a slow seed, finds the journaled blocks at
+    // the partial peer.
+    let slow = seed(&files, 4);
+    let mut downloader = TestPeer::builder().static_peers(&[slow.addr(), partial.addr()]).start();
     start_download(&mut downloader, 1).await;
     let ended = downloader.wait_for_download_end(GAME).await;
     let got = finished(&ended.outcome, "downloader").summary;
