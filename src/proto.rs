@@ -103,14 +103,16 @@ pub enum Request {
         list: ContentHash,
         since: u64,
     },
-    /// Some of the `offered` blocks (global block indexes of list `list`, the downloader's
-    /// preference first; at most [`MAX_OFFERED_BLOCKS`]): the serving peer picks those it
-    /// has sent least (so a seed sends each block about once before any twice) among those
-    /// it holds verified, and answers `Blocks` with its pick, then their bytes in that order.
+    /// At most `want` of the `offered` blocks (global block indexes of list `list`, the
+    /// downloader's preference first; at most [`MAX_OFFERED_BLOCKS`]): the serving peer picks
+    /// those it has sent least (so a seed sends each block about once before any twice)
+    /// among those it holds verified, and answers `Blocks` with its pick, then their bytes
+    /// in that order.
     GetBlocks {
         id: String,
         list: ContentHash,
         offered: Vec<u32>,
+        want: u32,
     },
     /// The game's archives expanded by the sender: `StreamInstallAccepted`, then stream frames.
     StreamInstall {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lanspread::config::Limits;
 use lanspread::content::BLOCK_SIZE;
 use lanspread::peer::PeerEvent;
-use lanspread::peer::client::PeerClient;
+use lanspread::peer::client::{BlockOffer, PeerClient};
 use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
 use lanspread::peer::swarm::{Bitmap, BlockLayout};
 use lanspread::peer::transport::make_endpoint;
@@ -261,10 +261,20 @@ fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::Socket
                         let _ = send.write_all(block.as_bytes()).await;
                     }
                 }
-                Request::GetBlocks { id, list, offered } if served.fetch_add(1, Ordering::SeqCst) < serve => {
+                Request::GetBlocks {
+                    id,
+                    list,
+                    offered,
+                    want,
+                } if served.fetch_add(1, Ordering::SeqCst) < serve => {
                     let details = client.get_game(honest, &id).await.unwrap();
                     let layout = BlockLayout::new(&details.files).unwrap();
-                    let (picked, mut reader) = client.open_blocks(honest, &id, &list, &offered, &layout).await.unwrap();
+                    let offer = BlockOffer {
+                        list: &list,
+                        offered: &offered,
+                        want,
+                    };
+                    let (picked, mut reader) = client.open_blocks(honest, &id, &offer, &layout).await.unwrap();
                     let _ = write_frame(&mut send, &Response::Blocks { picked }).await;
                     while let Some(piece) = reader.next_piece(1 << 20).await.unwrap() {
                         let _ = send.write_all(&piece).await;

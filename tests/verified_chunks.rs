@@ -109,9 +109,9 @@ fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: A
                 // From memory, at once: a relay slower than the honest peer could see its
                 // blocks fetched from the other peer first and never be caught. `PAK` is the
                 // only payload file, so global block b is its block b.
-                Request::GetBlocks { offered, .. } => {
+                Request::GetBlocks { offered, want, .. } => {
                     chunk_requests.fetch_add(1, Ordering::SeqCst);
-                    let picked: Vec<u32> = offered.into_iter().take(8).collect();
+                    let picked: Vec<u32> = offered.into_iter().take(want as usize).collect();
                     let _ = write_frame(&mut send, &Response::Blocks { picked: picked.clone() }).await;
                     for block in picked {
                         let start = block as usize * BLOCK_SIZE as usize;

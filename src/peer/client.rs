@@ -438,21 +438,23 @@ impl PeerClient {
         })
     }
 
-    /// Offers `addr` the blocks `offered` of list `list`; returns the ones it picked and a
-    /// reader of their bytes, in that order. The pick must be offered blocks, each once, of
-    /// at most [`MAX_PICKED_BLOCKS`] and [`MAX_PICKED_BYTES`] (lengths from `layout`).
+    /// Offers `addr` the blocks `offered` of list `list`, of which it may pick `want`;
+    /// returns the ones it picked and a reader of their bytes, in that order. The pick must
+    /// be offered blocks, each once, at most `want` and [`MAX_PICKED_BYTES`] (lengths from
+    /// `layout`).
     pub async fn open_blocks(
         &self,
         addr: SocketAddr,
         id: &str,
-        list: &ContentHash,
-        offered: &[u32],
+        offer: &BlockOffer<'_>,
         layout: &BlockLayout,
     ) -> Result<(Vec<u32>, ChunkReader), ClientError> {
+        let (list, offered, want) = (offer.list, offer.offered, offer.want);
         let request = Request::GetBlocks {
             id: id.to_owned(),
             list: *list,
             offered: offered.to_vec(),
+            want,
         };
         let invalid = |reason: &str| ClientError::InvalidResponse {
             addr,
@@ -462,7 +464,7 @@ impl PeerClient {
         let Response::Blocks { picked } = header else {
             return Err(unexpected(addr, &header));
         };
-        if picked.is_empty() || picked.len() > MAX_PICKED_BLOCKS {
+        if picked.is_empty() || picked.len() > MAX_PICKED_BLOCKS || picked.len() > want as usize {
             return Err(invalid("picked no blocks, or too many"));
         }
         let offered: std::collections::HashSet<u32> = offered.iter().copied().collect();
@@ -529,6 +531,13 @@ impl PeerClient {
     {
         self.open_file_data(addr, id, path).await?.copy_to(sink).await
     }
+}
+
+/// What a `GetBlocks` offers: blocks of list `list`, of which the source may pick `want`.
+pub struct BlockOffer<'a> {
+    pub list: &'a ContentHash,
+    pub offered: &'a [u32],
+    pub want: u32,
 }
 
 /// The frames of a streamed install after its `StreamInstallAccepted` header.

@@ -303,11 +303,21 @@ async fn handle_request(
         Request::GetAvailability { id, list, since } => {
             return blocks::send_availability(send, context, &library, &id, &list, since).await;
         }
-        Request::GetBlocks { id, list, offered } => {
+        Request::GetBlocks {
+            id,
+            list,
+            offered,
+            want,
+        } => {
             let Ok(Ok(_slot)) = tokio::time::timeout(FILE_SEND_WAIT, file_sends.acquire()).await else {
                 return write_response(send, &too_many_sends()).await;
             };
-            return blocks::send_blocks(send, context, &library, remote, &id, &list, &offered).await;
+            let ask = blocks::BlockAsk {
+                list: &list,
+                offered: &offered,
+                want,
+            };
+            return blocks::send_blocks(send, context, &library, remote, &id, ask).await;
         }
         Request::StreamInstall { id, version } => return stream_install(send, context, &library, &id, &version).await,
     };

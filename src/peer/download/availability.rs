@@ -24,7 +24,7 @@ use crate::peer::swarm::{Availability, Bitmap};
 /// How often a partial source is asked what it verified since.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often one peer that is not a source is asked whether it downloads this list.
-const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Peers probed per round at most.
 const PROBES_PER_ROUND: usize = 4;
 /// Partial sources one download uses at most.

@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use super::error::TransferError;
 use super::expected::Expected;
 use super::journal::{DoneBlock, Journal};
-use super::queue::{RequestId, SourceKind};
+use super::queue::{Assignment, RequestId, SourceKind};
 use super::storage;
 use crate::content::ContentHash;
 use crate::durable::sync_filesystem_of;
-use crate::peer::client::{ClientError, PeerClient};
+use crate::peer::client::{BlockOffer, ClientError, PeerClient};
 use crate::peer::swarm::{BlockLayout, ServingDownload};
 use crate::proto::ErrorKind;
 
@@ -44,19 +44,22 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Offers `addr` the blocks `offered`; fetches, checks and writes those it picks, and
+    /// Offers `addr` the assignment's blocks; fetches, checks and writes those it picks, and
     /// returns them verified, durable and journaled. Bytes count in `received` as they arrive.
     pub async fn fetch(
         &self,
         addr: SocketAddr,
         kind: SourceKind,
-        request: RequestId,
-        offered: &[u32],
+        assignment: &Assignment,
         received: &AtomicU64,
     ) -> Result<Vec<DoneBlock>, TransferError> {
-        let opened = self
-            .client
-            .open_blocks(addr, &self.id, &self.list, offered, &self.layout);
+        let request = assignment.request;
+        let offer = BlockOffer {
+            list: &self.list,
+            offered: &assignment.offered,
+            want: assignment.want,
+        };
+        let opened = self.client.open_blocks(addr, &self.id, &offer, &self.layout);
         let (picked, mut reader) = within_stall(addr, opened)
             .await?
             .map_err(|err| source_error(err, kind))?;

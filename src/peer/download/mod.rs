@@ -44,7 +44,7 @@ use expected::{Expected, expected_content};
 use fetch::Fetcher;
 use journal::{DoneBlock, Journal, JournalList};
 use progress::{DownloadProgress, DownloadProgressTracker};
-use queue::{Assignment, RequestId, SourceKind, WorkQueue};
+use queue::{RequestId, SourceKind, WorkQueue};
 use reuse::ReusePlan;
 use storage::DownloadStorage;
 
@@ -381,11 +381,7 @@ async fn download_impl(
 
     while !queue.is_complete() {
         for assignment in queue.assign(Instant::now()) {
-            let Assignment {
-                source,
-                request,
-                offered,
-            } = assignment;
+            let (source, request) = (assignment.source, assignment.request);
             let kind = received.get(&source).map_or(SourceKind::Partial, |(kind, _)| *kind);
             let counter = received
                 .entry(source)
@@ -394,7 +390,7 @@ async fn download_impl(
                 .clone();
             let fetcher = fetcher.clone();
             let handle = fetches.spawn(async move {
-                let result = fetcher.fetch(source, kind, request, &offered, &counter).await;
+                let result = fetcher.fetch(source, kind, &assignment, &counter).await;
                 (source, request, result)
             });
             aborts.insert(request, handle);
@@ -411,7 +407,10 @@ async fn download_impl(
             _ = ticker.tick() => {
                 let partial = queue.partial_sources();
                 tracker.set_sources(queue.live_sources().count() - partial, partial);
-                emit_progress(job, &mut tracker, &received, queue.active_sources());
+                let sample = emit_progress(job, &mut tracker, &received, queue.active_sources());
+                for peer in &sample.peers {
+                    queue.source_rate(peer.addr, peer.bytes_per_second);
+                }
                 availability.poll(job, &fetcher, &queue);
             }
             Some((request, picked)) = picks.recv() => queue.picked(request, &picked),
@@ -617,13 +616,14 @@ fn emit_progress(
     tracker: &mut DownloadProgressTracker,
     received: &BTreeMap<SocketAddr, (SourceKind, Arc<AtomicU64>)>,
     active_peers: usize,
-) {
+) -> DownloadProgress {
     for (addr, (kind, bytes)) in received {
         tracker.set_peer_bytes(*addr, bytes.load(Ordering::Relaxed), *kind == SourceKind::Partial);
     }
     let sample: DownloadProgress = tracker.sample(Instant::now(), active_peers);
     // Progress is advisory: a slow consumer misses samples rather than slowing the download.
-    let _ = job.events.try_send(PeerEvent::DownloadProgress(sample));
+    let _ = job.events.try_send(PeerEvent::DownloadProgress(sample.clone()));
+    sample
 }
 
 /// Fetches `version.ini` into memory from the first live peer that delivers it whole and

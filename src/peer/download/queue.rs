@@ -35,7 +35,7 @@ pub const PEER_FAILURE_LIMIT: u32 = 3;
 const ENDGAME_COPIES: usize = 2;
 /// A block is fetched a second time only once its first fetch has run this long: the
 /// endgame is for a slow source's last blocks, not for every block of a small game.
-pub const ENDGAME_AFTER: Duration = Duration::from_secs(2);
+pub const ENDGAME_AFTER: Duration = Duration::from_secs(4);
 /// How long a busy source is left alone.
 pub const BUSY_BACKOFF: Duration = Duration::from_secs(1);
 /// Busy answers in a row after which a source counts as failed once (five minutes of
@@ -43,8 +43,15 @@ pub const BUSY_BACKOFF: Duration = Duration::from_secs(1);
 const BUSY_LIMIT: u32 = 300;
 /// Entries of the wanted set looked at to fill one offer to a partial source.
 const SCAN_LIMIT: usize = 16_384;
-/// An offer gives the source twice one answer's worth to choose from.
-const OFFER_BYTES: u64 = 2 * MAX_PICKED_BYTES;
+/// What a source may have in flight at once, at least and at most. A source starts at the
+/// least and earns more as it delivers (each delivered byte adds one, as TCP's slow start
+/// does); each progress tick then sets it to what the source delivers in
+/// [`BUDGET_SECONDS`]. So a fast peer on loopback keeps 4 answers of 8 MiB in flight, and
+/// a seed sharing a 10 MB/s link with 30 downloaders is not promised 32 MiB by each of
+/// them at the start (the whole game, several times over, before any swarming).
+const MIN_BUDGET: u64 = 2 << 20;
+const MAX_BUDGET: u64 = 32 << 20;
+const BUDGET_SECONDS: f64 = 2.0;
 
 pub type RequestId = u64;
 
@@ -63,6 +70,9 @@ struct Source {
     /// For a partial source, what it holds (`None` once it has everything).
     holds: Option<Bitmap>,
     requests: HashSet<RequestId>,
+    /// Bytes it may have in flight, and has (see [`MIN_BUDGET`]).
+    budget: u64,
+    outstanding: u64,
     consecutive_failures: u32,
     busy_answers: u32,
     dropped: bool,
@@ -80,6 +90,8 @@ impl Source {
 struct InFlight {
     source: SocketAddr,
     started: Instant,
+    /// Counted against the source's budget: what was wanted, then what was picked.
+    bytes: u64,
     offered: Vec<u32>,
     /// Known once the source's answer header arrived.
     picked: Option<Vec<u32>>,
@@ -91,6 +103,8 @@ pub struct Assignment {
     pub source: SocketAddr,
     pub request: RequestId,
     pub offered: Vec<u32>,
+    /// How many of them the source may pick.
+    pub want: u32,
 }
 
 #[derive(Debug)]
@@ -210,6 +224,8 @@ impl WorkQueue {
             kind,
             holds: None,
             requests: HashSet::new(),
+            budget: MIN_BUDGET,
+            outstanding: 0,
             consecutive_failures: 0,
             busy_answers: 0,
             dropped: false,
@@ -342,12 +358,13 @@ impl WorkQueue {
                 .filter(|(_, source)| {
                     !source.dropped
                         && source.requests.len() < self.depth
+                        && source.outstanding < source.budget
                         && source.cooling_until.is_none_or(|until| until <= now)
                 })
                 .map(|(addr, _)| *addr)
                 .collect();
             for addr in ready {
-                let offered = self.offer_for(addr, now, share);
+                let (offered, want, bytes) = self.offer_for(addr, now, share);
                 if offered.is_empty() {
                     continue;
                 }
@@ -355,6 +372,7 @@ impl WorkQueue {
                 self.next_request += 1;
                 if let Some(source) = self.sources.get_mut(&addr) {
                     source.requests.insert(request);
+                    source.outstanding += bytes;
                     source.cooling_until = None;
                 }
                 self.requests.insert(
@@ -362,6 +380,7 @@ impl WorkQueue {
                     InFlight {
                         source: addr,
                         started: now,
+                        bytes,
                         offered: offered.clone(),
                         picked: None,
                     },
@@ -370,6 +389,7 @@ impl WorkQueue {
                     source: addr,
                     request,
                     offered,
+                    want,
                 });
                 progressed = true;
             }
@@ -380,14 +400,19 @@ impl WorkQueue {
     }
 
     /// The blocks to offer `addr`: wanted ones it holds, rarest first, held back from other
-    /// requests; else (endgame) blocks in flight elsewhere that it holds.
-    fn offer_for(&mut self, addr: SocketAddr, now: Instant, share: usize) -> Vec<u32> {
+    /// requests; else (endgame) blocks in flight elsewhere that it holds. Twice what its
+    /// budget has room for, so it has a choice; with how many it may pick and their bytes.
+    fn offer_for(&mut self, addr: SocketAddr, now: Instant, share: usize) -> (Vec<u32>, u32, u64) {
         let Some(source) = self.sources.get(&addr) else {
-            return Vec::new();
+            return (Vec::new(), 0, 0);
         };
+        let room = source
+            .budget
+            .saturating_sub(source.outstanding)
+            .clamp(1, MAX_PICKED_BYTES);
         let (mut offered, mut bytes) = (Vec::new(), 0);
         let most = share.min(MAX_OFFERED_BLOCKS);
-        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= OFFER_BYTES;
+        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= 2 * room;
         for (_, _, block) in self.wanted.iter().take(SCAN_LIMIT) {
             if full_offer(&offered, bytes) {
                 break;
@@ -403,7 +428,7 @@ impl WorkQueue {
                 self.wanted.remove(&(self.rarity[index], self.rank[index], *block));
                 self.offered[index] = true;
             }
-            return offered;
+            return self.with_want(offered, room);
         }
         // Endgame: blocks picked by other requests that have run a while, fewest copies first.
         let mine: HashSet<RequestId> = source.requests.clone();
@@ -433,7 +458,31 @@ impl WorkQueue {
             offered.push(block);
             bytes += self.layout.block_len(block).unwrap_or(0);
         }
-        offered
+        self.with_want(offered, room)
+    }
+
+    /// How many of `offered` fit `room` bytes (at least one), and their bytes.
+    fn with_want(&self, offered: Vec<u32>, room: u64) -> (Vec<u32>, u32, u64) {
+        let (mut want, mut bytes) = (0u32, 0);
+        for block in &offered {
+            let len = self.layout.block_len(*block).unwrap_or(0);
+            if want > 0 && bytes + len > room {
+                break;
+            }
+            want += 1;
+            bytes += len;
+        }
+        (offered, want, bytes)
+    }
+
+    /// What `addr` delivered over the last while, in bytes a second: its budget becomes
+    /// [`BUDGET_SECONDS`] of that, within [`MIN_BUDGET`]..[`MAX_BUDGET`].
+    pub fn source_rate(&mut self, addr: SocketAddr, bytes_per_second: f64) {
+        if let Some(source) = self.sources.get_mut(&addr)
+            && bytes_per_second > 0.0
+        {
+            source.budget = ((bytes_per_second * BUDGET_SECONDS) as u64).clamp(MIN_BUDGET, MAX_BUDGET);
+        }
     }
 
     /// The source of `request` picked `picked` of what it was offered; the rest go back.
@@ -442,6 +491,11 @@ impl WorkQueue {
             return;
         };
         in_flight.picked = Some(picked.to_vec());
+        let picked_bytes: u64 = picked.iter().filter_map(|block| self.layout.block_len(*block)).sum();
+        let wanted_bytes = std::mem::replace(&mut in_flight.bytes, picked_bytes);
+        if let Some(source) = self.sources.get_mut(&in_flight.source) {
+            source.outstanding = source.outstanding - wanted_bytes.min(source.outstanding) + picked_bytes;
+        }
         let offered = std::mem::take(&mut in_flight.offered);
         for block in picked {
             self.fetchers.entry(*block).or_default().push(request);
@@ -460,6 +514,7 @@ impl WorkQueue {
         let mut in_flight = self.requests.remove(&request)?;
         if let Some(source) = self.sources.get_mut(&in_flight.source) {
             source.requests.remove(&request);
+            source.outstanding = source.outstanding.saturating_sub(in_flight.bytes);
         }
         for block in std::mem::take(&mut in_flight.offered) {
             self.offered[block as usize] = false;
@@ -496,6 +551,8 @@ impl WorkQueue {
         if let Some(source) = self.sources.get_mut(&in_flight.source) {
             source.consecutive_failures = 0;
             source.busy_answers = 0;
+            // Slow start: what it delivered, it may have in flight too.
+            source.budget = (source.budget + in_flight.bytes).min(MAX_BUDGET);
         }
         // Requests fetching only blocks that are now done are useless.
         for (other, fetching) in &self.requests {
@@ -613,8 +670,38 @@ mod tests {
         Arc::new(BlockLayout::new(&files).unwrap())
     }
 
+    /// A queue whose seeds have earned the largest budget (see `budgets_...` for the ramp).
     fn queue(blocks: u64, seeds: &[SocketAddr], depth: usize) -> WorkQueue {
-        WorkQueue::new(layout(blocks), &[], seeds, depth, 0)
+        let mut queue = WorkQueue::new(layout(blocks), &[], seeds, depth, 0);
+        for seed in seeds {
+            queue.source_rate(*seed, 1e12);
+        }
+        queue
+    }
+
+    #[test]
+    fn budgets_start_small_grow_with_what_is_delivered_and_follow_the_rate() {
+        let seed = peer(1);
+        let mut queue = WorkQueue::new(layout(200), &[], &[seed], 4, 0);
+        let now = Instant::now();
+        let first = queue.assign(now);
+        assert_eq!(first.len(), 1, "a new source gets one small request");
+        assert_eq!(
+            (first[0].want, first[0].offered.len()),
+            (2, 4),
+            "2 MiB wanted, twice that offered"
+        );
+        queue.picked(first[0].request, &first[0].offered[..2]);
+        queue.complete(first[0].request, &first[0].offered[..2]);
+        let grown: u32 = queue.assign(now).iter().map(|a| a.want).sum();
+        assert_eq!(grown, 4, "what it delivered, it may have in flight too");
+        queue.source_rate(seed, 1e12);
+        assert_eq!(queue.sources[&seed].budget, MAX_BUDGET);
+        queue.source_rate(seed, 2.5e6);
+        assert_eq!(
+            queue.sources[&seed].budget, 5_000_000,
+            "two seconds of a 2.5 MB/s source"
+        );
     }
 
     fn peer_error(reason: &str) -> TransferError {

@@ -99,16 +99,11 @@ struct CachedLayout {
 
 impl SentCounts {
     /// Picks, among the `offered` blocks this peer `holds`, those it has sent least (the
-    /// downloader's order breaks ties), up to one answer's worth; counts them as sent.
-    /// Returned in block order, which is file order on disk.
-    pub fn pick(
-        &self,
-        id: &str,
-        list: &ContentHash,
-        layout: &BlockLayout,
-        offered: &[u32],
-        holds: impl Fn(u32) -> bool,
-    ) -> Vec<u32> {
+    /// downloader's order breaks ties), up to `want` and one answer's worth; counts them as
+    /// sent. Returned in block order, which is file order on disk.
+    pub fn pick(&self, id: &str, layout: &BlockLayout, ask: &BlockAsk<'_>, holds: impl Fn(u32) -> bool) -> Vec<u32> {
+        let (list, offered) = (ask.list, ask.offered);
+        let most = (ask.want as usize).clamp(1, MAX_PICKED_BLOCKS);
         let mut games = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (id.to_owned(), *list);
         let position = games.iter().position(|(known, _)| *known == key);
@@ -128,7 +123,7 @@ impl SentCounts {
         let (mut picked, mut bytes) = (Vec::new(), 0);
         for (_, _, block) in candidates {
             let len = layout.block_len(block).unwrap_or(0);
-            if picked.len() == MAX_PICKED_BLOCKS || bytes + len > MAX_PICKED_BYTES {
+            if picked.len() == most || bytes + len > MAX_PICKED_BYTES {
                 break;
             }
             bytes += len;
@@ -256,6 +251,13 @@ pub(super) async fn send_availability(
     }
 }
 
+/// What a `GetBlocks` asks for.
+pub struct BlockAsk<'a> {
+    pub list: &'a ContentHash,
+    pub offered: &'a [u32],
+    pub want: u32,
+}
+
 /// Answers `GetBlocks`: a slot, the pick, a `Blocks` header, then each picked block's bytes.
 pub(super) async fn send_blocks(
     send: &mut Outgoing,
@@ -263,9 +265,9 @@ pub(super) async fn send_blocks(
     library: &ServedLibrary,
     remote: SocketAddr,
     id: &str,
-    list: &ContentHash,
-    offered: &[u32],
+    ask: BlockAsk<'_>,
 ) -> std::io::Result<()> {
+    let (list, offered) = (ask.list, ask.offered);
     if offered.is_empty() || offered.len() > MAX_OFFERED_BLOCKS {
         let message = format!("offered {} blocks; 1 to {MAX_OFFERED_BLOCKS} may be", offered.len());
         return write_response(send, &Response::error(ErrorKind::BadRequest, message)).await;
@@ -283,8 +285,8 @@ pub(super) async fn send_blocks(
     }
     let layout = source.layout();
     let picked = match &source {
-        BlockSource::Served(_) => context.sent.pick(id, list, layout, offered, |_| true),
-        BlockSource::Downloading(download) => context.sent.pick(id, list, layout, offered, |b| download.has(b)),
+        BlockSource::Served(_) => context.sent.pick(id, layout, &ask, |_| true),
+        BlockSource::Downloading(download) => context.sent.pick(id, layout, &ask, |b| download.has(b)),
     };
     if picked.is_empty() {
         let message = format!("this peer holds none of the offered blocks of {id} yet");
@@ -393,19 +395,27 @@ mod tests {
         let layout = BlockLayout::new(&files).unwrap();
         let list = ContentHash::of(b"l");
         let sent = SentCounts::default();
-        let first = sent.pick("g", &list, &layout, &(0..16).collect::<Vec<_>>(), |_| true);
+        let offered: Vec<u32> = (0..16).collect();
+        let ask = |offered, want| BlockAsk {
+            list: &list,
+            offered,
+            want,
+        };
+        let first = sent.pick("g", &layout, &ask(&offered, 128), |_| true);
         assert_eq!(
             first,
             (0..8).collect::<Vec<_>>(),
             "8 MiB of the offered, in the offered order"
         );
-        let second = sent.pick("g", &list, &layout, &(0..16).collect::<Vec<_>>(), |_| true);
+        let second = sent.pick("g", &layout, &ask(&offered, 128), |_| true);
         assert_eq!(
             second,
             (8..16).collect::<Vec<_>>(),
             "the same offer gets the blocks not sent yet"
         );
-        let held = sent.pick("g", &list, &layout, &[17, 18, 19, 99, 18], |block| block != 18);
+        let held = sent.pick("g", &layout, &ask(&[17, 18, 19, 99, 18], 128), |block| block != 18);
         assert_eq!(held, [17, 19], "only held blocks in the layout, each once");
+        let few = sent.pick("g", &layout, &ask(&offered, 2), |_| true);
+        assert_eq!(few.len(), 2, "at most what was wanted");
     }
 }
