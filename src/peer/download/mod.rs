@@ -56,6 +56,9 @@ use storage::DownloadStorage;
 pub const CHUNK_SIZE: u64 = crate::proto::MAX_PICKED_BYTES;
 pub const IN_FLIGHT_PER_PEER: usize = 4;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// A download with nothing in flight for this long gives up instead of hanging (every
+/// source busy or cooling all that time, or a scheduling bug).
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// `version.ini` is buffered in memory, so it must be small.
 const MAX_VERSION_FILE: u64 = 64 << 10;
 
@@ -378,8 +381,17 @@ async fn download_impl(
     let mut fetches: JoinSet<(SocketAddr, RequestId, Result<Vec<DoneBlock>, TransferError>)> = JoinSet::new();
     let mut aborts: HashMap<RequestId, tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+    let mut last_busy = Instant::now();
 
     while !queue.is_complete() {
+        if queue.active_sources() > 0 {
+            last_busy = Instant::now();
+        } else if last_busy.elapsed() > IDLE_LIMIT {
+            fetches.shutdown().await;
+            return Err(TransferError::PeersFailed(format!(
+                "no peer could be asked for the missing blocks for {IDLE_LIMIT:?}"
+            )));
+        }
         for assignment in queue.assign(Instant::now()) {
             let (source, request) = (assignment.source, assignment.request);
             let kind = received.get(&source).map_or(SourceKind::Partial, |(kind, _)| *kind);

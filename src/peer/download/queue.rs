@@ -554,13 +554,17 @@ impl WorkQueue {
             // Slow start: what it delivered, it may have in flight too.
             source.budget = (source.budget + in_flight.bytes).min(MAX_BUDGET);
         }
-        // Requests fetching only blocks that are now done are useless.
+        // Requests fetching only blocks that are now done are useless: they end here (the
+        // caller aborts their tasks, which then report nothing).
         for (other, fetching) in &self.requests {
             if let Some(picked) = &fetching.picked
                 && picked.iter().all(|block| self.done[*block as usize])
             {
                 completion.redundant.push((fetching.source, *other));
             }
+        }
+        for (_, other) in &completion.redundant {
+            self.end(*other);
         }
         completion
     }
@@ -838,6 +842,11 @@ mod tests {
         let completion = queue.complete(duplicate[0].request, &stuck.offered);
         assert_eq!(completion.first, stuck.offered);
         assert_eq!(completion.redundant, [(stuck.source, stuck.request)]);
+        let source = &queue.sources[&stuck.source];
+        assert!(
+            source.requests.is_empty() && source.outstanding == 0,
+            "a redundant request ends in the queue: its task is aborted and reports nothing"
+        );
         assert!(queue.is_complete());
         assert!(
             queue.complete(stuck.request, &stuck.offered).first.is_empty(),
