@@ -1,8 +1,9 @@
 //! The swarm harness `scripts/lan-swarm` on a small LAN: a seed and 3 `get`s in
-//! network namespaces on one bridge, links shaped to 40 MB/s, a 20 MB game, found
-//! by mDNS alone. Every copy must be byte-identical and every `get` must finish;
-//! and, once `get` serves the blocks it has, the seed must upload less than one
-//! game per downloader. No timing assertions.
+//! network namespaces on one bridge, links shaped to 10 MB/s, a 30 MB game, found
+//! by mDNS alone (slow enough that the downloads overlap long enough to swarm).
+//! Every copy must be byte-identical and every `get` must finish; and, since the
+//! `get`s serve each other the blocks they have verified, the seed must upload less
+//! than one game per downloader. No timing assertions.
 //!
 //! Needs root, `ip` (iproute2) and `tc`. Without them the test writes
 //! `SKIPPED lan_swarm: <why>` to stderr and passes; set `LANSPREAD_REQUIRE_NETNS=1`
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lan-swarm");
 const PEERS: u32 = 4;
-const RATE_MBPS: u32 = 40;
-const SIZE_MB: u32 = 20;
+const RATE_MBPS: u32 = 10;
+const SIZE_MB: u32 = 30;
 /// Upper bound for the whole script; it takes about 10 s here. After it, SIGTERM
 /// (the script's trap removes its namespaces), then SIGKILL after [`CLEANUP_WAIT`].
 const RUN_WAIT: Duration = Duration::from_secs(90);
@@ -102,8 +103,7 @@ fn lan_swarm() {
         ratio < f64::from(gets),
         "the seed uploaded {ratio} times the game to {gets} downloaders (its veth's tx_bytes): \
          not less than one game per downloader, so the downloaders did not share blocks \
-         with each other (expected until `get` advertises itself and serves the blocks it \
-         has verified)\n{output}"
+         with each other\n{output}"
     );
 }
 
