@@ -95,7 +95,8 @@ pub enum Command {
     /// the latest version and then the install. Shows a progress line on stderr when it
     /// is a terminal and prints a summary. Exits 0 only when the game is complete (and
     /// installed, unless --no-install), 2 when no peer shares it, 130 after Ctrl-C
-    /// (which cancels and cleans up; an earlier install stays as it was), else 1.
+    /// (which cancels and cleans up; an earlier install stays as it was), else 1. While it
+    /// runs it is a peer like any other: others find it and fetch the blocks it has verified.
     Get {
         /// The game id, as in `lanspread list`
         id: String,
