@@ -178,14 +178,6 @@ impl Bitmap {
         &self.bytes
     }
 
-    pub fn len(&self) -> u32 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn get(&self, block: u32) -> bool {
         block < self.len && self.bytes[(block / 8) as usize] & (1 << (block % 8)) != 0
     }
@@ -199,10 +191,6 @@ impl Bitmap {
         let was_clear = self.bytes[byte] & bit == 0;
         self.bytes[byte] |= bit;
         was_clear
-    }
-
-    pub fn count(&self) -> u32 {
-        self.bytes.iter().map(|byte| byte.count_ones()).sum()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
@@ -328,12 +316,6 @@ pub struct Registration {
     download: Arc<ServingDownload>,
 }
 
-impl Registration {
-    pub fn download(&self) -> &Arc<ServingDownload> {
-        &self.download
-    }
-}
-
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut downloads = self.downloads.lock();
@@ -409,7 +391,7 @@ mod tests {
         assert!(Bitmap::from_bytes(9, vec![0xff, 0x02]).is_none());
         let bitmap = Bitmap::from_bytes(9, vec![0x81, 0x01]).unwrap();
         assert_eq!(bitmap.iter().collect::<Vec<_>>(), [0, 7, 8]);
-        assert_eq!(Bitmap::full(9).count(), 9);
+        assert_eq!(Bitmap::full(9).iter().count(), 9);
     }
 
     #[test]
