@@ -1,9 +1,11 @@
 //! The download pipeline: majority validation of the peers' file lists, then
 //! one task per download that learns what every block must hash to (see
-//! `expected`), fetches chunks from every validated peer at once (see `queue`;
-//! a chunk is a run of blocks of one file or a batch of small files, see
-//! `fetch`), checks each block as it arrives and writes only verified ones
-//! positionally into pre-created files (see `storage`), reports
+//! `expected`), fetches blocks from every validated peer and every peer
+//! downloading the same list at once (see `queue` for who is offered which
+//! blocks, `availability` for who holds which, `fetch` for one request, and
+//! `peer::swarm`), serves what it has verified meanwhile, checks each block as
+//! it arrives and writes only verified ones positionally into pre-created files
+//! (see `storage`), reports
 //! `DownloadProgressTracker` samples of verified bytes, commits `version.ini`
 //! last and records the block hashes it verified, so the finished game is
 //! served without being read again. Failures are `TransferError`s (see
@@ -48,9 +50,10 @@ use queue::{RequestId, SourceKind, WorkQueue};
 use reuse::ReusePlan;
 use storage::DownloadStorage;
 
-/// Bytes per chunk request, and below the chunk requests each peer keeps in flight.
-/// Chosen with `examples/transfer_bench.rs` (1 GiB, medians of quiet interleaved
-/// runs): 1 MiB chunks cost 40-60% more CPU per GB; depth 8 and 16 MiB chunks raise
+/// The most bytes one request brings (a source's pick), and the most requests one source
+/// has in flight (each source's budget may hold it to fewer). Chosen, as chunk size and
+/// depth before the swarm, with `examples/transfer_bench.rs` (1 GiB, medians of quiet
+/// interleaved runs): 1 MiB chunks cost 40-60% more CPU per GB; depth 8 and 16 MiB chunks raise
 /// peak memory (up to 536 MiB) and endgame duplicates and hurt the slow-peer case;
 /// among 4/8 MiB x 2/4 the rates are within noise, and 8 MiB x 4 was best or tied at 2 GiB.
 pub const CHUNK_SIZE: u64 = crate::proto::MAX_PICKED_BYTES;
