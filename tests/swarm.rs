@@ -16,7 +16,7 @@ use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
 use lanspread::peer::swarm::{Bitmap, BlockLayout};
 use lanspread::peer::transport::make_endpoint;
 use lanspread::proto::{ErrorKind, Request, Response, write_frame};
-use support::fake::{fake_peer, send_listing};
+use support::fake::{fake_peer, pass_through};
 use support::peer::Downloaded;
 use support::{Outcome, TestPeer, pseudo_random_bytes};
 
@@ -71,6 +71,19 @@ async fn wait_for_share(peer: &mut TestPeer, fraction: f64) {
     .await;
 }
 
+/// A seed with `slots` upload slots, a first downloader that has verified `share` of the
+/// game, and a second one that knows both and has started: the seed and the two peers.
+async fn two_downloaders(files: &[(&'static str, Vec<u8>)], slots: u32, share: f64) -> (TestPeer, TestPeer, TestPeer) {
+    let seed = seed(files, slots);
+    let mut first = TestPeer::builder().static_peers(&[seed.addr()]).start();
+    start_download(&mut first, 1).await;
+    wait_for_share(&mut first, share).await;
+    let mut second = TestPeer::builder().static_peers(&[seed.addr(), first.addr()]).start();
+    // The first downloader does not list the game (it has not got it): one holder.
+    start_download(&mut second, 1).await;
+    (seed, first, second)
+}
+
 fn finished(outcome: &Outcome<Downloaded>, who: &str) -> Downloaded {
     match outcome {
         Outcome::Finished(downloaded) => downloaded.clone(),
@@ -83,14 +96,7 @@ async fn a_peer_still_downloading_serves_a_third_peer_whom_the_full_seed_sends_t
     let files = game_files();
     // One upload slot: while the first downloader holds it, the seed tells the second to
     // ask elsewhere, and the only elsewhere is the first downloader.
-    let seed = seed(&files, 1);
-    let mut first = TestPeer::builder().static_peers(&[seed.addr()]).start();
-    start_download(&mut first, 1).await;
-    wait_for_share(&mut first, 0.2).await;
-
-    let mut second = TestPeer::builder().static_peers(&[seed.addr(), first.addr()]).start();
-    // The first downloader does not list the game (it has not got it): one holder.
-    start_download(&mut second, 1).await;
+    let (_seed, mut first, mut second) = two_downloaders(&files, 1, 0.2).await;
     let (first_end, second_end) = tokio::join!(first.wait_for_download_end(GAME), second.wait_for_download_end(GAME));
     finished(&first_end.outcome, "first");
     let got = finished(&second_end.outcome, "second").summary;
@@ -204,13 +210,7 @@ fn files_blocks() -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
     let files = game_files();
-    let seed = seed(&files, 4);
-    let mut first = TestPeer::builder().static_peers(&[seed.addr()]).start();
-    start_download(&mut first, 1).await;
-    wait_for_share(&mut first, 0.3).await;
-
-    let mut second = TestPeer::builder().static_peers(&[seed.addr(), first.addr()]).start();
-    start_download(&mut second, 1).await;
+    let (_seed, first, mut second) = two_downloaders(&files, 4, 0.3).await;
     // Once the second downloader has fetched from the first, the first goes away.
     second
         .wait_for("a block from the partial peer", |event| match event {
@@ -246,27 +246,14 @@ fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::Socket
     fake_peer(GAME, VERSION, move |request, mut send| {
         let (client, served) = (client.clone(), served.clone());
         async move {
-            match request {
-                Request::GetGame { id } => {
-                    let details = client.get_game(honest, &id).await.unwrap();
-                    send_listing(&mut send, &details).await;
-                }
-                Request::GetBlockHashes { id, path } => {
-                    let details = client.get_game(honest, &id).await.unwrap();
-                    let size = details.files.iter().find(|f| f.path == path).unwrap().size;
-                    let count = size.div_ceil(BLOCK_SIZE);
-                    let hashes = client.get_block_hashes(honest, &id, &path, count).await.unwrap();
-                    let _ = write_frame(&mut send, &Response::BlockHashes { count }).await;
-                    for block in &hashes.blocks {
-                        let _ = send.write_all(block.as_bytes()).await;
-                    }
-                }
-                Request::GetBlocks {
+            match pass_through(&client, honest, request, &mut send).await {
+                None => {}
+                Some(Request::GetBlocks {
                     id,
                     list,
                     offered,
                     want,
-                } if served.fetch_add(1, Ordering::SeqCst) < serve => {
+                }) if served.fetch_add(1, Ordering::SeqCst) < serve => {
                     let details = client.get_game(honest, &id).await.unwrap();
                     let layout = BlockLayout::new(&details.files).unwrap();
                     let offer = BlockOffer {

@@ -17,7 +17,7 @@ use lanspread::peer::client::{ClientError, PeerClient};
 use lanspread::peer::download::IN_FLIGHT_PER_PEER;
 use lanspread::peer::transport::make_endpoint;
 use lanspread::proto::{Request, Response, write_frame};
-use support::fake::{fake_peer, send_listing};
+use support::fake::{fake_peer, pass_through};
 use support::process::{Lanspread, free_addr, spawn_get_download};
 use support::{pseudo_random_bytes, rot, wait_until, write_game};
 
@@ -72,29 +72,9 @@ fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: A
     fake_peer(GAME, "1", move |request, mut send| {
         let (client, chunk_requests, content) = (client.clone(), chunk_requests.clone(), content.clone());
         async move {
-            match request {
-                Request::GetGame { id } => {
-                    let details = client.get_game(honest, &id).await.unwrap();
-                    send_listing(&mut send, &details).await;
-                }
-                Request::GetBlockHashes { id, path } => {
-                    let size = client
-                        .get_game(honest, &id)
-                        .await
-                        .unwrap()
-                        .files
-                        .iter()
-                        .find(|f| f.path == path)
-                        .unwrap()
-                        .size;
-                    let count = size.div_ceil(BLOCK_SIZE);
-                    let hashes = client.get_block_hashes(honest, &id, &path, count).await.unwrap();
-                    let _ = write_frame(&mut send, &Response::BlockHashes { count }).await;
-                    for block in &hashes.blocks {
-                        let _ = send.write_all(block.as_bytes()).await;
-                    }
-                }
-                Request::GetGameFileData { id, path } => {
+            match pass_through(&client, honest, request, &mut send).await {
+                None => {}
+                Some(Request::GetGameFileData { id, path }) => {
                     let mut bytes = Vec::new();
                     client.get_file_data(honest, &id, &path, &mut bytes).await.unwrap();
                     let _ = write_frame(
@@ -109,7 +89,7 @@ fn corrupting_relay(honest: SocketAddr, content: Arc<Vec<u8>>, chunk_requests: A
                 // From memory, at once: a relay slower than the honest peer could see its
                 // blocks fetched from the other peer first and never be caught. `PAK` is the
                 // only payload file, so global block b is its block b.
-                Request::GetBlocks { offered, want, .. } => {
+                Some(Request::GetBlocks { offered, want, .. }) => {
                     chunk_requests.fetch_add(1, Ordering::SeqCst);
                     let picked: Vec<u32> = offered.into_iter().take(want as usize).collect();
                     let _ = write_frame(&mut send, &Response::Blocks { picked: picked.clone() }).await;
