@@ -59,10 +59,14 @@ impl Fetcher {
             offered: &assignment.offered,
             want: assignment.want,
         };
+        let started = std::time::Instant::now();
         let opened = self.client.open_blocks(addr, &self.id, &offer, &self.layout);
         let (picked, mut reader) = within_stall(addr, opened)
             .await?
             .map_err(|err| source_error(err, kind))?;
+        let answered = started.elapsed();
+        // For the debug line below (the swarm harness reads it): which blocks, from whom.
+        let picked_blocks = tracing::enabled!(tracing::Level::DEBUG).then(|| picked.clone());
         let _ = self.picks.send((request, picked.clone()));
         let mut done = Vec::with_capacity(picked.len());
         // The file being written, and one open file per file system written to (for the sync).
@@ -137,7 +141,19 @@ impl Fetcher {
             Some(file) => file.sync_data(),
             None => file_systems.iter().try_for_each(|(_, file)| sync_filesystem_of(file)),
         };
-        make_durable_then_journal(sync, &self.journal, done, &last_path).await
+        let received_all = started.elapsed();
+        let durable = make_durable_then_journal(sync, &self.journal, done, &last_path).await;
+        tracing::debug!(
+            %addr,
+            offered = assignment.offered.len(),
+            want = assignment.want,
+            picked = ?picked_blocks.unwrap_or_default(),
+            answer_ms = answered.as_millis() as u64,
+            data_ms = received_all.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "blocks fetched"
+        );
+        durable
     }
 }
 

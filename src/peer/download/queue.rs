@@ -6,8 +6,11 @@
 //! faster sources do more. A request offers the source the wanted blocks it holds, rarest
 //! first (held by the fewest partial sources; ties go in an order rotated from a random
 //! start, so downloaders begin in different places), and the source picks among them (see
-//! `server::blocks`). Offered blocks are held back from other requests until the pick is
-//! known; then the rest go back. A failed request's blocks go back for any source, up to
+//! `server::blocks`). Partial sources are offered first; a seed is then offered a wide
+//! choice among the blocks no partial source that can be asked now holds (all of them, if
+//! those are busy), and picks the ones it has sent least, so each block leaves a seed
+//! about once and the partial sources spread it. Offered blocks are held back from other
+//! requests until the pick is known; then the rest go back. A failed request's blocks go back for any source, up to
 //! `MAX_RETRY_COUNT` tries each; a source that fails `PEER_FAILURE_LIMIT` times in a row
 //! is dropped (corrupt data: at once). A source that is busy (its upload slots taken, or
 //! it holds none of what was offered yet) waits `BUSY_BACKOFF`, not counted against it.
@@ -350,9 +353,21 @@ impl WorkQueue {
             })
             .count();
         let share = (self.wanted.len() / ready_sources.max(1)).max(1);
+        // A seed's offers split the wanted blocks among the requests seeds can still take.
+        let seed_requests: usize = self
+            .sources
+            .values()
+            .filter(|source| {
+                !source.dropped && source.holds.is_none() && source.cooling_until.is_none_or(|until| until <= now)
+            })
+            .map(|source| self.depth.saturating_sub(source.requests.len()))
+            .sum();
+        let seed_share = (self.wanted.len() / seed_requests.max(1)).max(1);
         loop {
             let mut progressed = false;
-            let ready: Vec<SocketAddr> = self
+            // Partial sources first: they can serve only what they hold, and a seed's wide
+            // offer would hold those blocks back from them until its pick is known.
+            let mut ready: Vec<(bool, SocketAddr)> = self
                 .sources
                 .iter()
                 .filter(|(_, source)| {
@@ -361,9 +376,13 @@ impl WorkQueue {
                         && source.outstanding < source.budget
                         && source.cooling_until.is_none_or(|until| until <= now)
                 })
-                .map(|(addr, _)| *addr)
+                .map(|(addr, source)| (source.holds.is_none(), *addr))
                 .collect();
+            ready.sort_unstable();
+            let ready = ready.into_iter().map(|(_, addr)| addr);
             for addr in ready {
+                let holds_all = self.sources.get(&addr).is_some_and(|source| source.holds.is_none());
+                let share = if holds_all { seed_share } else { share };
                 let (offered, want, bytes) = self.offer_for(addr, now, share);
                 if offered.is_empty() {
                     continue;
@@ -411,13 +430,29 @@ impl WorkQueue {
             .saturating_sub(source.outstanding)
             .clamp(1, MAX_PICKED_BYTES);
         let (mut offered, mut bytes) = (Vec::new(), 0);
+        let holds_all = source.holds.is_none();
+        // A source of every block (a seed) gets a wide choice: it picks the blocks it has
+        // sent least, which only it knows, so each block leaves it about once.
         let most = share.min(MAX_OFFERED_BLOCKS);
-        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= 2 * room;
-        for (_, _, block) in self.wanted.iter().take(SCAN_LIMIT) {
+        let most_bytes = if holds_all { u64::MAX } else { 2 * room };
+        let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= most_bytes;
+        // Partial sources that can be asked now: a block one of them holds is theirs to
+        // send, not a seed's (the seed's upload is for what nobody else has yet).
+        let askable: Vec<&Bitmap> = if holds_all {
+            self.sources
+                .values()
+                .filter(|other| !other.dropped && other.cooling_until.is_none_or(|until| until <= now))
+                .filter_map(|other| other.holds.as_ref())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (rarity, _, block) in self.wanted.iter().take(SCAN_LIMIT) {
             if full_offer(&offered, bytes) {
                 break;
             }
-            if source.has(*block) {
+            let elsewhere = *rarity > 0 && askable.iter().any(|holds| holds.get(*block));
+            if source.has(*block) && !elsewhere {
                 offered.push(*block);
                 bytes += self.layout.block_len(*block).unwrap_or(0);
             }
@@ -692,8 +727,8 @@ mod tests {
         assert_eq!(first.len(), 1, "a new source gets one small request");
         assert_eq!(
             (first[0].want, first[0].offered.len()),
-            (2, 4),
-            "2 MiB wanted, twice that offered"
+            (2, 50),
+            "2 MiB wanted, of a quarter of the blocks (one of the seed's 4 requests) to choose from"
         );
         queue.picked(first[0].request, &first[0].offered[..2]);
         queue.complete(first[0].request, &first[0].offered[..2]);
@@ -775,6 +810,35 @@ mod tests {
             let offer = &assigned.iter().find(|a| a.source == partial).unwrap().offered;
             assert!(!offer.is_empty() && offer.iter().all(|block| *block < 20), "{offer:?}");
         }
+    }
+
+    #[test]
+    fn a_seed_chooses_among_what_no_askable_partial_holds_and_gets_the_rest_when_they_are_busy() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut queue = queue(40, &[seed], 1);
+        let mut holds = Bitmap::empty(40);
+        for block in 0..10 {
+            holds.set(block);
+        }
+        queue.add_source(partial, SourceKind::Partial, Some(holds));
+        let now = Instant::now();
+        let assigned = queue.assign(now);
+        let to = |source| assigned.iter().find(|a| a.source == source).unwrap().clone();
+        let seed_offer: HashSet<u32> = to(seed).offered.into_iter().collect();
+        assert_eq!(
+            seed_offer,
+            (10..40).collect(),
+            "the seed chooses among every block the partial source does not hold"
+        );
+        queue.busy(to(partial).request, now, "slots taken");
+        queue.picked(to(seed).request, &[]);
+        queue.complete(to(seed).request, &[]);
+        let again = queue.assign(now);
+        assert_eq!(again.len(), 1, "the partial source cools off");
+        assert!(
+            again[0].source == seed && (0..10).all(|block| again[0].offered.contains(&block)),
+            "while it does, the seed is offered its blocks too: {again:?}"
+        );
     }
 
     #[test]
@@ -896,7 +960,10 @@ mod tests {
     fn without_a_live_seed_the_download_fails_and_names_the_seeds() {
         let (seed, partial) = (peer(1), peer(2));
         let mut queue = queue(4, &[seed], 1);
-        queue.add_source(partial, SourceKind::Partial, Some(Bitmap::full(4)));
+        let mut holds = Bitmap::empty(4);
+        holds.set(0);
+        holds.set(1);
+        queue.add_source(partial, SourceKind::Partial, Some(holds));
         let now = Instant::now();
         for _ in 0..PEER_FAILURE_LIMIT {
             let assigned = queue.assign(now);
