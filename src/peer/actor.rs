@@ -177,6 +177,7 @@ pub(super) fn start(
     let outbound = OutboundTransfers::default();
     let swarm = SwarmDownloads::default();
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let upload_slots = Arc::new(UploadSlots::new(config.upload_slots as usize));
     let server_context = Arc::new(ServerContext {
         catalog: catalog.clone(),
         library: served_rx,
@@ -188,7 +189,7 @@ pub(super) fn start(
         file_reads: ServerContext::file_reads(&config.limits),
         recorded: RecordedHashes::new(&config.state_dir),
         swarm: swarm.clone(),
-        slots: UploadSlots::new(config.upload_slots as usize),
+        slots: upload_slots.clone(),
         sent: SentCounts::default(),
         layouts: LayoutCache::default(),
         uploads: UploadLog::default(),
@@ -261,6 +262,7 @@ pub(super) fn start(
         peer_id,
         shutdown,
         actor: actor_task,
+        upload_slots,
     })
 }
 

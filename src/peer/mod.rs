@@ -422,6 +422,7 @@ pub struct PeerRuntimeHandle {
     peer_id: String,
     shutdown: CancellationToken,
     actor: tokio::task::JoinHandle<()>,
+    upload_slots: Arc<server::UploadSlots>,
 }
 
 impl PeerRuntimeHandle {
@@ -432,6 +433,11 @@ impl PeerRuntimeHandle {
 
     pub fn peer_id(&self) -> &str {
         &self.peer_id
+    }
+
+    /// Block answers this peer is sending to others now (the swarm).
+    pub fn uploads_in_flight(&self) -> usize {
+        self.upload_slots.streams()
     }
 
     /// A sender for commands that can be moved to another task.

@@ -85,7 +85,7 @@ pub struct ServerContext {
     /// Downloads running here, whose verified blocks are served too.
     pub swarm: SwarmDownloads,
     /// Downloaders fetching blocks from this peer at once (`--upload-slots`).
-    pub slots: UploadSlots,
+    pub slots: Arc<UploadSlots>,
     /// How often each block was sent, so the least-sent go first.
     pub sent: SentCounts,
     pub layouts: LayoutCache,

@@ -436,12 +436,20 @@ impl WorkQueue {
         let most = share.min(MAX_OFFERED_BLOCKS);
         let most_bytes = if holds_all { u64::MAX } else { 2 * room };
         let full_offer = |offered: &Vec<u32>, bytes: u64| offered.len() >= most || bytes >= most_bytes;
-        // Partial sources that can be asked now: a block one of them holds is theirs to
-        // send, not a seed's (the seed's upload is for what nobody else has yet).
+        // Partial sources to leave blocks to: a block one of them holds is theirs to send,
+        // not a seed's (the seed's upload is for what nobody else has yet). One that is
+        // busy counts while partial sources are sending us something; when none is, the
+        // seed gets everything rather than leave us idle.
+        let partials_sending = self
+            .sources
+            .values()
+            .any(|other| !other.dropped && other.holds.is_some() && !other.requests.is_empty());
         let askable: Vec<&Bitmap> = if holds_all {
             self.sources
                 .values()
-                .filter(|other| !other.dropped && other.cooling_until.is_none_or(|until| until <= now))
+                .filter(|other| {
+                    !other.dropped && (partials_sending || other.cooling_until.is_none_or(|until| until <= now))
+                })
                 .filter_map(|other| other.holds.as_ref())
                 .collect()
         } else {
@@ -634,7 +642,13 @@ impl WorkQueue {
             return false;
         }
         let reason = error.to_string();
-        for block in in_flight.picked.iter().flatten() {
+        // A partial source that fails (most often: it finished and left) costs it its
+        // place, not the blocks their tries: those count only against seeds.
+        let from_seed = self
+            .sources
+            .get(&in_flight.source)
+            .is_some_and(|source| source.kind == SourceKind::Seed);
+        for block in in_flight.picked.iter().flatten().filter(|_| from_seed) {
             let index = *block as usize;
             if self.done[index] {
                 continue;
@@ -881,6 +895,24 @@ mod tests {
         let reason = queue.take_failure().expect("download failed").to_string();
         assert!(reason.contains("failed 5 times") && reason.contains("bad"), "{reason}");
         assert!(queue.assign(Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn partial_sources_that_fail_and_leave_do_not_use_up_a_blocks_tries() {
+        let seed = peer(1);
+        let mut queue = queue(1, &[seed], 1);
+        queue.sources.get_mut(&seed).unwrap().cooling_until = Some(Instant::now() + BUSY_BACKOFF);
+        for n in 0..MAX_RETRY_COUNT + 2 {
+            let partial = peer(10 + n as u16);
+            queue.add_source(partial, SourceKind::Partial, Some(Bitmap::full(1)));
+            let assigned = queue.assign(Instant::now());
+            assert_eq!(assigned.len(), 1);
+            assert_eq!(assigned[0].source, partial);
+            queue.picked(assigned[0].request, &[0]);
+            queue.fail(assigned[0].request, peer_error("connection lost"));
+            queue.drop_source(partial, "left".into());
+        }
+        assert!(queue.take_failure().is_none(), "the seed can still send the block");
     }
 
     #[test]

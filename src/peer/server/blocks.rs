@@ -19,8 +19,8 @@ use crate::peer::swarm::{Availability, BlockLayout, ServingDownload, list_digest
 use crate::proto::{ErrorKind, MAX_OFFERED_BLOCKS, MAX_PICKED_BLOCKS, MAX_PICKED_BYTES, Response};
 use crate::untrusted::quote_untrusted;
 
-/// A slot holder that asked for nothing this long has left; its slot is free.
-const SLOT_IDLE: Duration = Duration::from_secs(3);
+/// A slot holder with nothing in flight for this long has left; its slot is free.
+const SLOT_IDLE: Duration = Duration::from_secs(1);
 /// A holder that has held its slot this long gives it up to a peer waiting for one, so a
 /// downloader only this peer can serve is never starved.
 const SLOT_TURN: Duration = Duration::from_secs(10);
@@ -38,10 +38,35 @@ pub struct UploadSlots {
 
 #[derive(Default)]
 struct SlotState {
-    /// Holders: since when, and when they last asked.
-    holders: HashMap<SocketAddr, (Instant, Instant)>,
+    holders: HashMap<SocketAddr, Holder>,
     /// Peers refused a slot, and when they last asked.
     waiting: HashMap<SocketAddr, Instant>,
+    /// Block answers being sent, to holders or to peers that have since given way.
+    streams: usize,
+}
+
+struct Holder {
+    since: Instant,
+    /// When it last asked or an answer to it ended.
+    last: Instant,
+    streams: usize,
+}
+
+/// One block answer being sent: ends with its drop.
+pub struct SlotStream<'a> {
+    slots: &'a UploadSlots,
+    peer: SocketAddr,
+}
+
+impl Drop for SlotStream<'_> {
+    fn drop(&mut self) {
+        let mut state = self.slots.lock();
+        state.streams -= 1;
+        if let Some(holder) = state.holders.get_mut(&self.peer) {
+            holder.streams -= 1;
+            holder.last = holder.last.max(Instant::now());
+        }
+    }
 }
 
 impl UploadSlots {
@@ -56,29 +81,60 @@ impl UploadSlots {
         self.slots
     }
 
-    /// Whether `peer` may be served now; takes or keeps a slot for it.
-    pub fn admit(&self, peer: SocketAddr, now: Instant) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let SlotState { holders, waiting } = &mut *state;
-        holders.retain(|_, (_, last)| now.duration_since(*last) < SLOT_IDLE);
-        waiting.retain(|_, last| now.duration_since(*last) < SLOT_IDLE);
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Block answers being sent now.
+    pub fn streams(&self) -> usize {
+        self.lock().streams
+    }
+
+    /// Whether `peer` may be served now: if so, it takes or keeps a slot, and the answer
+    /// counts as in flight until the returned guard drops.
+    pub fn admit(&self, peer: SocketAddr, now: Instant) -> Option<SlotStream<'_>> {
+        let mut state = self.lock();
+        let SlotState {
+            holders,
+            waiting,
+            streams,
+        } = &mut *state;
+        holders.retain(|_, holder| holder.streams > 0 || now.saturating_duration_since(holder.last) < SLOT_IDLE);
+        waiting.retain(|_, last| now.saturating_duration_since(*last) < SLOT_IDLE);
         let others_wait = waiting.keys().any(|waiter| *waiter != peer);
-        if let Some((since, last)) = holders.get_mut(&peer) {
-            if others_wait && now.duration_since(*since) >= SLOT_TURN {
+        let held = holders.len();
+        let admitted = match holders.get_mut(&peer) {
+            Some(holder) if others_wait && now.saturating_duration_since(holder.since) >= SLOT_TURN => {
+                // Its answers in flight still end; the slot is the waiter's.
                 holders.remove(&peer);
                 waiting.insert(peer, now);
-                return false;
+                false
             }
-            *last = now;
-            return true;
+            Some(holder) => {
+                holder.last = now;
+                holder.streams += 1;
+                true
+            }
+            None if held < self.slots => {
+                let holder = Holder {
+                    since: now,
+                    last: now,
+                    streams: 1,
+                };
+                holders.insert(peer, holder);
+                waiting.remove(&peer);
+                true
+            }
+            None => {
+                waiting.insert(peer, now);
+                false
+            }
+        };
+        if !admitted {
+            return None;
         }
-        if holders.len() < self.slots {
-            holders.insert(peer, (now, now));
-            waiting.remove(&peer);
-            return true;
-        }
-        waiting.insert(peer, now);
-        false
+        *streams += 1;
+        Some(SlotStream { slots: self, peer })
     }
 }
 
@@ -276,13 +332,13 @@ pub(super) async fn send_blocks(
         Ok(source) => source,
         Err(response) => return write_response(send, &response).await,
     };
-    if !context.slots.admit(remote, Instant::now()) {
+    let Some(_stream) = context.slots.admit(remote, Instant::now()) else {
         let message = format!(
             "this peer is sending to {} peers, its most at once; ask another peer",
             context.slots.slots()
         );
         return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
-    }
+    };
     let layout = source.layout();
     let picked = match &source {
         BlockSource::Served(_) => context.sent.pick(id, layout, &ask, |_| true),
@@ -352,36 +408,50 @@ mod tests {
     fn slots_admit_k_peers_then_refuse_until_one_leaves() {
         let slots = UploadSlots::new(2);
         let start = Instant::now();
-        assert!(slots.admit(peer(1), start));
-        assert!(slots.admit(peer(2), start));
-        assert!(!slots.admit(peer(3), start), "a third peer waits");
-        assert!(
-            slots.admit(peer(1), start + Duration::from_secs(2)),
-            "a holder keeps its slot"
-        );
-        // Peer 2 stops asking: its slot frees after SLOT_IDLE.
+        assert!(slots.admit(peer(1), start).is_some());
+        let sending = slots.admit(peer(2), start);
+        assert!(sending.is_some());
+        assert!(slots.admit(peer(3), start).is_none(), "a third peer waits");
+        assert_eq!(slots.streams(), 1, "peer 2's answer is being sent");
         let later = start + SLOT_IDLE + Duration::from_secs(1);
-        assert!(slots.admit(peer(3), later), "the idle holder's slot went to the waiter");
-        assert!(!slots.admit(peer(2), later), "the one that left waits now");
+        assert!(
+            slots.admit(peer(3), later).is_some(),
+            "idle peer 1's slot went to the waiter"
+        );
+        assert!(
+            slots.admit(peer(4), later).is_none(),
+            "peer 2, whose answer is still being sent, keeps its slot however long it takes"
+        );
+        drop(sending);
+        assert_eq!(slots.streams(), 0);
+        let after = later + SLOT_IDLE / 2;
+        assert!(slots.admit(peer(4), after).is_some(), "peer 2 left: its slot is free");
+        assert!(
+            slots.admit(peer(1), after).is_none(),
+            "the one that left first waits now"
+        );
     }
 
     #[test]
     fn a_holder_gives_way_after_its_turn_so_a_waiter_is_not_starved() {
         let slots = UploadSlots::new(1);
         let start = Instant::now();
-        assert!(slots.admit(peer(1), start));
+        assert!(slots.admit(peer(1), start).is_some());
         let mut now = start;
         while now < start + SLOT_TURN {
-            assert!(slots.admit(peer(1), now), "the holder is served through its turn");
-            assert!(!slots.admit(peer(2), now), "the waiter is refused meanwhile");
-            now += Duration::from_secs(1);
+            assert!(
+                slots.admit(peer(1), now).is_some(),
+                "the holder is served through its turn"
+            );
+            assert!(slots.admit(peer(2), now).is_none(), "the waiter is refused meanwhile");
+            now += Duration::from_millis(500);
         }
         assert!(
-            !slots.admit(peer(1), now),
+            slots.admit(peer(1), now).is_none(),
             "after its turn the holder yields to the waiter"
         );
-        assert!(slots.admit(peer(2), now), "so the waiter is served");
-        assert!(!slots.admit(peer(1), now), "and the old holder waits its turn");
+        assert!(slots.admit(peer(2), now).is_some(), "so the waiter is served");
+        assert!(slots.admit(peer(1), now).is_none(), "and the old holder waits its turn");
     }
 
     #[test]

@@ -36,8 +36,42 @@ pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> R
     let static_count = config.static_peers.len();
     let mut runtime = start_peer(config, catalog)?;
     let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, mode).await;
+    if matches!(code, Ok(code) if code == ExitCode::SUCCESS) {
+        finish_uploads(&runtime).await;
+    }
     runtime.shutdown().await;
     code
+}
+
+/// How long `get` goes on sending to peers that fetch from it once its own game is done.
+const LINGER_MOST: Duration = Duration::from_secs(30);
+/// Sending nothing for this long, it leaves.
+const LINGER_IDLE: Duration = Duration::from_millis(500);
+
+/// Once the game is here, goes on serving peers that are fetching blocks from us (the
+/// swarm: their blocks in flight would otherwise fail and wait for a stall timeout), until
+/// none has been sent for [`LINGER_IDLE`], at most [`LINGER_MOST`], or Ctrl-C.
+async fn finish_uploads(runtime: &PeerRuntimeHandle) {
+    if runtime.uploads_in_flight() == 0 {
+        return;
+    }
+    eprintln!("lanspread: sending to peers that are still fetching from us (Ctrl-C stops)");
+    let start = Instant::now();
+    let linger = async {
+        let mut idle_since = start;
+        while start.elapsed() < LINGER_MOST {
+            if runtime.uploads_in_flight() > 0 {
+                idle_since = Instant::now();
+            } else if idle_since.elapsed() >= LINGER_IDLE {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        () = linger => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// What `get` has left to do for a game, decided from its library entry by [`plan`].
