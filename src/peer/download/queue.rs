@@ -10,8 +10,10 @@
 //! choice among the blocks no partial source that can be asked now holds (all of them, if
 //! those are busy), and picks the ones it has sent least, so each block leaves a seed
 //! about once and the partial sources spread it. Offered blocks are held back from other
-//! requests until the pick is known; then the rest go back. A failed request's blocks go back for any source, up to
-//! `MAX_RETRY_COUNT` tries each; a source that fails `PEER_FAILURE_LIMIT` times in a row
+//! requests until the pick is known; then the rest go back. A failed request's blocks go
+//! back for any source, up to `MAX_RETRY_COUNT` tries from seeds each (a partial source
+//! that fails has most often finished and left: that costs it its place, not the blocks
+//! their tries); a source that fails `PEER_FAILURE_LIMIT` times in a row
 //! is dropped (corrupt data: at once). A source that is busy (its upload slots taken, or
 //! it holds none of what was offered yet) waits `BUSY_BACKOFF`, not counted against it.
 //! When nothing is left to offer a source, it duplicates blocks in flight elsewhere
@@ -86,6 +88,16 @@ struct Source {
 impl Source {
     fn has(&self, block: u32) -> bool {
         self.holds.as_ref().is_none_or(|holds| holds.get(block))
+    }
+
+    /// A seed, or a partial source that has everything now.
+    fn holds_all(&self) -> bool {
+        self.holds.is_none()
+    }
+
+    /// Taking part and not cooling off after a `Busy`.
+    fn can_ask(&self, now: Instant) -> bool {
+        !self.dropped && self.cooling_until.is_none_or(|until| until <= now)
     }
 }
 
@@ -200,7 +212,7 @@ impl WorkQueue {
 
     /// Whether source `addr` holds every block (a seed, or a partial source that finished).
     pub fn holds_all(&self, addr: SocketAddr) -> bool {
-        self.sources.get(&addr).is_some_and(|source| source.holds.is_none())
+        self.sources.get(&addr).is_some_and(Source::holds_all)
     }
 
     /// Partial sources still taking part.
@@ -306,7 +318,7 @@ impl WorkQueue {
     fn has_live_seed(&self) -> bool {
         self.sources
             .values()
-            .any(|source| !source.dropped && (source.kind == SourceKind::Seed || source.holds.is_none()))
+            .any(|source| !source.dropped && (source.kind == SourceKind::Seed || source.holds_all()))
     }
 
     /// Why the download cannot finish, once it cannot (see [`WorkQueue::is_failed`]).
@@ -346,20 +358,14 @@ impl WorkQueue {
         let ready_sources = self
             .sources
             .values()
-            .filter(|source| {
-                !source.dropped
-                    && source.requests.len() < self.depth
-                    && source.cooling_until.is_none_or(|until| until <= now)
-            })
+            .filter(|source| source.can_ask(now) && source.requests.len() < self.depth)
             .count();
         let share = (self.wanted.len() / ready_sources.max(1)).max(1);
         // A seed's offers split the wanted blocks among the requests seeds can still take.
         let seed_requests: usize = self
             .sources
             .values()
-            .filter(|source| {
-                !source.dropped && source.holds.is_none() && source.cooling_until.is_none_or(|until| until <= now)
-            })
+            .filter(|source| source.can_ask(now) && source.holds_all())
             .map(|source| self.depth.saturating_sub(source.requests.len()))
             .sum();
         let seed_share = (self.wanted.len() / seed_requests.max(1)).max(1);
@@ -371,18 +377,14 @@ impl WorkQueue {
                 .sources
                 .iter()
                 .filter(|(_, source)| {
-                    !source.dropped
-                        && source.requests.len() < self.depth
-                        && source.outstanding < source.budget
-                        && source.cooling_until.is_none_or(|until| until <= now)
+                    source.can_ask(now) && source.requests.len() < self.depth && source.outstanding < source.budget
                 })
-                .map(|(addr, source)| (source.holds.is_none(), *addr))
+                .map(|(addr, source)| (source.holds_all(), *addr))
                 .collect();
             ready.sort_unstable();
             let ready = ready.into_iter().map(|(_, addr)| addr);
             for addr in ready {
-                let holds_all = self.sources.get(&addr).is_some_and(|source| source.holds.is_none());
-                let share = if holds_all { seed_share } else { share };
+                let share = if self.holds_all(addr) { seed_share } else { share };
                 let (offered, want, bytes) = self.offer_for(addr, now, share);
                 if offered.is_empty() {
                     continue;
@@ -430,7 +432,7 @@ impl WorkQueue {
             .saturating_sub(source.outstanding)
             .clamp(1, MAX_PICKED_BYTES);
         let (mut offered, mut bytes) = (Vec::new(), 0);
-        let holds_all = source.holds.is_none();
+        let holds_all = source.holds_all();
         // A source of every block (a seed) gets a wide choice: it picks the blocks it has
         // sent least, which only it knows, so each block leaves it about once.
         let most = share.min(MAX_OFFERED_BLOCKS);
@@ -440,15 +442,19 @@ impl WorkQueue {
         // not a seed's (the seed's upload is for what nobody else has yet). One that is
         // busy counts while partial sources are sending us something; when none is, the
         // seed gets everything rather than leave us idle.
-        let partials_sending = self
-            .sources
-            .values()
-            .any(|other| !other.dropped && other.holds.is_some() && !other.requests.is_empty());
         let askable: Vec<&Bitmap> = if holds_all {
+            let partials_sending = self
+                .sources
+                .values()
+                .any(|other| !other.dropped && !other.holds_all() && !other.requests.is_empty());
             self.sources
                 .values()
                 .filter(|other| {
-                    !other.dropped && (partials_sending || other.cooling_until.is_none_or(|until| until <= now))
+                    if partials_sending {
+                        !other.dropped
+                    } else {
+                        other.can_ask(now)
+                    }
                 })
                 .filter_map(|other| other.holds.as_ref())
                 .collect()

@@ -56,13 +56,18 @@ struct Holder {
 pub struct SlotStream<'a> {
     slots: &'a UploadSlots,
     peer: SocketAddr,
+    /// The holding it was admitted under: a peer that gave way and took a slot again
+    /// holds a new one, which this answer's end must not count down.
+    since: Instant,
 }
 
 impl Drop for SlotStream<'_> {
     fn drop(&mut self) {
         let mut state = self.slots.lock();
         state.streams -= 1;
-        if let Some(holder) = state.holders.get_mut(&self.peer) {
+        if let Some(holder) = state.holders.get_mut(&self.peer)
+            && holder.since == self.since
+        {
             holder.streams -= 1;
             holder.last = holder.last.max(Instant::now());
         }
@@ -103,17 +108,17 @@ impl UploadSlots {
         waiting.retain(|_, last| now.saturating_duration_since(*last) < SLOT_IDLE);
         let others_wait = waiting.keys().any(|waiter| *waiter != peer);
         let held = holders.len();
-        let admitted = match holders.get_mut(&peer) {
+        let since = match holders.get_mut(&peer) {
             Some(holder) if others_wait && now.saturating_duration_since(holder.since) >= SLOT_TURN => {
                 // Its answers in flight still end; the slot is the waiter's.
                 holders.remove(&peer);
                 waiting.insert(peer, now);
-                false
+                None
             }
             Some(holder) => {
                 holder.last = now;
                 holder.streams += 1;
-                true
+                Some(holder.since)
             }
             None if held < self.slots => {
                 let holder = Holder {
@@ -123,18 +128,19 @@ impl UploadSlots {
                 };
                 holders.insert(peer, holder);
                 waiting.remove(&peer);
-                true
+                Some(now)
             }
             None => {
                 waiting.insert(peer, now);
-                false
+                None
             }
-        };
-        if !admitted {
-            return None;
-        }
+        }?;
         *streams += 1;
-        Some(SlotStream { slots: self, peer })
+        Some(SlotStream {
+            slots: self,
+            peer,
+            since,
+        })
     }
 }
 
@@ -452,6 +458,30 @@ mod tests {
         );
         assert!(slots.admit(peer(2), now).is_some(), "so the waiter is served");
         assert!(slots.admit(peer(1), now).is_none(), "and the old holder waits its turn");
+    }
+
+    #[test]
+    fn an_answer_from_before_a_holder_gave_way_does_not_count_down_its_new_slot() {
+        let slots = UploadSlots::new(1);
+        let start = Instant::now();
+        let old_answer = slots.admit(peer(1), start);
+        assert!(old_answer.is_some());
+        assert!(slots.admit(peer(2), start + SLOT_TURN).is_none(), "peer 2 waits");
+        assert!(slots.admit(peer(1), start + SLOT_TURN).is_none(), "peer 1 gives way");
+        let turn = start + SLOT_TURN + SLOT_IDLE + SLOT_IDLE;
+        assert!(
+            slots.admit(peer(1), turn).is_some(),
+            "peer 2 stopped asking: peer 1 holds again"
+        );
+        let new_answer = slots.admit(peer(1), turn);
+        drop(old_answer);
+        assert_eq!(slots.streams(), 1);
+        assert!(
+            slots.admit(peer(3), turn + SLOT_IDLE + SLOT_IDLE).is_none(),
+            "peer 1's new answer is still being sent: it keeps its slot"
+        );
+        drop(new_answer);
+        assert_eq!(slots.streams(), 0);
     }
 
     #[test]
