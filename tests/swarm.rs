@@ -1,7 +1,8 @@
 //! The swarm on loopback peers (README, "The swarm"): a peer that is still downloading
 //! serves the blocks it has verified to a third peer; a seed whose upload slots are taken
 //! sends that peer there; a partial source that sends a corrupt block is dropped and named;
-//! a partial source that vanishes costs only what it had in flight.
+//! a partial source that vanishes costs only what it had in flight; availability names only
+//! blocks the peer has verified.
 
 mod support;
 
@@ -9,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lanspread::config::Limits;
-use lanspread::content::BLOCK_SIZE;
+use lanspread::content::{BLOCK_SIZE, ContentHash};
 use lanspread::peer::PeerEvent;
-use lanspread::peer::client::{BlockOffer, PeerClient};
+use lanspread::peer::client::{BlockOffer, ClientError, PeerClient};
 use lanspread::peer::download::{CHUNK_SIZE, IN_FLIGHT_PER_PEER};
-use lanspread::peer::swarm::{Bitmap, BlockLayout};
+use lanspread::peer::swarm::{Availability, Bitmap, BlockLayout, list_digest};
 use lanspread::peer::transport::make_endpoint;
 use lanspread::proto::{ErrorKind, Request, Response, write_frame};
 use support::fake::{fake_peer, pass_through};
@@ -188,19 +189,9 @@ async fn a_partial_source_sending_a_corrupt_block_is_dropped_and_named() {
 
 /// Block `block` of the test game, with its first byte flipped.
 fn corrupt_block(files: &[Vec<u8>], block: u32) -> Vec<u8> {
-    let mut global = 0u32;
-    for bytes in files {
-        let count = bytes.len().div_ceil(BLOCK_SIZE as usize) as u32;
-        if block < global + count {
-            let start = (block - global) as usize * BLOCK_SIZE as usize;
-            let end = (start + BLOCK_SIZE as usize).min(bytes.len());
-            let mut out = bytes[start..end].to_vec();
-            out[0] ^= 1;
-            return out;
-        }
-        global += count;
-    }
-    panic!("block {block} is past the game");
+    let mut out = block_bytes(files, block).to_vec();
+    out[0] ^= 1;
+    out
 }
 
 fn files_blocks() -> Vec<Vec<u8>> {
@@ -306,5 +297,229 @@ async fn an_unfinished_download_that_is_not_running_serves_its_journaled_blocks(
     assert!(
         got.peers_used.contains(&partial.addr()) && got.from_partials > 0,
         "the unfinished download served its blocks: {got:?}"
+    );
+}
+
+/// Block `block` of the test game.
+fn block_bytes(files: &[Vec<u8>], block: u32) -> &[u8] {
+    let mut global = 0u32;
+    for bytes in files {
+        let count = bytes.len().div_ceil(BLOCK_SIZE as usize) as u32;
+        if block < global + count {
+            let start = (block - global) as usize * BLOCK_SIZE as usize;
+            return &bytes[start..(start + BLOCK_SIZE as usize).min(bytes.len())];
+        }
+        global += count;
+    }
+    panic!("block {block} is past the game");
+}
+
+/// A seed relay in front of `honest` that sends at most two blocks per answer and corrupts
+/// the last block of its seventh (its number goes to `corrupted`), by when at least three
+/// requests are done (four are in flight at most); it answers `Busy` from then on, and
+/// refuses other requests.
+fn corrupting_relay(honest: std::net::SocketAddr, corrupted: Arc<std::sync::OnceLock<u32>>) -> std::net::SocketAddr {
+    let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
+    let client = PeerClient::new(endpoint);
+    let answers = Arc::new(AtomicUsize::new(0));
+    fake_peer(GAME, VERSION, move |request, mut send| {
+        let (client, answers, corrupted) = (client.clone(), answers.clone(), corrupted.clone());
+        async move {
+            match pass_through(&client, honest, request, &mut send).await {
+                None => {}
+                Some(Request::GetBlocks {
+                    id,
+                    list,
+                    offered,
+                    want,
+                }) => {
+                    let answer = answers.fetch_add(1, Ordering::SeqCst);
+                    if answer > 6 {
+                        let busy = Response::error(ErrorKind::Busy, "this relay is done");
+                        let _ = write_frame(&mut send, &busy).await;
+                        let _ = send.finish();
+                        return;
+                    }
+                    let details = client.get_game(honest, &id).await.unwrap();
+                    let layout = BlockLayout::new(&details.files).unwrap();
+                    let offer = BlockOffer {
+                        list: &list,
+                        offered: &offered,
+                        want: want.min(2),
+                    };
+                    let (picked, mut reader) = client.open_blocks(honest, &id, &offer, &layout).await.unwrap();
+                    let mut bytes = Vec::new();
+                    while let Some(piece) = reader.next_piece(1 << 20).await.unwrap() {
+                        bytes.extend_from_slice(&piece);
+                    }
+                    if answer == 6 {
+                        let last = *picked.last().unwrap();
+                        let at = bytes.len() - layout.block_len(last).unwrap() as usize;
+                        bytes[at] ^= 1;
+                        corrupted.set(last).unwrap();
+                    }
+                    let _ = write_frame(&mut send, &Response::Blocks { picked }).await;
+                    let _ = send.write_all(&bytes).await;
+                }
+                Some(_) => {
+                    let refusal = Response::error(ErrorKind::Internal, "this relay only sends blocks");
+                    let _ = write_frame(&mut send, &refusal).await;
+                }
+            }
+            let _ = send.finish();
+        }
+    })
+}
+
+/// What a downloader of the game needs to ask a peer about it: its list digest and layout.
+async fn list_of(client: &PeerClient, seed: std::net::SocketAddr) -> (ContentHash, BlockLayout) {
+    let details = client.get_game(seed, GAME).await.unwrap();
+    (list_digest(&details.files), BlockLayout::new(&details.files).unwrap())
+}
+
+/// Every block `addr` advertises for `list`, fetched from it and compared with the game:
+/// the advertised blocks, each checked.
+async fn check_advertised(
+    client: &PeerClient,
+    addr: std::net::SocketAddr,
+    list: &ContentHash,
+    layout: &BlockLayout,
+) -> Vec<u32> {
+    let truth = files_blocks();
+    let advertised = match client.get_availability(addr, GAME, list, 0, layout.total()).await {
+        Ok(Availability::Bitmap { bitmap, .. }) => bitmap.iter().collect::<Vec<u32>>(),
+        Ok(Availability::Full) => (0..layout.total()).collect(),
+        Ok(Availability::Added { blocks, .. }) => blocks,
+        // Not serving the list (yet): nothing advertised.
+        Err(_) => return Vec::new(),
+    };
+    for &block in &advertised {
+        let offer = BlockOffer {
+            list,
+            offered: &[block],
+            want: 1,
+        };
+        let (picked, mut reader) = match client.open_blocks(addr, GAME, &offer, layout).await {
+            Ok(answer) => answer,
+            // Refusing (busy, or the download is ending) sends nothing wrong.
+            Err(ClientError::Remote { .. }) => continue,
+            Err(error) => panic!("asking for block {block}: {error}"),
+        };
+        assert_eq!(picked, [block]);
+        let mut bytes = Vec::new();
+        loop {
+            match reader.next_piece(1 << 20).await {
+                Ok(Some(piece)) => bytes.extend_from_slice(&piece),
+                Ok(None) => break,
+                // Cut off (the download is ending): what came is not the whole block.
+                Err(_) => return advertised,
+            }
+        }
+        assert!(
+            bytes == block_bytes(&truth, block),
+            "advertised block {block} is not the game's"
+        );
+    }
+    advertised
+}
+
+/// Checks what `addr` advertises until aborted (at most 1000 times); returns how many
+/// checks began after the relay corrupted its block, each of them passed.
+fn keep_checking(
+    client: &PeerClient,
+    addr: std::net::SocketAddr,
+    (list, layout): &(ContentHash, BlockLayout),
+    corrupted: &Arc<std::sync::OnceLock<u32>>,
+) -> (tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
+    let checks_after = Arc::new(AtomicUsize::new(0));
+    let (client, list, layout, corrupted, count) = (
+        client.clone(),
+        *list,
+        layout.clone(),
+        corrupted.clone(),
+        checks_after.clone(),
+    );
+    let task = tokio::spawn(async move {
+        for _ in 0..1000 {
+            let after = corrupted.get().is_some();
+            check_advertised(&client, addr, &list, &layout).await;
+            if after {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    (task, checks_after)
+}
+
+/// Stops `keep_checking`, failing the test if a check failed.
+async fn stop_checking(task: tokio::task::JoinHandle<()>) {
+    task.abort();
+    if let Err(error) = task.await {
+        assert!(error.is_cancelled(), "a check failed: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_download_advertises_only_blocks_it_verified_though_it_received_a_corrupt_one() {
+    let files = game_files();
+    let mut honest = TestPeer::builder().game(GAME, VERSION, &files).start();
+    honest.wait_for_hashing_done().await;
+    let slow = seed(&files, 4);
+    let corrupted = Arc::new(std::sync::OnceLock::new());
+    let relay = corrupting_relay(honest.addr(), corrupted.clone());
+    // The relay sends good blocks, then a corrupt one, and is dropped; the slow seed sends
+    // the rest, seconds of it, while the checks run.
+    let mut downloader = TestPeer::builder().static_peers(&[relay, slow.addr()]).start();
+    start_download(&mut downloader, 2).await;
+    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
+    let (checking, checks_after) = keep_checking(
+        &client,
+        downloader.addr(),
+        &list_of(&client, honest.addr()).await,
+        &corrupted,
+    );
+    let ended = downloader.wait_for_download_end(GAME).await;
+    stop_checking(checking).await;
+    let got = finished(&ended.outcome, "downloader").summary;
+    assert_same_files(&downloader, &files);
+    assert!(got.peers_used.contains(&relay), "{got:?}");
+    let bad = corrupted.get().expect("the relay corrupted a block");
+    let checks = checks_after.load(Ordering::SeqCst);
+    assert!(
+        checks > 0,
+        "the availability was checked after block {bad} came corrupt"
+    );
+    eprintln!("{checks} checks after block {bad} came corrupt, each passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_download_does_not_advertise_a_block_it_received_corrupt() {
+    let files = game_files();
+    let mut honest = TestPeer::builder().game(GAME, VERSION, &files).start();
+    honest.wait_for_hashing_done().await;
+    let corrupted = Arc::new(std::sync::OnceLock::new());
+    let relay = corrupting_relay(honest.addr(), corrupted.clone());
+    // The downloader's only source sends one corrupt block after good ones: the download
+    // fails with some blocks verified and journaled and one received bad.
+    let mut partial = TestPeer::builder().static_peers(&[relay]).start();
+    start_download(&mut partial, 1).await;
+    let client = PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
+    let list = list_of(&client, honest.addr()).await;
+    let (checking, _) = keep_checking(&client, partial.addr(), &list, &corrupted);
+    let ended = partial.wait_for_download_end(GAME).await;
+    assert!(matches!(ended.outcome, Outcome::Failed(_)), "{:?}", ended.outcome);
+    stop_checking(checking).await;
+
+    // It serves what it journaled, and not the block that came bad.
+    let bad = *corrupted.get().expect("the relay corrupted a block");
+    let advertised = check_advertised(&client, partial.addr(), &list.0, &list.1).await;
+    assert!(
+        !advertised.is_empty(),
+        "the blocks of the requests before the bad one were journaled"
+    );
+    assert!(
+        !advertised.contains(&bad),
+        "block {bad} was received corrupt and never verified, yet advertised"
     );
 }
