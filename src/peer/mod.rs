@@ -440,6 +440,11 @@ impl PeerRuntimeHandle {
         self.upload_slots.streams()
     }
 
+    /// The upload slots, to count [`Self::uploads_in_flight`] while the handle is borrowed.
+    pub fn upload_slots(&self) -> Arc<server::UploadSlots> {
+        self.upload_slots.clone()
+    }
+
     /// A sender for commands that can be moved to another task.
     pub fn commands(&self) -> mpsc::Sender<PeerCommand> {
         self.commands.clone()

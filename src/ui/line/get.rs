@@ -37,7 +37,7 @@ pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> R
     let mut runtime = start_peer(config, catalog)?;
     let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, mode).await;
     if matches!(code, Ok(code) if code == ExitCode::SUCCESS) {
-        finish_uploads(&runtime).await;
+        finish_uploads(&mut runtime).await;
     }
     runtime.shutdown().await;
     code
@@ -50,27 +50,36 @@ const LINGER_IDLE: Duration = Duration::from_millis(500);
 
 /// Once the game is here, goes on serving peers that are fetching blocks from us (the
 /// swarm: their blocks in flight would otherwise fail and wait for a stall timeout), until
-/// none has been sent for [`LINGER_IDLE`], at most [`LINGER_MOST`], or Ctrl-C.
-async fn finish_uploads(runtime: &PeerRuntimeHandle) {
+/// none has been sent for [`LINGER_IDLE`], at most [`LINGER_MOST`], or Ctrl-C. Events are
+/// read and dropped meanwhile, so the runtime never waits on a full event queue.
+async fn finish_uploads(runtime: &mut PeerRuntimeHandle) {
     if runtime.uploads_in_flight() == 0 {
         return;
     }
     eprintln!("lanspread: sending to peers that are still fetching from us (Ctrl-C stops)");
-    let start = Instant::now();
-    let linger = async {
-        let mut idle_since = start;
-        while start.elapsed() < LINGER_MOST {
-            if runtime.uploads_in_flight() > 0 {
-                idle_since = Instant::now();
-            } else if idle_since.elapsed() >= LINGER_IDLE {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let slots = runtime.upload_slots();
+    let drain = async {
+        while runtime.next_event().await.is_some() {}
+        // The runtime stopped: nothing is being sent any more.
     };
     tokio::select! {
-        () = linger => {}
+        () = linger(|| slots.streams()) => {}
+        () = drain => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Returns once `in_flight` has been 0 for [`LINGER_IDLE`], or after [`LINGER_MOST`].
+async fn linger(in_flight: impl Fn() -> usize) {
+    let start = tokio::time::Instant::now();
+    let mut idle_since = start;
+    while start.elapsed() < LINGER_MOST {
+        if in_flight() > 0 {
+            idle_since = tokio::time::Instant::now();
+        } else if idle_since.elapsed() >= LINGER_IDLE {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -384,7 +393,47 @@ async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version:
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// Runs `linger` on a paused clock with `in_flight` answers until `send_for`, then none;
+    /// returns how long it lingered.
+    async fn lingered(send_for: Duration) -> Duration {
+        let in_flight = Arc::new(AtomicUsize::new(1));
+        let start = tokio::time::Instant::now();
+        let sending = in_flight.clone();
+        let stop_sending = tokio::spawn(async move {
+            tokio::time::sleep(send_for).await;
+            sending.store(0, Ordering::SeqCst);
+        });
+        linger(|| in_flight.load(Ordering::SeqCst)).await;
+        stop_sending.abort();
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_get_serves_until_its_answers_end_then_leaves_once_idle() {
+        let took = lingered(Duration::from_secs(7)).await;
+        assert!(
+            took >= Duration::from_secs(7) + LINGER_IDLE,
+            "left at {took:?}, while still sending"
+        );
+        assert!(
+            took < Duration::from_secs(8),
+            "lingered {took:?}, long after the answers ended"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_get_leaves_after_the_longest_linger_even_while_sending() {
+        let took = lingered(Duration::from_secs(3600)).await;
+        assert!(
+            took >= LINGER_MOST && took < LINGER_MOST + Duration::from_secs(1),
+            "{took:?}"
+        );
+    }
 
     fn entry(local: Option<&str>, latest: &str, installed: bool) -> LibraryEntry {
         LibraryEntry {
