@@ -16,7 +16,7 @@
 //! their tries); a source that fails `PEER_FAILURE_LIMIT` times in a row
 //! is dropped (corrupt data: at once). A source that is busy (its upload slots taken, or
 //! it holds none of what was offered yet) waits `BUSY_BACKOFF`, not counted against it.
-//! When nothing is left to offer a source, it duplicates blocks in flight elsewhere
+//! Once every block left is in flight, an idle source duplicates blocks in flight elsewhere
 //! (endgame) so one slow source cannot stall the finish; the first copy to arrive wins.
 //! Only a source's fault (`TransferError::is_peer_fault`) is retried and counted against
 //! it; any other error (a full local disk) fails the download at once and blames no one.
@@ -479,7 +479,12 @@ impl WorkQueue {
             }
             return self.with_want(offered, room);
         }
-        // Endgame: blocks picked by other requests that have run a while, fewest copies first.
+        // Endgame, once every block left is in flight: blocks picked by other requests that
+        // have run a while, fewest copies first. (Not before: on a slow LAN most requests
+        // run that long, and a source with nothing new for us would duplicate all along.)
+        if !self.wanted.is_empty() {
+            return (Vec::new(), 0, 0);
+        }
         let mine: HashSet<RequestId> = source.requests.clone();
         let slow = |request: &RequestId| {
             self.requests
@@ -953,6 +958,25 @@ mod tests {
         assert!(
             queue.complete(stuck.request, &stuck.offered).first.is_empty(),
             "a duplicate counts nothing"
+        );
+    }
+
+    #[test]
+    fn a_source_with_nothing_new_for_us_duplicates_nothing_while_blocks_are_still_wanted() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut queue = queue(64, &[seed], 1);
+        let now = Instant::now();
+        let to_seed = queue.assign(now).remove(0);
+        let picked = &to_seed.offered[..to_seed.want as usize];
+        queue.picked(to_seed.request, picked);
+        assert!(picked.len() < 64, "blocks are still wanted");
+        // A partial source that holds only what the seed is sending now.
+        queue.add_source(partial, SourceKind::Partial, None);
+        queue.source_holds(partial, picked);
+        let later = now + ENDGAME_AFTER * 4;
+        assert!(
+            queue.assign(later).iter().all(|a| a.source != partial),
+            "no copy of a block in flight before every block is"
         );
     }
 
