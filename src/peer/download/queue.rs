@@ -14,7 +14,8 @@
 //! back for any source, up to `MAX_RETRY_COUNT` tries from seeds each (a partial source
 //! that fails has most often finished and left: that costs it its place, not the blocks
 //! their tries); a source that fails `PEER_FAILURE_LIMIT` times in a row
-//! is dropped (corrupt data: at once). A source that is busy (its upload slots taken, or
+//! is dropped (corrupt data: at once), but the last seed, while partial sources take part,
+//! only after `SEED_REPRIEVES` more such rounds. A source that is busy (its upload slots taken, or
 //! it holds none of what was offered yet) waits `BUSY_BACKOFF`, not counted against it.
 //! Once every block left is in flight, an idle source duplicates blocks in flight elsewhere
 //! (endgame) so one slow source cannot stall the finish; the first copy to arrive wins.
@@ -36,6 +37,9 @@ use crate::proto::{MAX_OFFERED_BLOCKS, MAX_PICKED_BYTES};
 pub const MAX_RETRY_COUNT: u32 = 5;
 /// Consecutive failures after which a source is dropped from this download.
 pub const PEER_FAILURE_LIMIT: u32 = 3;
+/// How many times the last seed is not dropped while partial sources take part (see
+/// `count_failure`): it is dropped after `PEER_FAILURE_LIMIT` x (1 + this) failures.
+const SEED_REPRIEVES: u32 = 3;
 /// Fetches of one block at the same time during the endgame.
 const ENDGAME_COPIES: usize = 2;
 /// A block is fetched a second time only once its first fetch has run this long: the
@@ -79,6 +83,8 @@ struct Source {
     budget: u64,
     outstanding: u64,
     consecutive_failures: u32,
+    /// Times it was not dropped though it failed enough (the last seed of a swarm).
+    reprieves: u32,
     busy_answers: u32,
     dropped: bool,
     cooling_until: Option<Instant>,
@@ -242,6 +248,7 @@ impl WorkQueue {
             budget: MIN_BUDGET,
             outstanding: 0,
             consecutive_failures: 0,
+            reprieves: 0,
             busy_answers: 0,
             dropped: false,
             cooling_until: None,
@@ -681,6 +688,24 @@ impl WorkQueue {
         if source.dropped || !(at_once || source.consecutive_failures >= PEER_FAILURE_LIMIT) {
             return false;
         }
+        // The last seed of a swarm is let off a few times: on a LAN link shared by thirty
+        // downloaders its connections time out now and then, and dropping it would fail a
+        // download that the partial sources have nearly done.
+        let last_seed_of_a_swarm = source.kind == SourceKind::Seed
+            && !at_once
+            && source.reprieves < SEED_REPRIEVES
+            && self.sources.iter().all(|(other_addr, other)| {
+                *other_addr == addr || other.dropped || !(other.kind == SourceKind::Seed || other.holds_all())
+            })
+            && self.sources.values().any(|other| !other.dropped && !other.holds_all());
+        let Some(source) = self.sources.get_mut(&addr) else {
+            return false;
+        };
+        if last_seed_of_a_swarm {
+            source.reprieves += 1;
+            source.consecutive_failures = 0;
+            return false;
+        }
         source.dropped = true;
         let held: Vec<u32> = source.holds.iter().flat_map(Bitmap::iter).collect();
         if source.kind == SourceKind::Partial {
@@ -892,6 +917,47 @@ mod tests {
         assert!(queue.assign(now).iter().all(|x| x.source == b));
     }
 
+    /// How many failures in a row (connection lost before any pick) drop the seed `seed`.
+    fn failures_until_dropped(queue: &mut WorkQueue, seed: SocketAddr) -> u32 {
+        for failures in 1..100 {
+            let now = Instant::now();
+            let assigned = queue.assign(now);
+            let mine = assigned.iter().find(|a| a.source == seed).expect("the seed is asked");
+            if queue.fail(mine.request, peer_error("connection lost")) {
+                return failures;
+            }
+            for other in assigned.iter().filter(|a| a.source != seed) {
+                queue.busy(other.request, now, "slots taken");
+            }
+        }
+        panic!("the seed was never dropped");
+    }
+
+    #[test]
+    fn the_last_seed_of_a_swarm_is_dropped_only_after_its_reprieves() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut alone = queue(64, &[seed], 1);
+        assert_eq!(failures_until_dropped(&mut alone, seed), PEER_FAILURE_LIMIT);
+        assert!(alone.is_failed());
+
+        let mut swarm = queue(64, &[seed], 1);
+        swarm.add_source(partial, SourceKind::Partial, Some(Bitmap::empty(64)));
+        swarm.source_holds(partial, &[0, 1]);
+        assert_eq!(
+            failures_until_dropped(&mut swarm, seed),
+            PEER_FAILURE_LIMIT * (1 + SEED_REPRIEVES),
+            "while partial sources take part, the last seed is given more rounds"
+        );
+        assert!(swarm.is_failed(), "and then the download fails as before");
+
+        // With another full source left, a failing seed is dropped as any source is.
+        let other = peer(3);
+        let mut two = queue(64, &[seed, other], 1);
+        two.add_source(partial, SourceKind::Partial, Some(Bitmap::empty(64)));
+        assert_eq!(failures_until_dropped(&mut two, seed), PEER_FAILURE_LIMIT);
+        assert!(!two.is_failed());
+    }
+
     #[test]
     fn a_block_failing_too_often_fails_the_download() {
         let a = peer(1);
@@ -1027,7 +1093,8 @@ mod tests {
         holds.set(1);
         queue.add_source(partial, SourceKind::Partial, Some(holds));
         let now = Instant::now();
-        for _ in 0..PEER_FAILURE_LIMIT {
+        // The last seed of a swarm: dropped after its reprieves.
+        for _ in 0..PEER_FAILURE_LIMIT * (1 + SEED_REPRIEVES) {
             let assigned = queue.assign(now);
             let mine = assigned.iter().find(|x| x.source == seed).cloned();
             let Some(mine) = mine else { break };
