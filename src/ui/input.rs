@@ -48,6 +48,8 @@ pub enum InputMode {
     Filter,
     Dialog,
     Help,
+    /// The "Terminal too small" screen: nothing can be seen, so only quitting acts.
+    TooSmall,
 }
 
 impl InputMode {
@@ -57,6 +59,7 @@ impl InputMode {
             InputMode::Filter => "While typing a filter",
             InputMode::Dialog => "In a confirmation dialog",
             InputMode::Help => "In this help",
+            InputMode::TooSmall => "While the terminal is too small",
         }
     }
 }
@@ -128,7 +131,7 @@ const fn bind(mode: InputMode, keys: &'static [Key], action: Action, description
     }
 }
 
-use InputMode::{Dialog, Filter, Help, Normal};
+use InputMode::{Dialog, Filter, Help, Normal, TooSmall};
 
 /// Every key the TUI understands. Earlier entries win within a mode.
 pub const KEY_TABLE: &[KeyBinding] = &[
@@ -243,6 +246,7 @@ pub const KEY_TABLE: &[KeyBinding] = &[
         "close the help",
     ),
     bind(Help, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(TooSmall, &[Key::char('q'), Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The action `event` stands for in `mode`, if any. Key releases are ignored.

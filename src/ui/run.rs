@@ -162,9 +162,11 @@ where
             break;
         }
         if app.take_dirty() {
-            terminal
+            let drawn = terminal
                 .draw(|frame| render(frame, app))
-                .map_err(|err| TuiError::Draw(err.to_string()))?;
+                .map_err(|err| TuiError::Draw(err.to_string()))?
+                .area;
+            app.set_screen_size(drawn.width, drawn.height);
             draws += 1;
         }
         tokio::select! {
@@ -223,8 +225,11 @@ fn handle_input(app: &mut App, event: Event, commands: &mpsc::Sender<PeerCommand
                 send(app, commands, wanted);
             }
         }
-        // The next draw picks up the new size.
-        Event::Resize(..) => app.mark_dirty(),
+        // The next draw picks up the new size; keys before it already see it.
+        Event::Resize(width, height) => {
+            app.set_screen_size(width, height);
+            app.mark_dirty();
+        }
         _ => {}
     }
 }
@@ -340,6 +345,25 @@ mod tests {
 
     fn key(c: char) -> Event {
         Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn behind_the_too_small_screen_only_quit_acts() {
+        let mut app = app_with_library();
+        let (commands, mut sent) = mpsc::channel(16);
+        handle_input(&mut app, Event::Resize(60, 20), &commands);
+        // Uninstall and its "yes", a download, the help: none of them may act unseen.
+        for c in ['x', 'y', 'd', 'j', '?'] {
+            handle_input(&mut app, key(c), &commands);
+        }
+        assert!(sent.try_recv().is_err(), "no command was sent");
+        assert!(app.dialog().is_none() && !app.is_help_open() && !app.should_quit());
+        handle_input(&mut app, Event::Resize(80, 24), &commands);
+        handle_input(&mut app, key('?'), &commands);
+        assert!(app.is_help_open(), "at 80x24 keys act again");
+        handle_input(&mut app, Event::Resize(79, 24), &commands);
+        handle_input(&mut app, key('q'), &commands);
+        assert!(app.should_quit(), "q quits from the too-small screen");
     }
 
     /// An app whose free space already reads what the probe returns, so probing changes nothing.

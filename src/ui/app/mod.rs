@@ -27,6 +27,7 @@ pub use selection::Selection;
 
 use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
+use super::render::{MIN_HEIGHT, MIN_WIDTH};
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
     PeerSummary, Upload,
@@ -201,6 +202,8 @@ pub struct App {
     quit: bool,
     runtime_stopped: bool,
     spinner: usize,
+    /// The terminal is below `MIN_WIDTH` x `MIN_HEIGHT` (see [`App::set_screen_size`]).
+    too_small: bool,
     dirty: bool,
     clock: Clock,
 }
@@ -238,6 +241,7 @@ impl App {
             quit: false,
             runtime_stopped: false,
             spinner: 0,
+            too_small: false,
             dirty: true,
             clock: local_clock,
         }
@@ -343,8 +347,20 @@ impl App {
         self.spinner
     }
 
+    /// The terminal's size, from each draw and resize: below the minimum nothing is drawn
+    /// but "Terminal too small", and only quitting acts.
+    pub fn set_screen_size(&mut self, width: u16, height: u16) {
+        let too_small = width < MIN_WIDTH || height < MIN_HEIGHT;
+        if too_small != self.too_small {
+            self.too_small = too_small;
+            self.dirty = true;
+        }
+    }
+
     pub fn input_mode(&self) -> InputMode {
-        if self.help {
+        if self.too_small {
+            InputMode::TooSmall
+        } else if self.help {
             InputMode::Help
         } else if self.dialog.is_some() {
             InputMode::Dialog
