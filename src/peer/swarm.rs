@@ -226,6 +226,8 @@ struct HaveLog {
     bitmap: Bitmap,
     /// Blocks in the order they were added; a generation is a length of this log.
     added: Vec<u32>,
+    /// The bytes of the blocks in `bitmap`: the download's verified bytes.
+    bytes: u64,
 }
 
 impl ServingDownload {
@@ -239,6 +241,7 @@ impl ServingDownload {
             have: Mutex::new(HaveLog {
                 bitmap,
                 added: Vec::new(),
+                bytes: 0,
             }),
         }
     }
@@ -254,8 +257,14 @@ impl ServingDownload {
         for block in blocks {
             if have.bitmap.set(block) {
                 have.added.push(block);
+                have.bytes += self.layout.block_len(block).unwrap_or(0);
             }
         }
+    }
+
+    /// The bytes of every block added so far, each counted once: the download's progress.
+    pub fn verified_bytes(&self) -> u64 {
+        self.lock().bytes
     }
 
     pub fn has(&self, block: u32) -> bool {

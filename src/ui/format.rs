@@ -22,16 +22,31 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// A download's rate, `-- MB/s` while it is still being measured.
+pub fn rate_label(progress: &DownloadProgress) -> String {
+    progress
+        .bytes_per_second
+        .map_or_else(|| "-- MB/s".to_owned(), format_rate)
+}
+
+/// `ETA 5s`, `ETA <1s`, or `ETA --` until there is one.
+pub fn eta_label(progress: &DownloadProgress) -> String {
+    match progress.eta {
+        None => "ETA --".to_owned(),
+        Some(eta) if eta < Duration::from_secs(1) && progress.bytes_done < progress.total_bytes => "ETA <1s".to_owned(),
+        Some(eta) => format!("ETA {}", format_duration(eta)),
+    }
+}
+
 /// One line for a terminal: `42.0% 1.2 GiB / 2.9 GiB  350.1 MB/s  ETA 5s  3 peers`.
 pub fn progress_line(progress: &DownloadProgress) -> String {
-    let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
     format!(
-        "{:5.1}% {} / {}  {}  ETA {}  {}",
+        "{:5.1}% {} / {}  {}  {}  {}",
         progress.fraction() * 100.0,
         format_size(progress.bytes_done),
         format_size(progress.total_bytes),
-        format_rate(progress.bytes_per_second),
-        eta,
+        rate_label(progress),
+        eta_label(progress),
         sources_label(progress)
     )
 }
@@ -141,7 +156,7 @@ mod tests {
             id: "g".into(),
             bytes_done: 1 << 30,
             total_bytes: 4 << 30,
-            bytes_per_second: 2e8,
+            bytes_per_second: Some(2e8),
             eta: Some(Duration::from_secs(5)),
             active_peers: 3,
             seeds: 3,
@@ -159,5 +174,25 @@ mod tests {
             ..progress
         };
         assert_eq!(sources_label(&swarm), "from 1 seed + 12 peers");
+        let measuring = DownloadProgress {
+            bytes_per_second: None,
+            eta: None,
+            ..swarm.clone()
+        };
+        assert_eq!(
+            progress_line(&measuring),
+            " 25.0% 1.0 GiB / 4.0 GiB  -- MB/s  ETA --  from 1 seed + 12 peers"
+        );
+        let almost = DownloadProgress {
+            eta: Some(Duration::from_millis(300)),
+            ..swarm.clone()
+        };
+        assert_eq!(eta_label(&almost), "ETA <1s", "never `0s` with bytes left");
+        let done = DownloadProgress {
+            bytes_done: 4 << 30,
+            eta: Some(Duration::ZERO),
+            ..swarm
+        };
+        assert_eq!(eta_label(&done), "ETA 0s");
     }
 }

@@ -158,7 +158,7 @@ pub fn progress(id: &str, done: u64, total: u64) -> DownloadProgress {
         id: id.into(),
         bytes_done: done,
         total_bytes: total,
-        bytes_per_second: 50e6,
+        bytes_per_second: Some(50e6),
         eta: Some(Duration::from_secs(40)),
         active_peers: 2,
         seeds: 2,

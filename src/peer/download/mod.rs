@@ -354,6 +354,8 @@ async fn download_impl(
         job.game_dir.clone(),
     ));
     serving.add(held.iter().copied());
+    // From here the verified set is the progress counter (the same bytes as `reused`).
+    tracker.reused(serving.verified_bytes(), Instant::now());
     let _registration = job.swarm.register(serving.clone());
 
     let disk_paths: Vec<Option<Arc<Path>>> = plan
@@ -422,6 +424,7 @@ async fn download_impl(
             _ = ticker.tick() => {
                 let partial = queue.partial_sources();
                 tracker.set_sources(queue.live_sources().count() - partial, partial);
+                tracker.set_done(serving.verified_bytes());
                 let sample = emit_progress(job, &mut tracker, &received, queue.active_sources());
                 for peer in &sample.peers {
                     queue.source_rate(peer.addr, peer.bytes_per_second);
@@ -451,7 +454,6 @@ async fn download_impl(
                             let Some(global) = layout.global(done.file as usize, u64::from(done.block)) else { continue };
                             if completion.first.contains(&global) {
                                 have[done.file as usize][done.block as usize] = Some(done.hash);
-                                tracker.chunk_done(layout.block_len(global).unwrap_or(0));
                             }
                         }
                         serving.add(completion.first.iter().copied());
@@ -500,7 +502,7 @@ async fn download_impl(
             TransferError::PeersFailed("the file list has no version.ini; the peers' copies are incomplete".into())
         })?;
     let (version_ini, sentinel_peer) = fetch_version_file(job, &queue, &plan.files[sentinel]).await?;
-    tracker.chunk_done(version_ini.len() as u64);
+    tracker.set_done(serving.verified_bytes() + version_ini.len() as u64);
     if let Some((_, counter)) = received.get(&sentinel_peer) {
         counter.fetch_add(version_ini.len() as u64, Ordering::Relaxed);
     }

@@ -12,7 +12,7 @@ use ratatui::widgets::{Gauge, Paragraph, Wrap};
 use super::{pane_block, selected_style};
 use crate::peer::DownloadProgress;
 use crate::ui::app::{App, Pane, TransferRow};
-use crate::ui::format::{format_duration, format_rate, format_size, progress_line, sources_label};
+use crate::ui::format::{eta_label, format_size, progress_line, rate_label, sources_label};
 
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 /// Each transfer takes a title line and a gauge line.
@@ -117,12 +117,11 @@ fn gauge_label(progress: &DownloadProgress, width: usize) -> (String, bool) {
         return (full, true);
     }
     let percent = format!("{:.1}%", progress.fraction() * 100.0);
-    let rate = format_rate(progress.bytes_per_second);
-    let eta = progress.eta.map_or_else(|| "--".to_owned(), format_duration);
+    let (rate, eta) = (rate_label(progress), eta_label(progress));
     let bytes = size_pair(progress.bytes_done, progress.total_bytes);
     [
-        format!("{percent} {bytes} {rate} ETA {eta}"),
-        format!("{percent} {rate} ETA {eta}"),
+        format!("{percent} {bytes} {rate} {eta}"),
+        format!("{percent} {rate} {eta}"),
     ]
     .into_iter()
     .find(|label| label.chars().count() <= width)
