@@ -18,5 +18,6 @@ pub mod table;
 pub mod terminal;
 #[cfg(test)]
 mod test_support;
+pub mod text;
 
 pub use run::{TuiContext, TuiError, run_tui};

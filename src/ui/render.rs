@@ -11,6 +11,7 @@ use super::app::{App, Level};
 use super::format::{format_size, hashing_line};
 use super::input::{InputMode, KEY_TABLE, KeyBinding};
 use super::panes;
+use super::text::{elide_start, fit_message};
 
 /// The smallest terminal the layout is made for.
 pub const MIN_WIDTH: u16 = 80;
@@ -22,20 +23,51 @@ pub fn render(frame: &mut Frame, app: &App) {
         render_too_small(frame, area);
         return;
     }
-    let [main, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(area);
-    let [library, middle, log] =
-        Layout::vertical([Constraint::Fill(3), Constraint::Fill(2), Constraint::Fill(2)]).areas(main);
-    let [peers, transfers] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(middle);
-    panes::library::render(frame, library, app);
-    panes::peers::render(frame, peers, app);
-    panes::transfers::render(frame, transfers, app);
-    panes::log::render(frame, log, app);
-    render_status_bar(frame, status, app);
+    let screen = Screen::of(area);
+    panes::library::render(frame, screen.library, app);
+    panes::peers::render(frame, screen.peers, app);
+    panes::transfers::render(frame, screen.transfers, app);
+    panes::log::render(frame, screen.log, app);
+    render_status_bar(frame, screen.status, app);
     if let Some(dialog) = app.dialog() {
         render_dialog(frame, area, &dialog.title, &dialog.message);
     }
     if app.is_help_open() {
         render_help(frame, area, app);
+    }
+}
+
+/// Where each part of the screen goes.
+pub struct Screen {
+    pub library: Rect,
+    pub peers: Rect,
+    pub transfers: Rect,
+    pub log: Rect,
+    pub status: Rect,
+}
+
+impl Screen {
+    pub fn of(area: Rect) -> Screen {
+        let [main, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(area);
+        let [library, middle, log] =
+            Layout::vertical([Constraint::Fill(3), Constraint::Fill(2), Constraint::Fill(2)]).areas(main);
+        let [peers, transfers] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(middle);
+        Screen {
+            library,
+            peers,
+            transfers,
+            log,
+            status,
+        }
+    }
+
+    /// The columns and rows inside the log pane's border on a `width` x `height` screen.
+    pub fn log_text_size(width: u16, height: u16) -> (usize, usize) {
+        let log = Screen::of(Rect::new(0, 0, width, height)).log;
+        (
+            usize::from(log.width.saturating_sub(2)),
+            usize::from(log.height.saturating_sub(2)),
+        )
     }
 }
 
@@ -72,7 +104,7 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
     let line = Line::from(vec![
         Span::raw(format!(
             " {}",
-            elide_left(&app.game_dir().display().to_string(), room.max(12))
+            elide_start(&app.game_dir().display().to_string(), room.max(12))
         )),
         Span::raw(rest),
     ]);
@@ -91,7 +123,7 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
             Level::Warn => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
             Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         };
-        Line::styled(status.text.clone(), style)
+        Line::styled(fit_message(&status.text, usize::from(area.width)), style)
     } else if let Some(warning) = app.space_warning() {
         Line::styled(warning, Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
     } else {
@@ -103,16 +135,6 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
         Line::styled(hint, Style::new().fg(Color::DarkGray))
     };
     frame.render_widget(Paragraph::new(line), message);
-}
-
-/// `…/you/games`: the end of a path is the part that tells paths apart.
-fn elide_left(text: &str, width: usize) -> String {
-    let count = text.chars().count();
-    if count <= width {
-        return text.to_owned();
-    }
-    let tail: String = text.chars().skip(count - width.saturating_sub(1)).collect();
-    format!("…{tail}")
 }
 
 fn render_dialog(frame: &mut Frame, area: Rect, title: &str, message: &str) {
@@ -299,6 +321,63 @@ mod tests {
         }
         app.update(PeerEvent::Uploads(Vec::new()));
         assert!(!contains(&draw(&app, 120, 40), "↑ Xonotic"));
+    }
+
+    #[test]
+    fn a_long_failure_is_read_whole_in_the_log_and_the_status_line_keeps_its_cause() {
+        // The reported case: at 80 columns the message stopped at "(127.0.0.1:41810: conne".
+        let mut app = downloading();
+        let reason = "every peer failed (127.0.0.1:41810: connection lost: timed out; \
+                      127.0.0.1:41811: sent corrupt data for maps/dm1.pk3; not using it)";
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: "xonotic".into(),
+            reason: reason.into(),
+        });
+        for (width, height) in SIZES {
+            let screen = draw(&app, width, height);
+            let text = screen.join("\n");
+            let status = screen.last().unwrap().trim_end();
+            assert!(status.ends_with("not using it)"), "the cause's end shows: {text}");
+            assert!(status.starts_with("download of Xonotic"), "{text}");
+            // The log pane holds every word of it, across rows.
+            let log_start = screen
+                .iter()
+                .position(|row| row.contains("download of Xonotic failed"))
+                .unwrap();
+            let log_text: String = screen[log_start..]
+                .iter()
+                .map(|row| row.trim_matches(|c| c == '│' || c == ' ').to_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            for word in reason.split(' ') {
+                assert!(log_text.contains(word), "{word:?} is not in the log: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_top_of_the_log_is_a_full_page() {
+        // The reported case: `g` in the Log pane showed one line and three blank rows.
+        let mut app = app_with_library();
+        for index in 0..30 {
+            app.update(PeerEvent::UninstallGameBegin {
+                id: format!("g{index}"),
+            });
+        }
+        app.set_screen_size(80, 24);
+        app.apply(crate::ui::input::Action::PrevPane);
+        app.apply(crate::ui::input::Action::Top);
+        let screen = draw(&app, 80, 24);
+        let text = screen.join("\n");
+        let (_, rows) = Screen::log_text_size(80, 24);
+        let log_rows: Vec<&String> = screen.iter().filter(|row| row.contains("uninstalling g")).collect();
+        assert_eq!(log_rows.len(), rows, "{text}");
+        assert!(log_rows[0].contains("uninstalling g0"), "{text}");
+        // And Down from there scrolls at once.
+        app.apply(crate::ui::input::Action::Down);
+        let screen = draw(&app, 80, 24);
+        assert!(!contains(&screen, "uninstalling g0 "), "{}", screen.join("\n"));
+        assert!(contains(&screen, "uninstalling g1 "), "{}", screen.join("\n"));
     }
 
     #[test]

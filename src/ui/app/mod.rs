@@ -27,7 +27,8 @@ pub use selection::Selection;
 
 use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
-use super::render::{MIN_HEIGHT, MIN_WIDTH};
+use super::render::{MIN_HEIGHT, MIN_WIDTH, Screen};
+use super::text;
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
     PeerSummary, Upload,
@@ -118,6 +119,14 @@ pub struct LogLine {
     pub text: String,
 }
 
+impl LogLine {
+    /// The text in rows that fit `columns` beside the time (the log pane wraps, so a long
+    /// message is read whole).
+    pub fn rows(&self, columns: usize) -> Vec<String> {
+        text::wrap(&self.text, columns.saturating_sub(text::width(&self.time) + 1))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusMessage {
     pub level: Level,
@@ -189,6 +198,8 @@ pub struct App {
     log_total: u64,
     /// Lines scrolled up from the newest; 0 follows the tail.
     log_scroll: usize,
+    /// Columns and rows of text the log pane has on this screen.
+    log_view: (usize, usize),
     status: Option<StatusMessage>,
     focus: Pane,
     library_selection: Selection<RowKey>,
@@ -228,6 +239,7 @@ impl App {
             log: VecDeque::new(),
             log_total: 0,
             log_scroll: 0,
+            log_view: Screen::log_text_size(MIN_WIDTH, MIN_HEIGHT),
             status: None,
             focus: Pane::Library,
             library_selection: Selection::default(),
@@ -323,8 +335,24 @@ impl App {
         &self.log
     }
 
+    /// Lines scrolled up from the newest, at most to where the first page shows.
     pub fn log_scroll(&self) -> usize {
-        self.log_scroll
+        self.log_scroll.min(self.log_max_scroll())
+    }
+
+    /// The scroll that shows the first page: as many of the oldest lines as fit whole.
+    fn log_max_scroll(&self) -> usize {
+        let (columns, rows) = self.log_view;
+        let mut used = 0;
+        let fitting = self
+            .log
+            .iter()
+            .take_while(|line| {
+                used += line.rows(columns).len();
+                used <= rows
+            })
+            .count();
+        self.log.len().saturating_sub(fitting.max(1))
     }
 
     /// Lines logged since `seen` lines were logged in total (for copying them to the log file).
@@ -351,6 +379,12 @@ impl App {
     /// but "Terminal too small", and only quitting acts.
     pub fn set_screen_size(&mut self, width: u16, height: u16) {
         let too_small = width < MIN_WIDTH || height < MIN_HEIGHT;
+        let log_view = Screen::log_text_size(width, height);
+        if log_view != self.log_view {
+            self.log_view = log_view;
+            // How far the log can scroll depends on it (at the tail, nothing changes).
+            self.dirty |= self.log_scroll > 0;
+        }
         if too_small != self.too_small {
             self.too_small = too_small;
             self.dirty = true;
@@ -1129,7 +1163,9 @@ mod tests {
         app.apply(Action::Bottom);
         assert_eq!(app.log_scroll(), 0);
         app.apply(Action::Top);
-        assert_eq!(app.log_scroll(), 30);
+        // Up to the first page, which shows the oldest lines whole.
+        let (_, rows) = Screen::log_text_size(MIN_WIDTH, MIN_HEIGHT);
+        assert_eq!(app.log_scroll(), 31 - rows);
         assert_eq!(app.log_lines_since(29).count(), 2);
         for _ in 0..LOG_CAPACITY {
             app.update(PeerEvent::UninstallGameBegin { id: "more".into() });

@@ -81,12 +81,13 @@ impl App {
             }
             Pane::Log => {
                 // Up (a negative delta) scrolls back in time.
+                let scroll = self.log_scroll();
                 let scroll = if delta < 0 {
-                    self.log_scroll.saturating_add(delta.unsigned_abs())
+                    scroll.saturating_add(delta.unsigned_abs())
                 } else {
-                    self.log_scroll.saturating_sub(delta.unsigned_abs())
+                    scroll.saturating_sub(delta.unsigned_abs())
                 };
-                self.log_scroll = scroll.min(self.log.len().saturating_sub(1));
+                self.log_scroll = scroll.min(self.log_max_scroll());
             }
         }
     }
