@@ -88,10 +88,15 @@ fn has_tmux(test: &str) -> bool {
 /// Starts `command` in a detached 100x30 tmux session; the shell keeps the pane open after
 /// it exits, so its exit status and the restored screen can be read.
 fn start_session(name: &str, command: &str) -> Session {
+    start_sized_session(name, command, (100, 30))
+}
+
+fn start_sized_session(name: &str, command: &str, (width, height): (u16, u16)) -> Session {
     let session = Session { name: name.to_owned() };
     let shell = format!("{command}; echo EXITED:$?; sleep 600");
+    let (width, height) = (width.to_string(), height.to_string());
     let started = Command::new("tmux")
-        .args(["new-session", "-d", "-s", name, "-x", "100", "-y", "30", &shell])
+        .args(["new-session", "-d", "-s", name, "-x", &width, "-y", &height, &shell])
         .status()
         .unwrap();
     assert!(started.success());
@@ -199,4 +204,56 @@ fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
     );
     assert!(!screen.contains("Library"), "the TUI's screen is gone:\n{screen}");
     assert_eq!(demo_dirs(&tmp), Vec::<String>::new(), "the demo removed its files");
+}
+
+#[test]
+fn with_no_color_the_selected_row_is_reversed_whole_and_the_focused_pane_stands_out() {
+    if !has_tmux("with_no_color_the_selected_row_is_reversed_whole_and_the_focused_pane_stands_out") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let session = start_sized_session(
+        &format!("lanspread-nocolor-{}", std::process::id()),
+        &format!(
+            "env TMPDIR={} TERM=xterm-256color NO_COLOR=1 {BIN} demo --log-dir {}",
+            tmp.display(),
+            dir.path().join("logs").display()
+        ),
+        (80, 24),
+    );
+    session.wait_for("library with the demo games and 3 peers", |screen| {
+        screen.contains("OpenArena") && screen.contains("Peers 3")
+    });
+    // With the escape sequences tmux keeps for each cell: what the terminal shows.
+    let styled = session.tmux(&["capture-pane", "-e", "-p", "-t", &session.name]);
+    let row = styled
+        .lines()
+        .find(|line| line.contains("> OpenArena"))
+        .unwrap_or_else(|| panic!("no selected row:\n{styled}"));
+    let reversed = row
+        .find("\x1b[7m")
+        .unwrap_or_else(|| panic!("the selected row is not reversed: {row:?}"));
+    let marker = row.find("> OpenArena").unwrap();
+    assert!(reversed < marker, "reverse video starts before the marker: {row:?}");
+    // Until the pane's right border, nothing turns the reverse video off.
+    let border = row.rfind(['║', '│']).unwrap();
+    let inside = &row[reversed..border];
+    for off in ["\x1b[0m", "\x1b[m", "\x1b[27m"] {
+        assert!(!inside.contains(off), "reverse video ends part way ({off:?}): {row:?}");
+    }
+    // tmux writes `39`/`49` (default colours) with its resets; any other colour is ours.
+    for sequence in styled.split("\x1b[").skip(1) {
+        let Some(end) = sequence.find('m') else { continue };
+        for code in sequence[..end].split(';').filter_map(|code| code.parse::<u32>().ok()) {
+            let colour = (30..=38).contains(&code) || (40..=48).contains(&code) || (90..=107).contains(&code);
+            assert!(!colour, "a colour is shown ({code}):\n{styled}");
+        }
+    }
+    let screen = session.screen();
+    assert!(screen.lines().next().unwrap().starts_with("╔ Library"), "{screen}");
+    session.keys(&["q"]);
+    let screen = session.wait_for("the demo to exit", |screen| screen.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
 }

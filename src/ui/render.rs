@@ -35,6 +35,19 @@ pub fn render(frame: &mut Frame, app: &App) {
     if app.is_help_open() {
         render_help(frame, area, app);
     }
+    if app.is_monochrome() {
+        strip_colours(frame.buffer_mut());
+    }
+}
+
+/// Leaves no colour in `buffer`, only modifiers. Not just a plainer palette: crossterm
+/// writes a colour reset under `NO_COLOR` as a bare `CSI m`, which also ends reverse video
+/// and bold (crossterm PR #1069), so one coloured cell in a selected row broke its
+/// highlight. With no colour anywhere, no colour is ever written.
+pub fn strip_colours(buffer: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buffer.content {
+        cell.set_fg(Color::Reset).set_bg(Color::Reset);
+    }
 }
 
 /// Where each part of the screen goes.
@@ -378,6 +391,110 @@ mod tests {
         let screen = draw(&app, 80, 24);
         assert!(!contains(&screen, "uninstalling g0 "), "{}", screen.join("\n"));
         assert!(contains(&screen, "uninstalling g1 "), "{}", screen.join("\n"));
+    }
+
+    fn buffer(app: &App, width: u16, height: u16) -> ratatui::buffer::Buffer {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| render(frame, app)).unwrap();
+        terminal.backend().buffer().clone()
+    }
+
+    /// What crossterm writes to draw `buffer` on a fresh screen, as ratatui's first frame.
+    fn terminal_bytes(buffer: &ratatui::buffer::Buffer) -> String {
+        use ratatui::backend::{Backend, CrosstermBackend};
+        /// Keeps what the backend writes where the test can read it.
+        #[derive(Clone, Default)]
+        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl std::io::Write for Shared {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = Shared::default();
+        let mut backend = CrosstermBackend::new(written.clone());
+        let width = buffer.area.width;
+        let cells = buffer
+            .content
+            .iter()
+            .enumerate()
+            .map(|(index, cell)| (index as u16 % width, index as u16 / width, cell));
+        backend.draw(cells).unwrap();
+        backend.flush().unwrap();
+        drop(backend);
+        String::from_utf8(written.0.take()).unwrap()
+    }
+
+    #[test]
+    fn without_colour_selection_focus_and_gauges_still_show() {
+        let mut app = downloading();
+        app.set_monochrome(true);
+        for (width, height) in SIZES {
+            let drawn = buffer(&app, width, height);
+            let text = screen(&drawn).join("\n");
+            assert!(
+                drawn
+                    .content
+                    .iter()
+                    .all(|cell| cell.fg == Color::Reset && cell.bg == Color::Reset),
+                "a colour is left: {text}"
+            );
+            // The focused pane (Library) has double lines; the others single ones.
+            let rows = screen(&drawn);
+            assert!(rows[0].starts_with("╔ Library"), "{text}");
+            assert!(contains(&rows, "┌ Peers") && contains(&rows, "┌ Log"), "{text}");
+            // The selected row is reversed from its marker to the pane's edge.
+            let y = rows.iter().position(|row| row.contains("> OpenArena")).unwrap() as u16;
+            for x in 1..width - 1 {
+                let cell = &drawn[(x, y)];
+                assert!(cell.modifier.contains(Modifier::REVERSED), "column {x}: {text}");
+            }
+            // The gauge is a bar of characters.
+            assert!(contains(&rows, "[##"), "{text}");
+            assert!(contains(&rows, "-------]"), "{text}");
+        }
+    }
+
+    #[test]
+    fn without_colour_the_terminal_gets_no_colour_and_no_reset_mid_screen() {
+        // The reported case: under NO_COLOR crossterm writes a colour reset as a bare `CSI m`,
+        // which also ended the reverse video of the selected row part way along it.
+        let mut app = downloading();
+        let colour = terminal_bytes(&buffer(&app, 80, 24));
+        assert!(
+            colour.contains("\x1b[38;5;") || colour.contains("\x1b[36m") || colour.contains("\x1b[39m"),
+            "the check sees colour"
+        );
+        app.set_monochrome(true);
+        let bytes = terminal_bytes(&buffer(&app, 80, 24));
+        // Once every cell is written, ratatui resets colours and attributes: that is fine.
+        let bytes = bytes
+            .strip_suffix("\x1b[39m\x1b[49m\x1b[59m\x1b[0m")
+            .expect("the frame ends with its resets");
+        assert!(bytes.contains("\x1b[7m"), "reverse video is written");
+        // Every escape sequence is an attribute or a cursor move: no colour, no full reset.
+        for sequence in bytes.split('\x1b').skip(1) {
+            let end = sequence.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+            let (body, kind) = (&sequence[..end], &sequence[end..=end]);
+            if kind != "m" {
+                continue;
+            }
+            let codes = body.trim_start_matches('[');
+            assert!(
+                !codes.is_empty() && codes != "0",
+                "a full reset mid-screen: {sequence:?}"
+            );
+            for code in codes.split(';') {
+                let code: u32 = code.parse().unwrap();
+                assert!(
+                    !(30..=49).contains(&code) && !(90..=107).contains(&code),
+                    "a colour: {sequence:?}"
+                );
+            }
+        }
     }
 
     #[test]

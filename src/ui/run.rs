@@ -28,7 +28,7 @@ use tokio::time::MissedTickBehavior;
 use super::app::{App, Level};
 use super::input::action_for;
 use super::render::render;
-use super::terminal::TerminalGuard;
+use super::terminal::{TerminalGuard, colour_wanted};
 use crate::peer::{PeerCommand, PeerEvent, PeerRuntimeHandle};
 
 /// Spinner frame interval, while something without progress samples runs.
@@ -102,6 +102,8 @@ pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Re
     // A fresh snapshot, in case the caller consumed the first one before the TUI started.
     let _ = commands.try_send(PeerCommand::ListGames);
     let mut app = App::new(context.game_dir, context.listen_addr).with_log_dir(context.log_dir);
+    let env = |name| std::env::var(name).ok();
+    app.set_monochrome(!colour_wanted(env("NO_COLOR").as_deref(), env("TERM").as_deref()));
     let mut guard = TerminalGuard::enter().map_err(TuiError::Terminal)?;
     let report = run_loop(
         guard.terminal_mut(),

@@ -70,3 +70,32 @@ fn install_panic_hook() {
         }));
     });
 }
+
+/// Whether the screen may use colour: not when `NO_COLOR` is set (to anything but the
+/// empty string, as no-color.org says), nor on a terminal without colours (`TERM` unset,
+/// `dumb`, or a VT100-family one). Without colour, the TUI draws no colour at all rather
+/// than some: see `render::strip_colours`.
+pub fn colour_wanted(no_color: Option<&str>, term: Option<&str>) -> bool {
+    let no_color = no_color.is_some_and(|value| !value.is_empty());
+    let colourless_term = match term {
+        None => true,
+        Some(term) => term.is_empty() || term == "dumb" || term.starts_with("vt1") || term.starts_with("vt2"),
+    };
+    !no_color && !colourless_term
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_wanted;
+
+    #[test]
+    fn colour_is_off_with_no_color_and_on_colourless_terminals() {
+        assert!(colour_wanted(None, Some("xterm-256color")));
+        assert!(colour_wanted(None, Some("linux")));
+        assert!(colour_wanted(Some(""), Some("screen")), "an empty NO_COLOR is unset");
+        assert!(!colour_wanted(Some("1"), Some("xterm-256color")));
+        for term in [None, Some("dumb"), Some("vt100"), Some("vt220"), Some("")] {
+            assert!(!colour_wanted(None, term), "{term:?}");
+        }
+    }
+}

@@ -200,6 +200,7 @@ pub struct App {
     log_scroll: usize,
     /// Columns and rows of text the log pane has on this screen.
     log_view: (usize, usize),
+    monochrome: bool,
     status: Option<StatusMessage>,
     focus: Pane,
     library_selection: Selection<RowKey>,
@@ -240,6 +241,7 @@ impl App {
             log_total: 0,
             log_scroll: 0,
             log_view: Screen::log_text_size(MIN_WIDTH, MIN_HEIGHT),
+            monochrome: false,
             status: None,
             focus: Pane::Library,
             library_selection: Selection::default(),
@@ -267,6 +269,17 @@ impl App {
     pub fn with_log_dir(mut self, log_dir: Option<PathBuf>) -> App {
         self.log_dir = log_dir;
         self
+    }
+
+    /// Draw without colour (`NO_COLOR`, or a terminal without colours): selection and focus
+    /// then show by reverse video, markers, bold and border lines alone.
+    pub fn set_monochrome(&mut self, monochrome: bool) {
+        self.monochrome = monochrome;
+        self.dirty = true;
+    }
+
+    pub fn is_monochrome(&self) -> bool {
+        self.monochrome
     }
 
     // ---- read side, for rendering and the event loop ----

@@ -15,6 +15,8 @@ use crate::ui::app::{App, Pane, TransferRow};
 use crate::ui::format::{eta_label, format_size, progress_line, rate_label, sources_label};
 
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
+/// Columns of the bar drawn in characters when there is no colour.
+const CHARACTER_BAR: usize = 10;
 /// Each transfer takes a title line and a gauge line.
 const ROW_HEIGHT: u16 = 2;
 
@@ -60,10 +62,12 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
         width: gauge_area.width.saturating_sub(2),
         ..gauge_area
     };
-    let label = row
-        .progress
-        .as_ref()
-        .map(|progress| gauge_label(progress, usize::from(gauge_area.width)));
+    // Without colour the bar is drawn in characters after the label, which gets the rest.
+    let label_room = match app.is_monochrome() {
+        true => usize::from(gauge_area.width).saturating_sub(CHARACTER_BAR + 3),
+        false => usize::from(gauge_area.width),
+    };
+    let label = row.progress.as_ref().map(|progress| gauge_label(progress, label_room));
     let marker = if highlight.is_some() { "> " } else { "  " };
     let mut title = vec![
         Span::styled(
@@ -92,6 +96,10 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
     }
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
     match (&row.progress, label) {
+        (Some(progress), Some((label, _))) if app.is_monochrome() => {
+            let text = format!("{label} {}", character_bar(progress.fraction(), CHARACTER_BAR));
+            frame.render_widget(Paragraph::new(Line::from(text)), gauge_area);
+        }
         (Some(progress), Some((label, _))) => {
             let gauge = Gauge::default()
                 .ratio(progress.fraction().clamp(0.0, 1.0))
@@ -108,6 +116,12 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
             );
         }
     }
+}
+
+/// `[#####-----]`, `columns` wide inside the brackets.
+fn character_bar(fraction: f64, columns: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0) * columns as f64).round() as usize).min(columns);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(columns - filled))
 }
 
 /// The longest progress text that fits `width`, and whether it names the active peers.
