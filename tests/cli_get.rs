@@ -247,3 +247,72 @@ fn a_failed_install_shows_in_list_and_get_says_so_and_retries() {
         "nothing is downloaded again: {again}"
     );
 }
+
+#[test]
+fn without_mdns_get_and_list_name_the_configured_peers_that_did_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = sample_tree();
+    let (_seed, seed_addr) = seed(&dir.path().join("seed"), "20240301", &tree);
+    // Nobody listens here (the port was free a moment ago). `--wait 6` outlasts its ping's
+    // 5 s deadline, so the reason is known.
+    let nobody = free_addr().to_string();
+    let client = dir.path().join("client");
+    let list = command(&client, &["list", "--no-mdns", "--peer", &nobody, "--wait", "6"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert_eq!(list.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("configured peer: {nobody} did not answer")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("mDNS"),
+        "mDNS is off, so it is not the thing to check: {stderr}"
+    );
+
+    // One configured peer answers and shares the game, the other does not: the game comes
+    // from the one, and the other is named.
+    let seed_addr = seed_addr.to_string();
+    let args = [
+        "get",
+        GAME,
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        &seed_addr,
+        "--peer",
+        &nobody,
+        "--wait",
+        "3",
+    ];
+    let got = Lanspread::spawn(command(&client, &args)).finish();
+    assert_eq!(got.code(), Some(0), "{got}");
+    assert_holds(
+        &client.join("games").join(GAME).join("local"),
+        &tree,
+        "the game from the peer that answered",
+    );
+    let list = command(
+        &client,
+        &[
+            "list",
+            "--no-mdns",
+            "--peer",
+            &seed_addr,
+            "--peer",
+            &nobody,
+            "--wait",
+            "3",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert_eq!(list.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("configured peer {nobody}: no answer within 3.0s")),
+        "{stderr}"
+    );
+}

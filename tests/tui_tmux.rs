@@ -257,3 +257,68 @@ fn with_no_color_the_selected_row_is_reversed_whole_and_the_focused_pane_stands_
     let screen = session.wait_for("the demo to exit", |screen| screen.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
 }
+
+#[test]
+fn a_killed_seed_shows_as_silent_then_left_with_its_game_kept_and_an_unreachable_peer_is_listed() {
+    if !has_tmux("a_killed_seed_shows_as_silent_then_left_with_its_game_kept_and_an_unreachable_peer_is_listed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = dir.path().join("seed");
+    support::write_game(
+        &seed_root.join("games"),
+        "openarena",
+        "20240301",
+        &[("oa.zip", support::pseudo_random_bytes(71, 24_000_000))],
+    );
+    let seed_addr = free_addr();
+    // 2 MB/s: the download is still running when the seed is killed.
+    let mut seed = Lanspread::serve(
+        &seed_root,
+        seed_addr,
+        &[],
+        &["--upload-limit", "2", "--name", "seedbox"],
+    );
+    seed.wait_for_line(&["hashed 1 game(s)"]);
+    // Nobody listens here (the port was free a moment ago).
+    let nobody = free_addr();
+
+    let client = dir.path().join("client");
+    let session = start_sized_session(
+        &format!("lanspread-dead-{}", std::process::id()),
+        &format!(
+            "env TERM=xterm-256color {BIN} --no-mdns --peer {seed_addr} --peer {nobody} --game-dir {} --state-dir {}",
+            client.join("games").display(),
+            client.join("state").display()
+        ),
+        (80, 24),
+    );
+    let row_of = |screen: &str, needle: &str| {
+        screen
+            .lines()
+            .find(|line| line.contains(needle))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    session.wait_for("the seed's game", |screen| screen.contains("OpenArena"));
+    // The configured peer nobody answers for is listed, with why, after its ping times out.
+    session.wait_for("the unreachable configured peer", |screen| {
+        row_of(screen, &nobody.to_string()).contains("no answer")
+    });
+    session.keys(&["d"]);
+    session.wait_for("the download running", |screen| screen.contains("downloading"));
+
+    seed.signal("KILL");
+    let screen = session.wait_for("the killed seed shown as not answering", |screen| {
+        row_of(screen, "seedbox").contains("silent")
+    });
+    eprintln!("{screen}");
+    // Its download fails, and keeps what it verified: the row says so, and why it cannot resume now.
+    let screen = session.wait_for("the seed listed as left, its game kept and marked", |screen| {
+        row_of(screen, "seedbox").contains("left") && row_of(screen, "OpenArena").contains("seedbox left")
+    });
+    eprintln!("{screen}");
+    session.keys(&["q"]);
+    let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+}

@@ -35,7 +35,8 @@ use super::swarm::{Registration, SwarmDownloads};
 use super::transport::make_endpoint;
 use super::verify::{self, LocalGame, Verified};
 use super::{
-    ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, ProgressThrottle, join_all,
+    AbsentPeer, ActiveOperation, OperationKind, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, ProgressThrottle,
+    join_all,
 };
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -99,6 +100,9 @@ struct RunningOperation {
 struct Candidate {
     is_static: bool,
     added: Instant,
+    /// Why the last ping of a configured peer failed (in short, and whole): it is listed
+    /// as unreachable.
+    unreachable: Option<(&'static str, String)>,
 }
 
 struct PeerActor {
@@ -207,10 +211,12 @@ pub(super) fn start(
                 Candidate {
                     is_static: true,
                     added: Instant::now(),
+                    unreachable: None,
                 },
             )
         })
         .collect();
+    let db = PeerGameDB::new(config.ping_interval);
     let game_dir = config.game_dir.clone();
     let library = LocalLibrary::new(&game_dir);
     let library = if config.hash_library {
@@ -225,7 +231,7 @@ pub(super) fn start(
         peer_id: peer_id.clone(),
         events: events_tx,
         internal: internal_tx,
-        db: PeerGameDB::default(),
+        db,
         library,
         monitor_control: None,
         served,
@@ -438,7 +444,23 @@ impl PeerActor {
             local_scanned,
             &self.catalog,
             self.library.game_dir(),
+            Instant::now(),
         );
+        for (addr, candidate) in &self.candidates {
+            if let Some((status, why)) = &candidate.unreachable
+                && self.db.get(addr).is_none()
+                && !self.db.has_departed(addr)
+            {
+                snapshot.absent_peers.push(AbsentPeer {
+                    addr: *addr,
+                    name: None,
+                    status: (*status).to_owned(),
+                    why: why.clone(),
+                    game_count: 0,
+                });
+            }
+        }
+        snapshot.absent_peers.sort_by_key(|peer| peer.addr);
         for entry in &mut snapshot.games {
             if entry.local_version.is_none() {
                 entry.partial = self.partials.get(&entry.id).cloned();
@@ -1193,6 +1215,7 @@ impl PeerActor {
         self.candidates.entry(found.addr).or_insert_with(|| Candidate {
             is_static: false,
             added: Instant::now(),
+            unreachable: None,
         });
     }
 
@@ -1224,6 +1247,11 @@ impl PeerActor {
         for addr in self.db.stale_peers(now, self.config.peer_timeout) {
             self.drop_peer(addr, "stopped answering pings").await;
         }
+        // While a peer misses pings, each round shows for how long; forgetting a peer
+        // that left long ago takes its games off the library.
+        if self.db.forget_departed(now) | self.db.any_unanswered(now) {
+            self.emit_snapshot().await;
+        }
         let timeout = self.config.peer_timeout;
         let db = &self.db;
         self.candidates.retain(|addr, candidate| {
@@ -1237,6 +1265,16 @@ impl PeerActor {
             Ok(pong) => pong,
             Err(err) => {
                 tracing::debug!(%addr, "ping failed: {err}");
+                let why = (err.short(), err.to_string());
+                if let Some(candidate) = self.candidates.get_mut(&addr).filter(|c| c.is_static)
+                    && candidate.unreachable.as_ref() != Some(&why)
+                {
+                    if candidate.unreachable.is_none() && self.db.get(&addr).is_none() {
+                        tracing::warn!(%addr, "configured peer does not answer: {}", why.1);
+                    }
+                    candidate.unreachable = Some(why);
+                    self.emit_snapshot().await;
+                }
                 match err {
                     ClientError::Closed { .. } => self.drop_peer(addr, "it shut down").await,
                     ClientError::ProtocolMismatch { .. } => {
@@ -1252,6 +1290,9 @@ impl PeerActor {
                 return;
             }
         };
+        if let Some(candidate) = self.candidates.get_mut(&addr) {
+            candidate.unreachable = None;
+        }
         match classify_pong(&mut self.db, &self.peer_id, addr, &theirs, Instant::now(), latency) {
             PongOutcome::OurOwnAddress | PongOutcome::KnownElsewhere(_) => {
                 if !self.candidates.get(&addr).is_some_and(|c| c.is_static) {
@@ -1286,7 +1327,7 @@ impl PeerActor {
     }
 
     async fn drop_peer(&mut self, addr: SocketAddr, why: &str) {
-        let Some(peer) = self.db.remove_peer(&addr) else {
+        let Some(peer) = self.db.remove_peer(&addr, why, Instant::now()) else {
             return;
         };
         self.known_peers.send_replace(self.db.addrs().collect());

@@ -78,6 +78,20 @@ pub enum ClientError {
     Sink(std::io::Error),
 }
 
+impl ClientError {
+    /// A word or two for a column: why a peer did not answer.
+    pub fn short(&self) -> &'static str {
+        match self {
+            ClientError::Timeout { .. } | ClientError::ListTimeout { .. } => "no answer",
+            ClientError::Connect { .. } | ClientError::Stream { .. } => "cannot connect",
+            ClientError::Closed { .. } => "shut down",
+            ClientError::ProtocolMismatch { .. } => "other version",
+            ClientError::Remote { .. } => "refused",
+            _ => "bad answer",
+        }
+    }
+}
+
 /// A cheap, cloneable client sharing one connection per peer.
 #[derive(Clone)]
 pub struct PeerClient {

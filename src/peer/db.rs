@@ -11,7 +11,14 @@ use crate::library::{Game, GameDB, Version};
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello};
 
 use super::download::majority::majority_file_list;
-use super::{GameState, LibraryEntry, LibrarySnapshot, PeerGameVersion, PeerSummary};
+use super::{AbsentPeer, GameState, LibraryEntry, LibrarySnapshot, PeerGameVersion, PeerSummary};
+
+/// How long the games of a peer that left stay in the library, marked: long enough to
+/// see what failed and retry once the peer is back (a restarted seed takes a minute).
+pub const LEFT_PEER_MEMORY: Duration = Duration::from_secs(10 * 60);
+/// A pong later than the ping interval by this much is a missed ping: the peer is shown
+/// as not answering (it is pruned only after `peer_timeout`).
+const PONG_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RemotePeer {
@@ -28,12 +35,39 @@ pub struct RemotePeer {
     pub files: HashMap<String, GameDetails>,
 }
 
-#[derive(Debug, Default)]
+/// A peer that left, remembered for [`LEFT_PEER_MEMORY`] with the games it had.
+#[derive(Debug, Clone)]
+struct DepartedPeer {
+    name: String,
+    why: String,
+    left: Instant,
+    games: BTreeMap<String, GameSummary>,
+}
+
+#[derive(Debug)]
 pub struct PeerGameDB {
     peers: BTreeMap<SocketAddr, RemotePeer>,
+    departed: BTreeMap<SocketAddr, DepartedPeer>,
+    /// A peer whose last pong is older than this has missed a ping.
+    unanswered_after: Duration,
+}
+
+impl Default for PeerGameDB {
+    fn default() -> Self {
+        PeerGameDB::new(Duration::from_secs(2))
+    }
 }
 
 impl PeerGameDB {
+    /// An empty db for peers pinged every `ping_interval`.
+    pub fn new(ping_interval: Duration) -> Self {
+        PeerGameDB {
+            peers: BTreeMap::new(),
+            departed: BTreeMap::new(),
+            unanswered_after: ping_interval + PONG_GRACE,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.peers.len()
     }
@@ -59,6 +93,7 @@ impl PeerGameDB {
 
     /// Records a fresh pong from a known or new peer.
     pub fn insert_peer(&mut self, addr: SocketAddr, hello: &Hello, latency: Duration, now: Instant) {
+        self.departed.remove(&addr);
         self.peers.insert(
             addr,
             RemotePeer {
@@ -86,8 +121,40 @@ impl PeerGameDB {
         peer.fetched_revision != Some(hello.library_revision)
     }
 
-    pub fn remove_peer(&mut self, addr: &SocketAddr) -> Option<RemotePeer> {
-        self.peers.remove(addr)
+    /// Removes a peer that left; its games stay in snapshots, marked, for [`LEFT_PEER_MEMORY`].
+    pub fn remove_peer(&mut self, addr: &SocketAddr, why: &str, now: Instant) -> Option<RemotePeer> {
+        let peer = self.peers.remove(addr)?;
+        let departed = DepartedPeer {
+            name: peer.name.clone(),
+            why: why.to_owned(),
+            left: now,
+            games: peer.games.clone(),
+        };
+        self.departed.insert(*addr, departed);
+        Some(peer)
+    }
+
+    /// Whether `addr` is a peer that left and is still remembered.
+    pub fn has_departed(&self, addr: &SocketAddr) -> bool {
+        self.departed.contains_key(addr)
+    }
+
+    /// Forgets the peers that left longer than [`LEFT_PEER_MEMORY`] ago; whether any was.
+    pub fn forget_departed(&mut self, now: Instant) -> bool {
+        let before = self.departed.len();
+        self.departed
+            .retain(|_, peer| now.saturating_duration_since(peer.left) < LEFT_PEER_MEMORY);
+        self.departed.len() != before
+    }
+
+    /// Whether some peer has missed a ping (and is not pruned yet).
+    pub fn any_unanswered(&self, now: Instant) -> bool {
+        self.peers.values().any(|peer| self.unanswered_for(peer, now).is_some())
+    }
+
+    fn unanswered_for(&self, peer: &RemotePeer, now: Instant) -> Option<Duration> {
+        let silent = now.saturating_duration_since(peer.last_seen);
+        (silent > self.unanswered_after).then_some(silent)
     }
 
     /// Peers whose last pong is older than `timeout`.
@@ -185,6 +252,7 @@ impl PeerGameDB {
         local_scanned: bool,
         catalog: &Catalog,
         game_dir: &std::path::Path,
+        now: Instant,
     ) -> LibrarySnapshot {
         let mut entries: BTreeMap<&str, LibraryEntry> = BTreeMap::new();
         for (addr, peer) in &self.peers {
@@ -193,6 +261,20 @@ impl PeerGameDB {
                     .entry(&game.id)
                     .or_insert_with(|| LibraryEntry::new(&game.id, catalog));
                 entry.peers.push(PeerGameVersion {
+                    addr: *addr,
+                    peer_name: peer.name.clone(),
+                    version: game.version.clone(),
+                    size: game.size,
+                    expanded_size: game.expanded_size,
+                });
+            }
+        }
+        for (addr, peer) in &self.departed {
+            for game in peer.games.values() {
+                let entry = entries
+                    .entry(&game.id)
+                    .or_insert_with(|| LibraryEntry::new(&game.id, catalog));
+                entry.left_peers.push(PeerGameVersion {
                     addr: *addr,
                     peer_name: peer.name.clone(),
                     version: game.version.clone(),
@@ -217,6 +299,10 @@ impl PeerGameDB {
                     .map(|v| v.to_string());
                 entry.expanded_size = self.latest_expanded_size(&entry.id);
                 entry.apply_local(local.get(&entry.id));
+                if entry.size == 0 {
+                    // Known only from peers that left: the size they announced.
+                    entry.size = entry.left_peers.iter().map(|peer| peer.size).max().unwrap_or(0);
+                }
                 entry
             })
             .collect();
@@ -232,12 +318,25 @@ impl PeerGameDB {
                 game_count: peer.games.len(),
                 latency: peer.latency,
                 library_loaded: peer.fetched_revision.is_some(),
+                unanswered_for: self.unanswered_for(peer, now),
+            })
+            .collect();
+        let absent_peers = self
+            .departed
+            .iter()
+            .map(|(addr, peer)| AbsentPeer {
+                addr: *addr,
+                name: Some(peer.name.clone()),
+                status: "left".to_owned(),
+                why: format!("left: {}", peer.why),
+                game_count: peer.games.len(),
             })
             .collect();
         LibrarySnapshot {
             game_dir: game_dir.to_owned(),
             games,
             peers,
+            absent_peers,
             uncatalogued: local.uncatalogued.clone(),
             local_scanned,
         }
@@ -301,6 +400,7 @@ impl LibraryEntry {
             size: 0,
             expanded_size: None,
             peers: Vec::new(),
+            left_peers: Vec::new(),
             partial: None,
         }
     }
@@ -371,7 +471,7 @@ mod tests {
             .games
             .insert("teeworlds".into(), game("teeworlds", Some("1"), false));
         local.games.insert("xonotic".into(), game("xonotic", Some("5"), true));
-        let snapshot = db.snapshot(&local, true, &catalog, std::path::Path::new("/g"));
+        let snapshot = db.snapshot(&local, true, &catalog, std::path::Path::new("/g"), now);
         let states: Vec<_> = snapshot.games.iter().map(|g| (g.id.as_str(), g.state)).collect();
         assert_eq!(
             states,
@@ -410,13 +510,80 @@ mod tests {
             db.set_games(addr(port), 1, vec![game], &catalog);
         }
         assert_eq!(db.latest_expanded_size("openarena"), Some(500));
-        let snapshot = db.snapshot(&GameDB::default(), true, &catalog, std::path::Path::new("/g"));
+        let snapshot = db.snapshot(&GameDB::default(), true, &catalog, std::path::Path::new("/g"), now);
         let entry = snapshot.game("openarena").unwrap();
         assert_eq!(entry.expanded_size, Some(500));
         assert_eq!(entry.peers[0].expanded_size, Some(500), "each peer's own claim");
-        db.remove_peer(&addr(1));
-        db.remove_peer(&addr(2));
+        db.remove_peer(&addr(1), "it shut down", now);
+        db.remove_peer(&addr(2), "it shut down", now);
         assert_eq!(db.latest_expanded_size("openarena"), None, "only an older peer is left");
+    }
+
+    #[test]
+    fn a_peer_that_misses_pings_is_marked_and_one_that_left_keeps_its_games_listed_for_a_while() {
+        let catalog = Catalog::bundled();
+        let start = Instant::now();
+        let mut db = PeerGameDB::new(Duration::from_secs(2));
+        db.insert_peer(addr(1), &hello("seed", 1), Duration::from_millis(1), start);
+        db.set_games(addr(1), 1, vec![summary("openarena", "2")], &catalog);
+        let snapshot_at = |db: &PeerGameDB, at: Duration| {
+            db.snapshot(
+                &GameDB::default(),
+                true,
+                &catalog,
+                std::path::Path::new("/g"),
+                start + at,
+            )
+        };
+
+        // Pinged every 2 s: a pong 2.5 s old is on time, one 4 s old is a missed ping.
+        assert_eq!(
+            snapshot_at(&db, Duration::from_millis(2500)).peers[0].unanswered_for,
+            None
+        );
+        assert!(!db.any_unanswered(start + Duration::from_millis(2500)));
+        let silent = snapshot_at(&db, Duration::from_secs(4));
+        assert_eq!(silent.peers[0].unanswered_for, Some(Duration::from_secs(4)));
+        assert!(db.any_unanswered(start + Duration::from_secs(4)));
+
+        let left_at = start + Duration::from_secs(10);
+        db.remove_peer(&addr(1), "stopped answering pings", left_at);
+        assert!(
+            db.peers_with_latest("openarena").is_empty(),
+            "a peer that left is no source"
+        );
+        let snapshot = snapshot_at(&db, Duration::from_secs(11));
+        assert!(snapshot.peers.is_empty());
+        assert_eq!(
+            snapshot.absent_peers,
+            [AbsentPeer {
+                addr: addr(1),
+                name: Some("seed".into()),
+                status: "left".into(),
+                why: "left: stopped answering pings".into(),
+                game_count: 1,
+            }]
+        );
+        let entry = snapshot.game("openarena").expect("its game is still listed");
+        assert_eq!(
+            (entry.state, entry.peers.len(), entry.size),
+            (GameState::RemoteOnly, 0, 10)
+        );
+        assert_eq!(entry.left_peers[0].peer_name, "seed");
+        assert_eq!(entry.latest_version, None, "a left peer's version is not on offer");
+
+        assert!(!db.forget_departed(left_at + LEFT_PEER_MEMORY - Duration::from_secs(1)));
+        assert!(db.forget_departed(left_at + LEFT_PEER_MEMORY));
+        let forgotten = snapshot_at(&db, Duration::from_secs(10) + LEFT_PEER_MEMORY);
+        assert!(forgotten.games.is_empty() && forgotten.absent_peers.is_empty());
+
+        // Back before it is forgotten: a peer again, no longer listed as absent.
+        db.insert_peer(addr(1), &hello("seed", 1), Duration::ZERO, left_at);
+        db.remove_peer(&addr(1), "it shut down", left_at);
+        assert!(db.has_departed(&addr(1)));
+        db.insert_peer(addr(1), &hello("seed", 1), Duration::ZERO, left_at);
+        assert!(!db.has_departed(&addr(1)));
+        assert!(snapshot_at(&db, Duration::from_secs(10)).absent_peers.is_empty());
     }
 
     #[test]

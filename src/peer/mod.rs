@@ -285,7 +285,10 @@ pub struct LibrarySnapshot {
     pub game_dir: PathBuf,
     /// Local and remote catalog games, sorted by name.
     pub games: Vec<LibraryEntry>,
+    /// The peers that answer (or have only just stopped: see `unanswered_for`).
     pub peers: Vec<PeerSummary>,
+    /// Peers listed although they do not answer: left ones, and configured ones never reached.
+    pub absent_peers: Vec<AbsentPeer>,
     /// Folders in the game dir that are not catalog ids: never shared.
     pub uncatalogued: Vec<String>,
     /// Whether the local library has been scanned since start; until then every
@@ -343,6 +346,9 @@ pub struct LibraryEntry {
     pub expanded_size: Option<u64>,
     /// Which peer has which version.
     pub peers: Vec<PeerGameVersion>,
+    /// What the peers that left (within [`db::LEFT_PEER_MEMORY`]) had: not sources, but the
+    /// game stays visible, marked, until they are back or forgotten.
+    pub left_peers: Vec<PeerGameVersion>,
     /// An unfinished download here that the next download resumes (see `download::journal`).
     pub partial: Option<download::journal::PartialDownload>,
 }
@@ -396,6 +402,23 @@ pub struct PeerSummary {
     pub latency: Duration,
     /// Whether this peer's game list has arrived yet.
     pub library_loaded: bool,
+    /// How long since its last pong, once it missed a ping (it is pruned after `peer_timeout`).
+    pub unanswered_for: Option<Duration>,
+}
+
+/// A peer that does not answer but is still listed, with why: one that left (its games
+/// stay visible for a while), or a configured `--peer` that was never reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbsentPeer {
+    pub addr: SocketAddr,
+    /// Its name, when it ever answered.
+    pub name: Option<String>,
+    /// A word or two for a column: "left", "no answer", "cannot connect".
+    pub status: String,
+    /// The whole reason, for people: "left: stopped answering pings", "no answer: ...".
+    pub why: String,
+    /// The games it had, when it left.
+    pub game_count: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -498,6 +498,40 @@ mod tests {
     }
 
     #[test]
+    fn at_80x24_a_silent_a_left_and_an_unreachable_peer_show_how_they_answer() {
+        let mut app = downloading();
+        app.update(PeerEvent::LibraryUpdated(snapshot_with_absent_peers(
+            std::time::Duration::from_secs(4),
+        )));
+        let screen = draw(&app, 80, 24);
+        let text = screen.join("\n");
+        let row = |name: &str| {
+            screen
+                .iter()
+                .find(|row| row.contains(name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert!(row("bob").contains("silent 4s"), "{text}");
+        assert!(row("alice").contains("left"), "{text}");
+        assert!(row("10.0.0.9:7").contains("no answer"), "{text}");
+        assert!(row("bob").contains("20.0 MB/s"), "the rate stays at 80 columns: {text}");
+        assert!(contains(&screen, "Games"), "{text}");
+        assert!(contains(&screen, "Peers 1, 2 absent"), "{text}");
+        assert!(
+            contains(&screen, " 1 peer │"),
+            "the status bar counts who answers: {text}"
+        );
+
+        let mut idle = app_with_library();
+        idle.update(PeerEvent::LibraryUpdated(snapshot_with_absent_peers(
+            std::time::Duration::from_secs(4),
+        )));
+        let screen = draw(&idle, 80, 24);
+        assert!(contains(&screen, "gone: alice left"), "{}", screen.join("\n"));
+    }
+
+    #[test]
     fn every_pane_and_the_status_bar_are_on_screen() {
         let mut app = downloading();
         app.set_free_space(Some(42 * GIB));
@@ -514,7 +548,11 @@ mod tests {
                 assert!(contains(&screen, game), "{game} missing at {width}x{height}");
             }
             assert!(contains(&screen, "alice"), "peer missing at {width}x{height}");
-            assert!(contains(&screen, "10.0.0.2:1"));
+            // The per-peer rate stays at every size; the address is given up first.
+            assert!(contains(&screen, "30.0 MB/s"), "rate missing at {width}x{height}");
+            if width >= 120 {
+                assert!(contains(&screen, "10.0.0.2:1"), "address missing at {width}x{height}");
+            }
             assert!(contains(
                 &screen,
                 " /games  42.0 GiB free │ 2 peers │ listening on 0.0.0.0:14000"

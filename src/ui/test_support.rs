@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::app::App;
 use super::input::Action;
 use crate::peer::{
-    ActiveOperation, DownloadProgress, GameState, LibraryEntry, LibrarySnapshot, OperationKind, PeerEvent,
+    AbsentPeer, ActiveOperation, DownloadProgress, GameState, LibraryEntry, LibrarySnapshot, OperationKind, PeerEvent,
     PeerGameVersion, PeerProgress, PeerSummary,
 };
 use crate::proto::GameFileDescription;
@@ -30,6 +30,7 @@ pub fn peer(port: u16, name: &str, games: usize) -> PeerSummary {
         game_count: games,
         latency: Duration::from_millis(3),
         library_loaded: true,
+        unanswered_for: None,
     }
 }
 
@@ -120,6 +121,7 @@ pub fn snapshot() -> LibrarySnapshot {
             ),
         ],
         peers: vec![peer(1, "alice", 2), peer(2, "bob", 2)],
+        absent_peers: Vec::new(),
         uncatalogued: vec!["mystuff".into()],
         local_scanned: true,
     }
@@ -206,4 +208,33 @@ pub fn screen(buffer: &ratatui::buffer::Buffer) -> Vec<String> {
         .chunks(width)
         .map(|row| row.iter().map(|cell| cell.symbol()).collect())
         .collect()
+}
+
+/// [`snapshot`] after bob missed pings for `silent` and alice left with Xonotic, with a
+/// configured peer (10.0.0.9:7) that never answered.
+pub fn snapshot_with_absent_peers(silent: Duration) -> LibrarySnapshot {
+    let mut snapshot = snapshot();
+    snapshot.peers.retain(|peer| peer.name == "bob");
+    snapshot.peers[0].unanswered_for = Some(silent);
+    snapshot.absent_peers = vec![
+        AbsentPeer {
+            addr: addr(1),
+            name: Some("alice".into()),
+            status: "left".into(),
+            why: "left: stopped answering pings".into(),
+            game_count: 2,
+        },
+        AbsentPeer {
+            addr: ([10, 0, 0, 9], 7).into(),
+            name: None,
+            status: "no answer".into(),
+            why: "10.0.0.9:7 did not answer within 5s".into(),
+            game_count: 0,
+        },
+    ];
+    let xonotic = snapshot.games.iter_mut().find(|game| game.id == "xonotic").unwrap();
+    xonotic.left_peers = std::mem::take(&mut xonotic.peers);
+    xonotic.left_peers.retain(|peer| peer.peer_name == "alice");
+    xonotic.latest_version = None;
+    snapshot
 }

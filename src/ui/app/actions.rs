@@ -5,6 +5,7 @@
 //! line and sends nothing. Destructive actions open a confirmation [`Dialog`]
 //! first and act in `confirmed`.
 
+use super::rows::left_peers_text;
 use super::{App, Confirmed, Dialog, Fetch, Level, Pane, RowKey};
 use crate::layout::GameLayout;
 use crate::peer::space::{SpaceOperation, SpaceVerdict};
@@ -145,7 +146,7 @@ impl App {
     fn fetch(&mut self, game: &LibraryEntry, fetch: Fetch) -> Vec<PeerCommand> {
         let name = &game.name;
         if game.peers.is_empty() {
-            return self.refuse(format!("no peer shares {name} right now"));
+            return self.refuse(no_source(game));
         }
         // The TUI's runtime installs what it downloads. Only real sizes refuse; an estimate
         // (older peers) shows as the space warning instead.
@@ -174,9 +175,7 @@ impl App {
             GameState::Downloaded | GameState::InstallFailed => {
                 format!("{name} is already downloaded: press i to install it from its archives")
             }
-            GameState::RemoteOnly | GameState::UpdateAvailable if game.peers.is_empty() => {
-                format!("no peer shares {name} right now")
-            }
+            GameState::RemoteOnly | GameState::UpdateAvailable if game.peers.is_empty() => no_source(&game),
             GameState::RemoteOnly | GameState::UpdateAvailable => {
                 match self.space_verdict(&game, SpaceOperation::StreamInstall) {
                     Some(SpaceVerdict::Short(shortage)) => shortage.message(name, &game.id, &self.game_dir),
@@ -723,5 +722,18 @@ mod tests {
             matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
             "exactly enough space: {commands:?}"
         );
+    }
+}
+
+/// Why `game` cannot be fetched now: no peer that answers has it.
+fn no_source(game: &LibraryEntry) -> String {
+    let name = &game.name;
+    if game.left_peers.is_empty() {
+        format!("no peer shares {name} right now")
+    } else {
+        format!(
+            "no peer shares {name} right now ({}); it can be fetched once one is back",
+            left_peers_text(game)
+        )
     }
 }

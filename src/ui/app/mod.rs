@@ -304,8 +304,9 @@ impl App {
         &self.snapshot
     }
 
+    /// The peers that answer (the Peers pane also lists those that do not, with why).
     pub fn peer_count(&self) -> usize {
-        self.peers.len()
+        self.peers.iter().filter(|row| row.absent.is_none()).count()
     }
 
     pub fn focus(&self) -> Pane {
@@ -488,12 +489,14 @@ impl App {
                         game_count: 0,
                         latency: Duration::ZERO,
                         library_loaded: false,
+                        unanswered_for: None,
                     };
                     self.peers.push(PeerRow {
                         summary,
                         since: (self.clock)(),
                         rate: None,
                         partial: false,
+                        absent: None,
                     });
                 }
                 self.push_log(Level::Info, format!("peer {name} joined ({addr})"));
@@ -801,21 +804,48 @@ impl App {
         if !snapshot.game_dir.as_os_str().is_empty() {
             self.game_dir = snapshot.game_dir.clone();
         }
-        let since: BTreeMap<SocketAddr, String> = self
-            .peers
-            .iter()
-            .map(|row| (row.summary.addr, row.since.clone()))
-            .collect();
-        self.peers = snapshot
-            .peers
-            .iter()
-            .map(|summary| PeerRow {
+        let before: BTreeMap<SocketAddr, PeerRow> = self.peers.drain(..).map(|row| (row.summary.addr, row)).collect();
+        let clock = self.clock;
+        let since = |addr: &SocketAddr| before.get(addr).map_or_else(clock, |row| row.since.clone());
+        let mut log = Vec::new();
+        for summary in &snapshot.peers {
+            let was_silent = before
+                .get(&summary.addr)
+                .is_some_and(|row| row.summary.unanswered_for.is_some());
+            let (name, addr) = (&summary.name, summary.addr);
+            match (was_silent, summary.unanswered_for.is_some()) {
+                (false, true) => log.push((Level::Warn, format!("peer {name} ({addr}) is not answering pings"))),
+                (true, false) => log.push((Level::Info, format!("peer {name} ({addr}) answers again"))),
+                _ => {}
+            }
+            self.peers.push(PeerRow {
                 summary: summary.clone(),
-                since: since.get(&summary.addr).cloned().unwrap_or_else(|| (self.clock)()),
+                since: since(&summary.addr),
                 rate: None,
                 partial: false,
-            })
-            .collect();
+                absent: None,
+            });
+        }
+        for peer in &snapshot.absent_peers {
+            let listed_why = before
+                .get(&peer.addr)
+                .and_then(|row| row.absent.as_ref())
+                .map(|absent| &absent.why);
+            // A peer that left was logged by its `PeerLeft`; a configured one that never
+            // answered is logged here, and again when the reason changes.
+            if peer.name.is_none() && listed_why != Some(&peer.why) {
+                log.push((Level::Warn, format!("configured peer: {}", peer.why)));
+            }
+            let since = if listed_why.is_some() {
+                since(&peer.addr)
+            } else {
+                clock()
+            };
+            self.peers.push(PeerRow::absent(peer, since));
+        }
+        for (level, text) in log {
+            self.push_log(level, text);
+        }
         self.snapshot = snapshot;
     }
 

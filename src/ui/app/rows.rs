@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{App, SortKey};
 use crate::peer::space::{GameSizes, SpaceOperation, SpaceVerdict, check_space};
-use crate::peer::{DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
+use crate::peer::{AbsentPeer, DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
 use crate::ui::format::{format_rate, format_size};
 
 /// A library row: a catalog game, or a folder in the game dir that is not one.
@@ -50,6 +51,43 @@ pub struct PeerRow {
     pub rate: Option<f64>,
     /// It sends us blocks of a game it is downloading too (a partial source).
     pub partial: bool,
+    /// Listed though it does not answer: it left, or a configured peer never did.
+    pub absent: Option<AbsentPeer>,
+}
+
+impl PeerRow {
+    /// A row for a peer that does not answer; `since` is when this UI first listed it so.
+    pub fn absent(peer: &AbsentPeer, since: String) -> Self {
+        let summary = PeerSummary {
+            addr: peer.addr,
+            peer_id: String::new(),
+            // A configured peer that never answered is known only by its address.
+            name: peer.name.clone().unwrap_or_else(|| peer.addr.to_string()),
+            game_count: peer.game_count,
+            latency: Duration::ZERO,
+            library_loaded: true,
+            unanswered_for: None,
+        };
+        PeerRow {
+            summary,
+            since,
+            rate: None,
+            partial: false,
+            absent: Some(peer.clone()),
+        }
+    }
+
+    /// How it answers, for the Ping column: "3ms", "silent 4s", "left", "no answer".
+    pub fn status(&self) -> String {
+        let peer = &self.summary;
+        match (&self.absent, peer.unanswered_for) {
+            (Some(absent), _) => absent.status.clone(),
+            (None, Some(silent)) => format!("silent {}s", silent.as_secs()),
+            (None, None) if peer.latency.is_zero() => "-".to_owned(),
+            (None, None) if peer.latency.as_millis() == 0 => "<1ms".to_owned(),
+            (None, None) => format!("{}ms", peer.latency.as_millis()),
+        }
+    }
 }
 
 /// What the transfers pane shows for one running operation.
@@ -128,9 +166,8 @@ impl App {
                 ..row.clone()
             })
             .collect();
-        rows.sort_by(|a, b| {
-            (a.summary.name.to_lowercase(), a.summary.addr).cmp(&(b.summary.name.to_lowercase(), b.summary.addr))
-        });
+        // The peers that answer first, then those listed with why they do not.
+        rows.sort_by_cached_key(|row| (row.absent.is_some(), row.summary.name.to_lowercase(), row.summary.addr));
         rows
     }
 
@@ -297,7 +334,15 @@ impl App {
                         .partial
                         .as_ref()
                         .map_or(0.0, |p| p.done as f64 / p.total.max(1) as f64);
-                    (format!("partial {:.0}%: d resumes", partial * 100.0), Tone::Update)
+                    let next = if game.peers.is_empty() && !game.left_peers.is_empty() {
+                        left_peers_text(game)
+                    } else {
+                        "d resumes".to_owned()
+                    };
+                    (format!("partial {:.0}%: {next}", partial * 100.0), Tone::Update)
+                }
+                GameState::RemoteOnly if game.peers.is_empty() && !game.left_peers.is_empty() => {
+                    (format!("gone: {}", left_peers_text(game)), Tone::Remote)
                 }
                 GameState::RemoteOnly => {
                     let count = game.peers.len();
@@ -332,6 +377,14 @@ impl App {
     }
 }
 
+/// "bob left", "its 2 peers left": why a game only peers that left had is not available.
+pub fn left_peers_text(game: &LibraryEntry) -> String {
+    match game.left_peers.as_slice() {
+        [only] => format!("{} left", only.peer_name),
+        many => format!("its {} peers left", many.len()),
+    }
+}
+
 /// What a running operation is doing, as a library state.
 fn busy_verb(kind: OperationKind) -> &'static str {
     match kind {
@@ -359,6 +412,59 @@ mod tests {
     use crate::ui::app::SortKey;
     use crate::ui::input::{Action, InputMode};
     use crate::ui::test_support::*;
+
+    #[test]
+    fn peers_that_miss_pings_leave_or_were_never_reached_are_listed_with_why_and_logged_once() {
+        let mut app = app_with_library();
+        app.update(PeerEvent::LibraryUpdated(snapshot_with_absent_peers(
+            std::time::Duration::from_secs(4),
+        )));
+        let rows: Vec<(String, String)> = app
+            .peer_rows()
+            .iter()
+            .map(|row| (row.summary.name.clone(), row.status()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("bob".to_owned(), "silent 4s".to_owned()),
+                ("10.0.0.9:7".to_owned(), "no answer".to_owned()),
+                ("alice".to_owned(), "left".to_owned()),
+            ]
+        );
+        assert_eq!(app.peer_count(), 1, "only bob answers, if late");
+        assert_eq!(state_of(&app, "Xonotic"), "gone: alice left");
+        let logged: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
+        assert!(
+            logged.contains(&"peer bob (10.0.0.2:2) is not answering pings"),
+            "{logged:?}"
+        );
+        assert!(
+            logged.contains(&"configured peer: 10.0.0.9:7 did not answer within 5s"),
+            "{logged:?}"
+        );
+
+        // The same again (the next ping round): counted on, not logged again.
+        let lines = app.log_lines().len();
+        app.update(PeerEvent::LibraryUpdated(snapshot_with_absent_peers(
+            std::time::Duration::from_secs(6),
+        )));
+        assert_eq!(app.log_lines().len(), lines);
+        assert_eq!(app.peer_rows()[0].status(), "silent 6s");
+
+        // Trying to fetch the game only alice had says why it cannot.
+        select(&mut app, "Xonotic");
+        assert!(app.apply(Action::Download).is_empty());
+        assert!(status_text(&app).contains("alice left"), "{}", status_text(&app));
+
+        app.update(PeerEvent::LibraryUpdated(snapshot()));
+        assert_eq!(app.peer_count(), 2);
+        assert!(app.peer_rows().iter().all(|row| row.absent.is_none()));
+        assert_eq!(
+            app.log_lines().back().unwrap().text,
+            "peer bob (10.0.0.2:2) answers again"
+        );
+    }
 
     #[test]
     fn peers_joining_and_a_snapshot_fill_the_peer_list_and_library() {

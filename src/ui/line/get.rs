@@ -14,6 +14,7 @@ use crate::library::Version;
 use crate::peer::{LibraryEntry, LibrarySnapshot, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, start_peer};
 use crate::ui::format::{format_rate, format_size, progress_line};
 
+use super::search::PeerSearch;
 use super::{LineError, exit_code, next_event_or_cancel};
 
 /// How long `get` keeps looking for more peers with the game after the first one answered.
@@ -32,10 +33,9 @@ pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> R
     if !catalog.contains(&id) {
         return Err(LineError::NotInCatalog(id));
     }
-    let only_static_peers = !config.mdns;
-    let static_count = config.static_peers.len();
+    let search = PeerSearch::of(&config, wait);
     let mut runtime = start_peer(config, catalog)?;
-    let code = get_with(&mut runtime, &id, wait, only_static_peers, static_count, mode).await;
+    let code = get_with(&mut runtime, &id, &search, mode).await;
     if matches!(code, Ok(code) if code == ExitCode::SUCCESS) {
         finish_uploads(&mut runtime).await;
     }
@@ -118,22 +118,23 @@ pub fn plan(entry: &LibraryEntry, mode: GetMode) -> GetPlan {
 async fn get_with(
     runtime: &mut PeerRuntimeHandle,
     id: &str,
-    wait: Duration,
-    only_static_peers: bool,
-    static_count: usize,
+    search: &PeerSearch,
     mode: GetMode,
 ) -> Result<ExitCode, LineError> {
     // 1. Find the peers that have the game's latest version, and learn what is here.
-    let snapshot = match discover(runtime, id, wait, only_static_peers, static_count).await? {
+    let snapshot = match discover(runtime, id, search).await? {
         Ok(snapshot) => snapshot,
         Err(code) => return Ok(code),
     };
     let Some(entry) = snapshot.game(id).filter(|game| !game.peers.is_empty()) else {
-        eprintln!(
-            "lanspread: no peer shares {id} ({} peer(s) answered within {:.1}s)",
-            snapshot.peers.len(),
-            wait.as_secs_f64()
-        );
+        search.report_unanswered(&snapshot);
+        match snapshot.peers.len() {
+            0 => eprintln!("lanspread: {}", search.nobody_answered()),
+            answered => eprintln!(
+                "lanspread: no peer shares {id} ({answered} peer(s) answered within {:.1}s)",
+                search.wait.as_secs_f64()
+            ),
+        }
         return Ok(ExitCode::from(2));
     };
     let latest = entry.latest_version.clone().unwrap_or_default();
@@ -183,18 +184,16 @@ async fn get_with(
     follow_download_and_install(runtime, id, mode).await
 }
 
-/// Waits (at most `wait`) for the peers, settling shortly after the first one that shares
-/// `id`, or until every static peer answered and one shares it when mDNS is off; then for
-/// the local scan.
+/// Waits (at most the search's `wait`) for the peers, settling shortly after the first one
+/// that shares `id`, or until every configured peer answered and one shares it when mDNS
+/// is off; then for the local scan.
 /// A failed local scan ends the command with its exit code (the `Err`).
 pub(super) async fn discover(
     runtime: &mut PeerRuntimeHandle,
     id: &str,
-    wait: Duration,
-    only_static_peers: bool,
-    static_count: usize,
+    search: &PeerSearch,
 ) -> Result<Result<LibrarySnapshot, ExitCode>, LineError> {
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now() + search.wait;
     let mut settle_until: Option<Instant> = None;
     let mut snapshot = LibrarySnapshot::default();
     loop {
@@ -206,11 +205,10 @@ pub(super) async fn discover(
         if let Err(code) = fold_library(event, &mut snapshot) {
             return Ok(Err(code));
         }
-        let all_answered = snapshot.peers.len() >= static_count && snapshot.peers.iter().all(|p| p.library_loaded);
         let shared = snapshot.game(id).is_some_and(|game| !game.peers.is_empty());
         // A peer that answered without the game may still be hashing it (a game is announced
         // once hashed), so only an answer with the game ends the wait early.
-        if only_static_peers && all_answered && shared && snapshot.local_scanned {
+        if search.heard_everyone(&snapshot) && shared && snapshot.local_scanned {
             break;
         }
         if shared {

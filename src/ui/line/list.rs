@@ -10,6 +10,7 @@ use crate::peer::{LibrarySnapshot, PeerEvent, start_peer};
 use crate::ui::table;
 
 use super::LineError;
+use super::search::PeerSearch;
 
 /// Looks for peers for up to `wait` and prints what they share, and what this machine has
 /// of each game. Exits 2 when no peer answered.
@@ -20,8 +21,7 @@ pub async fn list(mut config: Config, json: bool, wait: Duration) -> Result<Exit
     let private = tempfile::tempdir().map_err(LineError::TempDir)?;
     config.game_dir = private.path().join("games");
     config.state_dir = private.path().join("state");
-    let wait_for_all_static = !config.mdns && !config.static_peers.is_empty();
-    let static_count = config.static_peers.len();
+    let search = PeerSearch::of(&config, wait);
     let mut runtime = start_peer(config, catalog)?;
     let mut snapshot = LibrarySnapshot::default();
     let deadline = tokio::time::sleep(wait);
@@ -32,9 +32,7 @@ pub async fn list(mut config: Config, json: bool, wait: Duration) -> Result<Exit
             event = runtime.next_event() => match event {
                 Some(PeerEvent::LibraryUpdated(update)) => {
                     snapshot = update;
-                    let all_answered = snapshot.peers.len() >= static_count
-                        && snapshot.peers.iter().all(|peer| peer.library_loaded);
-                    if wait_for_all_static && all_answered {
+                    if !search.configured.is_empty() && search.heard_everyone(&snapshot) {
                         break;
                     }
                 }
@@ -45,12 +43,9 @@ pub async fn list(mut config: Config, json: bool, wait: Duration) -> Result<Exit
     }
     runtime.shutdown().await;
 
+    search.report_unanswered(&snapshot);
     if snapshot.peers.is_empty() {
-        eprintln!(
-            "lanspread: no peer answered within {:.1}s; check the --peer addresses, that peers run `lanspread serve`, \
-             and that mDNS (UDP 5353) reaches this network",
-            wait.as_secs_f64()
-        );
+        eprintln!("lanspread: {}", search.nobody_answered());
         return Ok(ExitCode::from(2));
     }
     for entry in &mut snapshot.games {

@@ -7,6 +7,7 @@
 mod get;
 mod list;
 mod local;
+mod search;
 mod serve;
 mod verify;
 

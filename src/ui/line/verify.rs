@@ -15,6 +15,7 @@ use crate::peer::{PeerCommand, PeerEvent, start_peer};
 use crate::ui::format::{format_size, format_size_of, progress_line, verify_lines};
 
 use super::get::{clear_progress, discover};
+use super::search::PeerSearch;
 use super::{LineError, exit_code, next_event_or_cancel};
 
 /// Runs `verify` on a peer of its own; `wait` bounds the search for peers with the game.
@@ -23,9 +24,9 @@ pub async fn verify(config: Config, id: String, wait: Duration, repair: bool) ->
     if !catalog.contains(&id) {
         return Err(LineError::NotInCatalog(id));
     }
-    let (only_static_peers, static_count) = (!config.mdns, config.static_peers.len());
+    let search = PeerSearch::of(&config, wait);
     let mut runtime = start_peer(config, catalog)?;
-    let snapshot = match discover(&mut runtime, &id, wait, only_static_peers, static_count).await? {
+    let snapshot = match discover(&mut runtime, &id, &search).await? {
         Ok(snapshot) => snapshot,
         Err(code) => {
             runtime.shutdown().await;
