@@ -398,6 +398,19 @@ impl App {
     }
 }
 
+/// Why `game` cannot be fetched now: no peer that answers has it.
+fn no_source(game: &LibraryEntry) -> String {
+    let name = &game.name;
+    if game.left_peers.is_empty() {
+        format!("no peer shares {name} right now")
+    } else {
+        format!(
+            "no peer shares {name} right now ({}); it can be fetched once one is back",
+            left_peers_text(game)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{state_of, status_text};
@@ -722,18 +735,5 @@ mod tests {
             matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
             "exactly enough space: {commands:?}"
         );
-    }
-}
-
-/// Why `game` cannot be fetched now: no peer that answers has it.
-fn no_source(game: &LibraryEntry) -> String {
-    let name = &game.name;
-    if game.left_peers.is_empty() {
-        format!("no peer shares {name} right now")
-    } else {
-        format!(
-            "no peer shares {name} right now ({}); it can be fetched once one is back",
-            left_peers_text(game)
-        )
     }
 }
