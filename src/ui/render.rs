@@ -7,11 +7,11 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::app::{App, Level};
+use super::app::{App, Level, Pane};
 use super::format::{format_size, hashing_line};
 use super::input::{InputMode, KEY_TABLE, KeyBinding};
 use super::panes;
-use super::text::{elide_start, fit_message};
+use super::text::{elide_start, fit_message, width};
 
 /// The smallest terminal the layout is made for.
 pub const MIN_WIDTH: u16 = 80;
@@ -140,14 +140,43 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
     } else if let Some(warning) = app.space_warning() {
         Line::styled(warning, Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
     } else {
-        let hint = if area.width >= 110 {
-            "Enter/d download · s stream · u update · i install · x uninstall · r remove · c cancel · / filter · ? keys · q quit"
-        } else {
-            "d download · s stream · u update · x uninstall · r remove · c cancel · ? keys"
-        };
-        Line::styled(hint, Style::new().fg(Color::DarkGray))
+        Line::styled(
+            key_hints(app.focus(), usize::from(area.width)),
+            Style::new().fg(Color::DarkGray),
+        )
     };
     frame.render_widget(Paragraph::new(line), message);
+}
+
+/// The keys of the focused pane, most used first, as many as fit `columns`; `? keys` and
+/// `q quit` always end the line.
+fn key_hints(focus: Pane, columns: usize) -> String {
+    let pane_keys: &[&str] = match focus {
+        Pane::Library => &[
+            "d download",
+            "i install",
+            "x uninstall",
+            "/ filter",
+            "u update",
+            "s stream",
+            "r remove",
+            "c cancel",
+            "v verify",
+            "o sort",
+        ],
+        Pane::Transfers => &["c cancel", "Tab next pane", "j/k move"],
+        Pane::Peers | Pane::Log => &["Tab next pane", "j/k move", "g/G top/bottom"],
+    };
+    let tail = "? keys · q quit";
+    let mut line = String::new();
+    for hint in pane_keys {
+        if width(&line) + width(hint) + 3 + width(tail) > columns {
+            break;
+        }
+        line.push_str(hint);
+        line.push_str(" · ");
+    }
+    line + tail
 }
 
 fn render_dialog(frame: &mut Frame, area: Rect, title: &str, message: &str) {
@@ -529,6 +558,92 @@ mod tests {
         )));
         let screen = draw(&idle, 80, 24);
         assert!(contains(&screen, "gone: alice left"), "{}", screen.join("\n"));
+    }
+
+    /// Twelve games with long names, 5 peers sending, 3 transfers and a long failure.
+    fn busy() -> App {
+        let mut snapshot = snapshot();
+        for index in 0..8 {
+            snapshot.games.push(game(
+                &format!("extra{index}"),
+                &format!("The Extraordinarily Long Adventure Game Number {index}"),
+                crate::peer::GameState::RemoteOnly,
+                None,
+                Some("1.0"),
+                GIB,
+            ));
+        }
+        snapshot.peers = ["alice", "bob", "carol", "dave", "erin"]
+            .iter()
+            .enumerate()
+            .map(|(index, name)| peer(index as u16 + 1, name, 2))
+            .collect();
+        let mut app = app();
+        app.update(PeerEvent::LibraryUpdated(snapshot));
+        app.update(PeerEvent::ActiveOperations(
+            ["xonotic", "extra0", "extra1"]
+                .map(|id| crate::peer::ActiveOperation {
+                    id: id.into(),
+                    kind: OperationKind::Download,
+                })
+                .to_vec(),
+        ));
+        for id in ["xonotic", "extra0", "extra1"] {
+            app.update(PeerEvent::DownloadGameFilesBegin {
+                id: id.into(),
+                version: "1.0".into(),
+                total_bytes: 4 * GIB,
+                peers: vec![addr(1), addr(2)],
+            });
+            app.update(PeerEvent::DownloadProgress(progress(id, GIB, 4 * GIB)));
+        }
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: "quake".into(),
+            reason: "every peer failed (10.0.0.2:3: connection lost: timed out, 10.0.0.2:4: refused: the game is not shared here)".into(),
+        });
+        for _ in 0..10 {
+            app.apply(Action::Down);
+        }
+        app
+    }
+
+    #[test]
+    fn a_busy_screen_at_80x24_keeps_the_rate_the_scroll_position_and_marks_each_cut() {
+        let app = busy();
+        let screen = draw(&app, 80, 24);
+        let text = screen.join("\n");
+        assert!(contains(&screen, "Sending"), "the rate column stays: {text}");
+        assert!(contains(&screen, "90.0 MB/s"), "alice sends to three downloads: {text}");
+        let library_rows = app.library_rows().len();
+        let selected = app.selected_library_index().unwrap() + 1;
+        assert!(
+            screen
+                .iter()
+                .any(|row| row.contains(&format!("-{selected} of {library_rows} "))),
+            "the library says which rows it shows: {text}"
+        );
+        assert!(
+            contains(&screen, "The Extraord…g Adventure Game Number 4"),
+            "a cut name ends in an ellipsis: {text}"
+        );
+        assert!(
+            contains(&screen, "of 3 "),
+            "the transfers say which of them show: {text}"
+        );
+        assert!(contains(&screen, "timed out"), "the failure keeps its cause: {text}");
+        assert!(contains(&screen, "? keys · q quit"), "{text}");
+        assert!(contains(&screen, "i install"), "{text}");
+        assert!(contains(&screen, "/ filter"), "{text}");
+    }
+
+    #[test]
+    fn on_a_wide_terminal_the_state_stays_next_to_the_name() {
+        let app = app_with_library();
+        let screen = draw(&app, 200, 40);
+        let row = screen.iter().find(|row| row.contains("OpenArena")).unwrap();
+        let name = row.find("OpenArena").unwrap();
+        let state = row.find("installed").unwrap();
+        assert!(state - name < 30, "{row}");
     }
 
     #[test]

@@ -107,8 +107,9 @@ pub fn fit_message(text: &str, columns: usize) -> String {
 /// needs the room.
 pub const MIN_PREAMBLE: usize = 32;
 
-/// `text` in `columns`: its first third and its end, with `…` between.
-fn elide_middle(text: &str, columns: usize) -> String {
+/// `text` in `columns`: its first third and its end, with `…` between (game names
+/// often differ only at the end: `... Part 2`).
+pub fn elide_middle(text: &str, columns: usize) -> String {
     if width(text) <= columns || columns < 2 {
         return elide_end(text, columns);
     }

@@ -7,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
-use super::{pane_block, selected_style};
+use super::{first_shown, pane_block, position_title, selected_style};
 use crate::ui::app::{App, Pane, PeerRow};
 use crate::ui::format::format_rate;
 use crate::ui::text::{elide_end, width};
@@ -79,12 +79,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         });
         Row::new(cells.collect::<Vec<_>>())
     });
+    let visible = usize::from(area.height.saturating_sub(3));
+    let first = first_shown(app.selected_peer_index(), visible);
+    let block = match position_title(first, visible, rows.len()) {
+        Some(position) => block.title_bottom(position),
+        None => block,
+    };
     let table = Table::new(table_rows, widths)
         .header(header)
         .block(block)
         .row_highlight_style(selected_style(app, Pane::Peers))
         .highlight_symbol("> ");
-    let mut state = TableState::default().with_selected(app.selected_peer_index());
+    let mut state = TableState::default()
+        .with_offset(first)
+        .with_selected(app.selected_peer_index());
     frame.render_stateful_widget(table, area, &mut state);
 }
 

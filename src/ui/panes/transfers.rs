@@ -9,10 +9,11 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph, Wrap};
 
-use super::{pane_block, selected_style};
+use super::{first_shown, pane_block, position_title, selected_style};
 use crate::peer::DownloadProgress;
 use crate::ui::app::{App, Pane, TransferRow};
 use crate::ui::format::{eta_label, format_size, progress_line, rate_label, sources_label};
+use crate::ui::text::{elide_end, elide_middle, width};
 
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 /// Columns of the bar drawn in characters when there is no colour.
@@ -24,7 +25,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let rows = app.transfer_rows();
     let block = pane_block(app, Pane::Transfers, rows.len().to_string());
     let inner = block.inner(area);
-    frame.render_widget(block, area);
     let uploads = app.upload_lines();
     // Uploads take the bottom lines, at most half the pane while something else runs.
     let upload_height = match rows.is_empty() {
@@ -36,7 +36,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(upload_height.min(uploads.len() as u16)),
     ])
     .areas(inner);
-    let lines: Vec<Line> = uploads.into_iter().map(Line::from).collect();
+    let fit = usize::from((inner.height / ROW_HEIGHT).max(1));
+    let selected = app.selected_transfer_index().unwrap_or(0);
+    let first = first_shown(Some(selected), fit);
+    let block = match position_title(first, fit, rows.len()) {
+        Some(position) => block.title_bottom(position),
+        None => block,
+    };
+    frame.render_widget(block, area);
+    let lines: Vec<Line> = uploads
+        .into_iter()
+        .map(|line| Line::from(elide_end(&line, usize::from(upload_area.width))))
+        .collect();
     frame.render_widget(Paragraph::new(lines), upload_area);
     if rows.is_empty() {
         if upload_area.height == 0 {
@@ -45,9 +56,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         }
         return;
     }
-    let fit = usize::from((inner.height / ROW_HEIGHT).max(1));
-    let selected = app.selected_transfer_index().unwrap_or(0);
-    let first = selected.saturating_sub(fit - 1);
     let slots = Layout::vertical(vec![Constraint::Length(ROW_HEIGHT); fit]).split(inner);
     for (slot, (index, row)) in slots.iter().zip(rows.iter().enumerate().skip(first)) {
         let highlight = (index == selected).then(|| selected_style(app, Pane::Transfers));
@@ -69,31 +77,34 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
     };
     let label = row.progress.as_ref().map(|progress| gauge_label(progress, label_room));
     let marker = if highlight.is_some() { "> " } else { "  " };
-    let mut title = vec![
-        Span::styled(
-            format!("{marker}{}", row.name),
-            highlight.unwrap_or_default().add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(format!(
-            " {}· {}",
-            row.version
-                .as_deref()
-                .map(|version| format!("{version} "))
-                .unwrap_or_default(),
-            row.label
-        )),
-    ];
+    let mut facts = format!(
+        " {}· {}",
+        row.version
+            .as_deref()
+            .map(|version| format!("{version} "))
+            .unwrap_or_default(),
+        row.label
+    );
     match (&row.progress, &label) {
-        (Some(progress), Some((_, false))) => {
-            title.push(Span::raw(format!(" · {}", sources_label(progress))));
-        }
+        (Some(progress), Some((_, false))) => facts.push_str(&format!(" · {}", sources_label(progress))),
         (None, _) => {
             if let Some(total) = row.total_bytes {
-                title.push(Span::raw(format!(" · {}", format_size(total))));
+                facts.push_str(&format!(" · {}", format_size(total)));
             }
         }
         _ => {}
     }
+    // The name keeps most of the line; what is cut ends in an ellipsis.
+    let room = usize::from(title_area.width);
+    let name = format!(
+        "{marker}{}",
+        elide_middle(&row.name, room.saturating_sub(width(&facts).min(room / 2) + 2))
+    );
+    let facts = elide_end(&facts, room.saturating_sub(width(&name)));
+    let title = vec![
+        Span::styled(name, highlight.unwrap_or_default().add_modifier(Modifier::BOLD)),
+        Span::raw(facts),
+    ];
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
     match (&row.progress, label) {
         (Some(progress), Some((label, _))) if app.is_monochrome() => {
