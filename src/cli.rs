@@ -31,7 +31,8 @@ pub enum Command {
     /// A LAN party on this machine, to try lanspread out
     ///
     /// Three seed peers on loopback share generated games, and the terminal UI opens
-    /// on your own empty peer. Everything is removed on exit.
+    /// on your own empty peer. Everything is removed on exit, logs included (they are in a
+    /// temporary dir, shown in the help overlay, unless --log-dir is given).
     Demo,
     /// Run a peer without a user interface (e.g. on a seed box)
     ///
@@ -158,6 +159,14 @@ impl Cli {
                 config.auto_install = false;
                 config.hash_library = false;
             }
+            // The demo leaves nothing behind, its logs included (unless --log-dir says where).
+            Some(Command::Demo) if self.peer.log_dir.is_none() => {
+                config.log_dir = tempfile::Builder::new()
+                    .prefix("lanspread-demo-logs-")
+                    .tempdir()
+                    .map_err(ConfigError::DemoLogs)?
+                    .keep();
+            }
             _ => {}
         }
         Ok(config)
@@ -175,7 +184,10 @@ impl Cli {
             return tui(config).await;
         };
         Ok(match command {
-            Command::Demo => return demo(config).await,
+            Command::Demo => {
+                let made_log_dir = self.peer.log_dir.is_none();
+                return demo(config, made_log_dir).await;
+            }
             Command::Serve => line::serve(config).await?,
             Command::List { json, wait } => line::list(config, json, seconds(wait)?).await?,
             Command::Install { id } => line::local_operation(config, LocalOperation::Install, id).await?,
@@ -219,15 +231,16 @@ async fn tui(config: Config) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The TUI on a peer of its own, beside three generated seed peers; `config` only gives the log dir.
-async fn demo(config: Config) -> Result<ExitCode, CliError> {
+/// The TUI on a peer of its own, beside three generated seed peers; `config` only gives the
+/// log dir, removed at the end when [`Cli::config`] made it (`made_log_dir`).
+async fn demo(config: Config, made_log_dir: bool) -> Result<ExitCode, CliError> {
     eprintln!("lanspread demo: generating games for three seed peers...");
     let demo = Demo::start().await?;
     let user = demo.user_config();
     let (game_dir, listen) = (user.game_dir.clone(), user.listen);
     let result = async {
         let mut runtime = start_peer(user, Catalog::bundled())?;
-        let context = TuiContext::new(game_dir, runtime.local_addr()).with_log_dir(config.log_dir);
+        let context = TuiContext::new(game_dir, runtime.local_addr()).with_log_dir(config.log_dir.clone());
         let result = run_tui(&mut runtime, context).await;
         runtime.shutdown().await;
         Ok::<_, CliError>(result?)
@@ -235,6 +248,15 @@ async fn demo(config: Config) -> Result<ExitCode, CliError> {
     .await;
     tracing::info!(%listen, "demo finished; removing its files");
     demo.stop().await;
+    if made_log_dir {
+        // A fresh temporary dir of this run's: nothing but our logs is in it.
+        if let Err(err) = std::fs::remove_dir_all(&config.log_dir) {
+            eprintln!(
+                "lanspread demo: cannot remove its logs in {}: {err}",
+                config.log_dir.display()
+            );
+        }
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }

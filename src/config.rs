@@ -200,6 +200,8 @@ pub enum ConfigError {
     BadLimit(&'static str),
     #[error("cannot make {path} an absolute path: {source}")]
     Absolute { path: PathBuf, source: std::io::Error },
+    #[error("cannot create a temporary log dir for the demo: {0}")]
+    DemoLogs(#[source] std::io::Error),
     #[error("cannot work out a default for {0}: set $HOME or pass the flag")]
     NoHome(&'static str),
 }

@@ -157,7 +157,7 @@ async fn three_peers_see_each_others_games_and_serve_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_peer_is_pruned_and_reported() {
+async fn a_stopped_peer_is_reported_and_its_games_stay_listed_as_left() {
     let mut a = start_test_peer(&[], |games| {
         write_game(games, "openarena", "1", &[("a.zip", vec![1; 10])]);
     });
@@ -184,10 +184,23 @@ async fn a_stopped_peer_is_pruned_and_reported() {
         })
         .await;
     assert_eq!(count, 0);
+    // b's games stay listed for a while, as games of a peer that left (they cannot be
+    // fetched until it is back), and b is listed as absent with why.
     let snapshot = a
-        .wait_for_snapshot("b's games to vanish", |s| s.game("teeworlds").is_none())
+        .wait_for_snapshot("b's games to be only on a peer that left", |s| {
+            s.game("teeworlds")
+                .is_some_and(|game| game.peers.is_empty() && !game.left_peers.is_empty())
+        })
         .await;
     assert!(snapshot.peers.is_empty());
+    let teeworlds = snapshot.game("teeworlds").unwrap();
+    assert_eq!(teeworlds.left_peers[0].addr, b_addr);
+    let absent: Vec<_> = snapshot
+        .absent_peers
+        .iter()
+        .map(|peer| (peer.addr, peer.status.as_str()))
+        .collect();
+    assert_eq!(absent, [(b_addr, "left")]);
     assert!(snapshot.game("openarena").is_some(), "local games stay");
     a.runtime.shutdown().await;
 }

@@ -169,17 +169,22 @@ fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
     std::fs::create_dir(&tmp).unwrap();
     let session = start_session(
         &format!("lanspread-test-{}", std::process::id()),
-        &format!(
-            "env TMPDIR={} TERM=xterm-256color {BIN} demo --log-dir {}",
-            tmp.display(),
-            dir.path().join("logs").display()
-        ),
+        &format!("env TMPDIR={} TERM=xterm-256color {BIN} demo", tmp.display(),),
     );
 
     session.wait_for("library with the demo games and 3 peers", |screen| {
         screen.contains("OpenArena") && screen.contains("Peers 3")
     });
-    assert_eq!(demo_dirs(&tmp).len(), 1, "the demo works in one temp dir");
+    let dirs = demo_dirs(&tmp);
+    assert_eq!(
+        dirs.len(),
+        2,
+        "the demo works in one temp dir and logs to another: {dirs:?}"
+    );
+    let log_dir = dirs.iter().find(|dir| dir.starts_with("lanspread-demo-logs-"));
+    let log_dir = log_dir.unwrap_or_else(|| panic!("no log dir in {dirs:?}"));
+    let logs = std::fs::read_dir(tmp.join(log_dir)).unwrap().count();
+    assert!(logs > 0, "the demo logs to its temp log dir");
 
     // OpenArena is the first row (sorted by name): Enter downloads it, then it installs itself.
     session.keys(&["Enter"]);

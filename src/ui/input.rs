@@ -228,7 +228,9 @@ pub const KEY_TABLE: &[KeyBinding] = &[
     bind(Filter, &[Key::AnyChar], Action::FilterInput(' '), "type to filter"),
     bind(
         Dialog,
-        &[Key::char('y'), Key::Code(KeyCode::Enter)],
+        // Not Enter: Enter is a key of the panes, and a dialog that pops up under a
+        // repeated Enter must not be answered by it.
+        &[Key::char('y')],
         Action::Confirm,
         "yes, do it",
     ),

@@ -766,7 +766,7 @@ mod tests {
         app.apply(Action::Uninstall);
         let screen = draw(&app, 80, 24);
         assert!(contains(&screen, "Uninstall OpenArena?"));
-        assert!(contains(&screen, "y / Enter: yes, do it"), "{}", screen.join("\n"));
+        assert!(contains(&screen, "y: yes, do it"), "{}", screen.join("\n"));
     }
 
     #[test]

@@ -327,8 +327,9 @@ impl App {
         let name = &game.name;
         match self.active.get(&game.id) {
             Some(kind) if kind.is_cancellable() => {
-                self.say(Level::Info, format!("cancelling the {} of {name}", kind.label()));
-                return vec![PeerCommand::CancelDownload { id: game.id.clone() }];
+                let id = game.id.clone();
+                self.say_while_running(&id, format!("cancelling the {} of {name}", kind.label()));
+                return vec![PeerCommand::CancelDownload { id }];
             }
             Some(kind) => {
                 let text = format!(
@@ -358,6 +359,24 @@ impl App {
             self.quit = true;
             return;
         }
+        if self.runtime_stopped {
+            self.quit = true;
+            return;
+        }
+        let Some(message) = self.quit_question() else {
+            self.quit = true;
+            return;
+        };
+        self.dialog = Some(Dialog {
+            title: "Quit lanspread?".to_owned(),
+            message,
+            confirm: Confirmed::Quit,
+        });
+    }
+
+    /// What quitting would stop, as it is now (the dialog shows it live), or `None` when
+    /// nothing runs.
+    pub(super) fn quit_question(&self) -> Option<String> {
         let running: Vec<String> = self
             .transfer_rows()
             .iter()
@@ -370,18 +389,12 @@ impl App {
                 format!("{} of {}{percent}", row.label, row.name)
             })
             .collect();
-        if running.is_empty() || self.runtime_stopped {
-            self.quit = true;
-            return;
-        }
-        self.dialog = Some(Dialog {
-            title: "Quit lanspread?".to_owned(),
-            message: format!(
+        (!running.is_empty()).then(|| {
+            format!(
                 "Still running: {}. Quitting stops it; unfinished work is cleaned up.",
                 running.join(", ")
-            ),
-            confirm: Confirmed::Quit,
-        });
+            )
+        })
     }
 
     pub(super) fn confirmed(&mut self, confirm: Confirmed) -> Vec<PeerCommand> {
@@ -671,12 +684,52 @@ mod tests {
         assert!(!app.should_quit());
         let dialog = app.dialog().unwrap();
         assert!(dialog.message.contains("download of Xonotic 25%"), "{}", dialog.message);
+        // The question follows what runs while it is open.
+        app.update(PeerEvent::DownloadProgress(progress("xonotic", 2 * GIB, 4 * GIB)));
+        let message = app.dialog().unwrap().message;
+        assert!(message.contains("download of Xonotic 50%"), "{message}");
         app.apply(Action::Back);
         assert!(!app.should_quit());
+        assert_eq!(app.status().unwrap().text, "not quitting; everything goes on");
         app.apply(Action::Quit);
         // Ctrl-C / q again in the dialog means yes.
         app.apply(Action::Quit);
         assert!(app.should_quit());
+    }
+
+    #[test]
+    fn enter_does_not_answer_a_dialog() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = app_with_library();
+        select(&mut app, "OpenArena");
+        app.apply(Action::Uninstall);
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(crate::ui::input::action_for(app.input_mode(), &enter), None);
+        let yes = KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE);
+        assert_eq!(
+            crate::ui::input::action_for(app.input_mode(), &yes),
+            Some(Action::Confirm)
+        );
+    }
+
+    #[test]
+    fn the_cancelling_message_goes_when_the_cancel_has_ended() {
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        select(&mut app, "Xonotic");
+        app.apply(Action::Cancel);
+        assert_eq!(app.status().unwrap().text, "cancelling the download of Xonotic");
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert_eq!(app.status(), None, "nothing runs that is being cancelled");
+        app.update(active("xonotic", OperationKind::Download));
+        app.apply(Action::Cancel);
+        app.update(PeerEvent::DownloadGameFilesCancelled { id: "xonotic".into() });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert_eq!(
+            app.status().unwrap().text,
+            "download of Xonotic cancelled; partial files removed",
+            "the outcome replaces it"
+        );
     }
 
     #[test]

@@ -131,6 +131,8 @@ impl LogLine {
 pub struct StatusMessage {
     pub level: Level,
     pub text: String,
+    /// The message holds only while this game's operation runs ("cancelling ...").
+    pub while_running: Option<String>,
 }
 
 /// What a confirmation dialog does on "yes".
@@ -325,8 +327,15 @@ impl App {
         self.sort
     }
 
-    pub fn dialog(&self) -> Option<&Dialog> {
-        self.dialog.as_ref()
+    /// The open dialog; the quit question says what runs now, not what ran when it opened.
+    pub fn dialog(&self) -> Option<Dialog> {
+        let mut dialog = self.dialog.clone()?;
+        if dialog.confirm == Confirmed::Quit {
+            dialog.message = self
+                .quit_question()
+                .unwrap_or_else(|| "Nothing is running any more.".to_owned());
+        }
+        Some(dialog)
     }
 
     pub fn is_help_open(&self) -> bool {
@@ -613,9 +622,8 @@ impl App {
             }
             PeerEvent::DownloadGameFilesCancelled { id } => {
                 self.downloads.remove(&id);
-                self.log_game(Level::Info, &id, |name| {
-                    format!("download of {name} cancelled; partial files removed")
-                });
+                let text = format!("download of {} cancelled; partial files removed", self.name_of(&id));
+                self.report(Level::Info, text);
             }
             PeerEvent::DownloadPeersExcluded { id, peers } => {
                 for (addr, why) in peers {
@@ -750,8 +758,12 @@ impl App {
             Action::Back => {
                 if self.help {
                     self.help = false;
-                } else if self.dialog.take().is_some() {
-                    self.say(Level::Info, "nothing was changed".to_owned());
+                } else if let Some(dialog) = self.dialog.take() {
+                    let text = match dialog.confirm {
+                        Confirmed::Quit => "not quitting; everything goes on",
+                        _ => "nothing was changed",
+                    };
+                    self.say(Level::Info, text.to_owned());
                 } else if self.filtering || !self.filter.is_empty() {
                     self.filtering = false;
                     self.filter.clear();
@@ -865,6 +877,15 @@ impl App {
         for id in self.active.keys() {
             self.fetching.remove(id);
         }
+        let ended = |id: &String| !self.active.contains_key(id);
+        if self
+            .status
+            .as_ref()
+            .and_then(|status| status.while_running.as_ref())
+            .is_some_and(ended)
+        {
+            self.status = None;
+        }
     }
 
     fn push_log(&mut self, level: Level, text: String) {
@@ -897,7 +918,20 @@ impl App {
 
     /// Status line only: the answer to a key.
     fn say(&mut self, level: Level, text: String) {
-        self.status = Some(StatusMessage { level, text });
+        self.status = Some(StatusMessage {
+            level,
+            text,
+            while_running: None,
+        });
+    }
+
+    /// Status line only, until the operation of `id` ends.
+    fn say_while_running(&mut self, id: &str, text: String) {
+        self.status = Some(StatusMessage {
+            level: Level::Info,
+            text,
+            while_running: Some(id.to_owned()),
+        });
     }
 
     /// Status line and log: something the runtime reported.

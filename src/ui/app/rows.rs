@@ -344,13 +344,7 @@ impl App {
                 GameState::RemoteOnly if game.peers.is_empty() && !game.left_peers.is_empty() => {
                     (format!("gone: {}", left_peers_text(game)), Tone::Remote)
                 }
-                GameState::RemoteOnly => {
-                    let count = game.peers.len();
-                    (
-                        format!("on {count} peer{}", if count == 1 { "" } else { "s" }),
-                        Tone::Remote,
-                    )
-                }
+                GameState::RemoteOnly => (peers_text(game), Tone::Remote),
                 GameState::Downloaded => ("downloaded".to_owned(), Tone::Downloaded),
                 GameState::InstallFailed => ("install failed: i to retry".to_owned(), Tone::Failed),
                 GameState::Installed => ("installed".to_owned(), Tone::Installed),
@@ -374,6 +368,20 @@ impl App {
             version,
             size: Some(game.size),
         }
+    }
+}
+
+/// "on 3 peers", or "on 3 peers, 2 with 1.0" when some have an older version: a
+/// download fetches the latest version, so only from those.
+fn peers_text(game: &LibraryEntry) -> String {
+    let count = game.peers.len();
+    let text = format!("on {count} peer{}", if count == 1 { "" } else { "s" });
+    let Some(latest) = &game.latest_version else {
+        return text;
+    };
+    match game.peers.iter().filter(|peer| &peer.version == latest).count() {
+        with_latest if with_latest == count => text,
+        with_latest => format!("{text}, {with_latest} with {latest}"),
     }
 }
 
@@ -485,6 +493,17 @@ mod tests {
         let names: Vec<String> = app.library_rows().into_iter().map(|row| row.name).collect();
         assert_eq!(names, ["OpenArena", "Quake", "Warsow", "Xonotic", "mystuff"]);
         assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
+        let mut older = snapshot();
+        let xonotic = older.games.iter_mut().find(|game| game.id == "xonotic").unwrap();
+        let mut third = xonotic.peers[0].clone();
+        (third.addr, third.version) = (addr(3), "0.8.5".into());
+        xonotic.peers.push(third);
+        app.update(PeerEvent::LibraryUpdated(older));
+        assert_eq!(
+            state_of(&app, "Xonotic"),
+            "on 3 peers, 2 with 0.8.6",
+            "a download fetches the latest version, from the 2 that have it"
+        );
         assert_eq!(state_of(&app, "OpenArena"), "installed");
         assert_eq!(state_of(&app, "Warsow"), "update available");
         assert_eq!(state_of(&app, "mystuff"), "not shared (not in catalog)");
