@@ -222,9 +222,15 @@ fn seconds(wait: f64) -> Result<Duration, CliError> {
 /// The terminal UI on a peer. Logs go to the log file only: the TUI owns the terminal.
 async fn tui(config: Config) -> Result<ExitCode, CliError> {
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
-    let (game_dir, log_dir) = (config.game_dir.clone(), config.log_dir.clone());
+    let (game_dir, log_dir, state_dir) = (
+        config.game_dir.clone(),
+        config.log_dir.clone(),
+        config.state_dir.clone(),
+    );
     let mut runtime = start_peer(config, catalog)?;
-    let context = TuiContext::new(game_dir, runtime.local_addr()).with_log_dir(log_dir);
+    let context = TuiContext::new(game_dir, runtime.local_addr())
+        .with_log_dir(log_dir)
+        .with_state_dir(state_dir);
     let result = run_tui(&mut runtime, context).await;
     runtime.shutdown().await;
     result?;

@@ -14,6 +14,7 @@ pub mod line;
 pub mod panes;
 pub mod render;
 pub mod run;
+pub mod saved_view;
 pub mod table;
 pub mod terminal;
 #[cfg(test)]

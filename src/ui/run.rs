@@ -42,6 +42,7 @@ const MAX_BATCH: usize = 256;
 /// Runs on a blocking thread (a stalled network file system must not freeze the UI).
 pub type FreeSpaceProbe = Arc<dyn Fn(&Path) -> Option<u64> + Send + Sync>;
 
+use super::saved_view::SavedView;
 use crate::disk::free_space;
 
 /// What the TUI shows about this box besides the runtime's events.
@@ -53,6 +54,8 @@ pub struct TuiContext {
     pub listen_addr: SocketAddr,
     /// Where the log files are, shown in the help overlay.
     pub log_dir: Option<PathBuf>,
+    /// Where the library's sort and filter are kept between runs.
+    pub state_dir: Option<PathBuf>,
     pub free_space: FreeSpaceProbe,
 }
 
@@ -63,12 +66,18 @@ impl TuiContext {
             game_dir,
             listen_addr,
             log_dir: None,
+            state_dir: None,
             free_space: Arc::new(free_space),
         }
     }
 
     pub fn with_log_dir(mut self, log_dir: PathBuf) -> TuiContext {
         self.log_dir = Some(log_dir);
+        self
+    }
+
+    pub fn with_state_dir(mut self, state_dir: PathBuf) -> TuiContext {
+        self.state_dir = Some(state_dir);
         self
     }
 }
@@ -101,7 +110,10 @@ pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Re
     let commands = runtime.commands();
     // A fresh snapshot, in case the caller consumed the first one before the TUI started.
     let _ = commands.try_send(PeerCommand::ListGames);
-    let mut app = App::new(context.game_dir, context.listen_addr).with_log_dir(context.log_dir);
+    let view = context.state_dir.as_deref().map(SavedView::load).unwrap_or_default();
+    let mut app = App::new(context.game_dir, context.listen_addr)
+        .with_log_dir(context.log_dir)
+        .with_view(view);
     let env = |name| std::env::var(name).ok();
     app.set_monochrome(!colour_wanted(env("NO_COLOR").as_deref(), env("TERM").as_deref()));
     let mut guard = TerminalGuard::enter().map_err(TuiError::Terminal)?;
@@ -116,6 +128,14 @@ pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Re
     )
     .await;
     drop(guard);
+    if let Some(state_dir) = &context.state_dir {
+        let view = app.view();
+        let state_dir = state_dir.clone();
+        let saved = tokio::task::spawn_blocking(move || view.save(&state_dir)).await;
+        if let Ok(Err(err)) = saved {
+            tracing::warn!(%err, "cannot keep the library's sort and filter for the next start");
+        }
+    }
     report.map(|_| ())
 }
 

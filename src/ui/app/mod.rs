@@ -28,6 +28,7 @@ pub use selection::Selection;
 use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
 use super::render::{MIN_HEIGHT, MIN_WIDTH, Screen};
+use super::saved_view::SavedView;
 use super::text;
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
@@ -80,8 +81,10 @@ impl Pane {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SortKey {
+    #[default]
     Name,
     State,
     Size,
@@ -260,6 +263,21 @@ impl App {
             too_small: false,
             dirty: true,
             clock: local_clock,
+        }
+    }
+
+    /// Starts with the sort and filter the user left.
+    pub fn with_view(mut self, view: SavedView) -> App {
+        self.sort = view.sort;
+        self.filter = view.filter;
+        self
+    }
+
+    /// The sort and filter to keep for the next start.
+    pub fn view(&self) -> SavedView {
+        SavedView {
+            sort: self.sort,
+            filter: self.filter.clone(),
         }
     }
 
@@ -946,6 +964,25 @@ mod tests {
     use super::*;
     use crate::peer::{DownloadSummary, GameState};
     use crate::ui::test_support::*;
+
+    #[test]
+    fn the_sort_and_filter_of_the_last_run_come_back() {
+        let mut app = app_with_library();
+        app.apply(Action::CycleSort);
+        app.apply(Action::CycleSort);
+        app.apply(Action::StartFilter);
+        for typed in "QUA".chars() {
+            app.apply(Action::FilterInput(typed));
+        }
+        app.apply(Action::FilterAccept);
+        let view = app.view();
+        assert_eq!((view.sort, view.filter.as_str()), (SortKey::Size, "QUA"));
+        let mut next = super::App::new(PathBuf::from("/games"), ([0, 0, 0, 0], 1).into()).with_view(view);
+        next.update(PeerEvent::LibraryUpdated(snapshot()));
+        let names: Vec<String> = next.library_rows().into_iter().map(|row| row.name).collect();
+        assert_eq!(names, ["Quake"], "the filter matches whatever the case");
+        assert_eq!(next.sort(), SortKey::Size);
+    }
 
     // Shared with the other files' tests.
     pub(super) fn status_text(app: &App) -> String {
