@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size};
+pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size, left_peers_text};
 pub use selection::Selection;
 
 use super::format::{format_duration, format_rate, format_size, verify_lines};

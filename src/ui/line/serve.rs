@@ -8,6 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::peer::{HashingProgress, LibrarySnapshot, PeerEvent, start_peer};
+use crate::ui::app::left_peers_text;
 use crate::ui::format::{format_size, format_size_of};
 
 use super::LineError;
@@ -47,8 +48,14 @@ fn log_event(event: PeerEvent, previous: &mut LibrarySnapshot, hashing: &mut Has
         PeerEvent::LibraryUpdated(snapshot) => {
             for entry in &snapshot.games {
                 if previous.game(&entry.id) != Some(entry) {
+                    // A game only departed peers had stays listed for a while: say why.
+                    let gone = if entry.peers.is_empty() && !entry.left_peers.is_empty() {
+                        format!("; gone: {}", left_peers_text(entry))
+                    } else {
+                        String::new()
+                    };
                     tracing::info!(
-                        "library: {} ({}) {}: local {}, latest {} on {} peer(s)",
+                        "library: {} ({}) {}: local {}, latest {} on {} peer(s){gone}",
                         entry.id,
                         entry.name,
                         entry.state.label(),
