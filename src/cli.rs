@@ -3,22 +3,26 @@
 //! (the TUI, or the line-mode front end in [`crate::ui::line`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::config::{Config, ConfigError, DEFAULT_PORT, PeerArgs};
+use crate::config::{Config, ConfigError, DEFAULT_PORT, LocalArgs, NetworkArgs, PeerArgs};
 use crate::demo::{Demo, DemoError};
 use crate::peer::{PeerError, start_peer};
 use crate::ui::line::{self, GetMode, LineError, LocalOperation};
-use crate::ui::{TuiContext, TuiError, run_tui};
+use crate::ui::{TuiContext, TuiError, require_terminal, run_tui};
 
 /// Share PC games across a LAN: peers find each other with mDNS and transfer over QUIC.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+// A flag goes after its command (`lanspread serve --game-dir X`): each command has only the
+// flags it uses, and the flags before any command are the TUI's.
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// The TUI's flags
     #[command(flatten)]
     pub peer: PeerArgs,
     /// Without a command: the terminal UI (library, peers, transfers, log; `?` for keys)
@@ -33,12 +37,19 @@ pub enum Command {
     /// Three seed peers on loopback share generated games, and the terminal UI opens
     /// on your own empty peer. Everything is removed on exit, logs included (they are in a
     /// temporary dir, shown in the help overlay, unless --log-dir is given).
-    Demo,
+    Demo {
+        /// Keep the demo's logs in DIR instead of a temporary dir
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+    },
     /// Run a peer without a user interface (e.g. on a seed box)
     ///
     /// Shares the game dir and runs until Ctrl-C or SIGTERM. Listens on port 47474 unless
     /// --listen says otherwise. Logs go to stderr and to a daily file in the log dir.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        peer: PeerArgs,
+    },
     /// Print the games that peers share, and what this machine has of each
     ///
     /// Looks for peers for a few seconds. Changes nothing local: it reads the game dir
@@ -53,6 +64,10 @@ pub enum Command {
         /// Seconds to look for peers (stops earlier once every --peer has answered, when mDNS is off)
         #[arg(long, value_name = "SECS", default_value_t = 3.0)]
         wait: f64,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Unpack a downloaded game's archives into its `local/` folder
     ///
@@ -61,16 +76,22 @@ pub enum Command {
     Install {
         /// The game id (its folder name in the game dir)
         id: String,
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Remove the installed copy (`local/`) of a game; the downloaded archives stay
     Uninstall {
         /// The game id (its folder name in the game dir)
         id: String,
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Delete a downloaded game's folder; refused while it is installed
     Remove {
         /// The game id (its folder name in the game dir)
         id: String,
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Check a downloaded game, block by block, and repair it if asked
     ///
@@ -88,6 +109,10 @@ pub enum Command {
         /// Seconds to look for peers that have the game
         #[arg(long, value_name = "SECS", default_value_t = 5.0)]
         wait: f64,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Download a game from the peers that have its latest version, and install it
     ///
@@ -111,7 +136,61 @@ pub enum Command {
         /// (for a disk without room for archives plus the install)
         #[arg(long, conflicts_with = "no_install")]
         stream: bool,
+        #[command(flatten)]
+        peer: PeerArgs,
     },
+    #[command(flatten)]
+    Generated(Generated),
+}
+
+/// Written from the clap definitions, so they list exactly the flags that exist.
+#[derive(Subcommand)]
+pub enum Generated {
+    /// Print a shell completion script to stdout
+    ///
+    /// For bash: `lanspread completions bash > ~/.local/share/bash-completion/completions/lanspread`;
+    /// zsh: into a folder on $fpath as `_lanspread`; fish: `~/.config/fish/completions/lanspread.fish`.
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or write one page per command
+    ///
+    /// `lanspread man > ~/.local/share/man/man1/lanspread.1`, then `man lanspread`; or
+    /// `lanspread man --out-dir ~/.local/share/man/man1` for lanspread.1 and a page for each
+    /// command (`man lanspread-serve`).
+    Man {
+        /// Write lanspread.1 and lanspread-COMMAND.1 for every command into DIR (which must exist)
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+impl Generated {
+    /// Prints the script or page (or writes the pages); needs no config, logs or network.
+    pub fn print(&self) -> Result<(), CliError> {
+        use clap::CommandFactory;
+        use std::io::Write;
+        let mut command = Cli::command();
+        let mut out = std::io::stdout().lock();
+        match self {
+            Generated::Completions { shell } => {
+                clap_complete::generate(*shell, &mut command, "lanspread", &mut out);
+                out.flush().map_err(CliError::Stdout)
+            }
+            Generated::Man { out_dir: None } => clap_mangen::Man::new(command)
+                .render(&mut out)
+                .map_err(CliError::Stdout),
+            Generated::Man { out_dir: Some(dir) } => {
+                clap_mangen::generate_to(command, dir).map_err(|source| CliError::ManPages {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                writeln!(out, "wrote lanspread.1 and a page per command into {}", dir.display())
+                    .map_err(CliError::Stdout)
+            }
+        }
+    }
 }
 
 /// Why a command could not run; what it found out is printed by its front end instead.
@@ -130,6 +209,10 @@ pub enum CliError {
     Demo(#[from] DemoError),
     #[error(transparent)]
     Line(#[from] LineError),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot write the man pages into {}: {source}", .dir.display())]
+    ManPages { dir: PathBuf, source: std::io::Error },
     #[error("--wait must be a positive number of seconds")]
     BadWait,
 }
@@ -139,12 +222,12 @@ impl Cli {
     /// then what the command itself implies.
     pub fn config(&self) -> Result<Config, ConfigError> {
         // `serve` listens on the well-known port so static peers can find a seed box.
-        let default_port = if matches!(self.command, Some(Command::Serve)) {
+        let default_port = if matches!(self.command, Some(Command::Serve { .. })) {
             DEFAULT_PORT
         } else {
             0
         };
-        let mut config = Config::resolve(&self.peer, SocketAddr::from(([0, 0, 0, 0], default_port)))?;
+        let mut config = Config::resolve(&self.peer_args(), SocketAddr::from(([0, 0, 0, 0], default_port)))?;
         match &self.command {
             // Short-lived commands that others need not find.
             Some(Command::List { .. }) => config.advertise = false,
@@ -160,7 +243,7 @@ impl Cli {
                 config.hash_library = false;
             }
             // The demo leaves nothing behind, its logs included (unless --log-dir says where).
-            Some(Command::Demo) if self.peer.log_dir.is_none() => {
+            Some(Command::Demo { log_dir: None }) => {
                 config.log_dir = tempfile::Builder::new()
                     .prefix("lanspread-demo-logs-")
                     .tempdir()
@@ -175,7 +258,50 @@ impl Cli {
     /// Whether logs also go to stderr: only for `serve`, which has no other output;
     /// the TUI owns the terminal and the line-mode commands print their own lines.
     pub fn logs_to_stderr(&self) -> bool {
-        matches!(self.command, Some(Command::Serve))
+        matches!(self.command, Some(Command::Serve { .. }))
+    }
+
+    /// The flags of this command as one set; the groups it does not take are left at
+    /// their defaults.
+    fn peer_args(&self) -> PeerArgs {
+        let local_and_network = |local: &LocalArgs, network: &NetworkArgs| PeerArgs {
+            local: local.clone(),
+            network: network.clone(),
+            ..PeerArgs::default()
+        };
+        let local = |local: &LocalArgs| PeerArgs {
+            local: local.clone(),
+            ..PeerArgs::default()
+        };
+        match &self.command {
+            None => self.peer.clone(),
+            Some(Command::Serve { peer } | Command::Get { peer, .. }) => peer.clone(),
+            Some(Command::List { local, network, .. } | Command::Verify { local, network, .. }) => {
+                local_and_network(local, network)
+            }
+            Some(
+                Command::Install { local: args, .. }
+                | Command::Uninstall { local: args, .. }
+                | Command::Remove { local: args, .. },
+            ) => local(args),
+            Some(Command::Demo { log_dir }) => PeerArgs {
+                local: LocalArgs {
+                    log_dir: log_dir.clone(),
+                    ..LocalArgs::default()
+                },
+                ..PeerArgs::default()
+            },
+            Some(Command::Generated(_)) => PeerArgs::default(),
+        }
+    }
+
+    /// The completion script or man page asked for, if that is the command: it runs
+    /// before any config is read or log dir made.
+    pub fn generated(&self) -> Option<&Generated> {
+        match &self.command {
+            Some(Command::Generated(generated)) => Some(generated),
+            _ => None,
+        }
     }
 
     /// Runs the command with `config` (from [`Cli::config`]) and returns its exit code.
@@ -184,21 +310,23 @@ impl Cli {
             return tui(config).await;
         };
         Ok(match command {
-            Command::Demo => {
-                let made_log_dir = self.peer.log_dir.is_none();
-                return demo(config, made_log_dir).await;
+            Command::Demo { log_dir } => return demo(config, log_dir.is_none()).await,
+            Command::Generated(generated) => {
+                generated.print()?;
+                ExitCode::SUCCESS
             }
-            Command::Serve => line::serve(config).await?,
-            Command::List { json, wait } => line::list(config, json, seconds(wait)?).await?,
-            Command::Install { id } => line::local_operation(config, LocalOperation::Install, id).await?,
-            Command::Uninstall { id } => line::local_operation(config, LocalOperation::Uninstall, id).await?,
-            Command::Remove { id } => line::local_operation(config, LocalOperation::Remove, id).await?,
-            Command::Verify { id, repair, wait } => line::verify(config, id, seconds(wait)?, repair).await?,
+            Command::Serve { .. } => line::serve(config).await?,
+            Command::List { json, wait, .. } => line::list(config, json, seconds(wait)?).await?,
+            Command::Install { id, .. } => line::local_operation(config, LocalOperation::Install, id).await?,
+            Command::Uninstall { id, .. } => line::local_operation(config, LocalOperation::Uninstall, id).await?,
+            Command::Remove { id, .. } => line::local_operation(config, LocalOperation::Remove, id).await?,
+            Command::Verify { id, repair, wait, .. } => line::verify(config, id, seconds(wait)?, repair).await?,
             Command::Get {
                 id,
                 no_install,
                 wait,
                 stream,
+                ..
             } => {
                 let mode = match (stream, no_install) {
                     (true, _) => GetMode::Stream,
@@ -221,6 +349,7 @@ fn seconds(wait: f64) -> Result<Duration, CliError> {
 
 /// The terminal UI on a peer. Logs go to the log file only: the TUI owns the terminal.
 async fn tui(config: Config) -> Result<ExitCode, CliError> {
+    require_terminal()?;
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
     let (game_dir, log_dir, state_dir) = (
         config.game_dir.clone(),
@@ -240,6 +369,12 @@ async fn tui(config: Config) -> Result<ExitCode, CliError> {
 /// The TUI on a peer of its own, beside three generated seed peers; `config` only gives the
 /// log dir, removed at the end when [`Cli::config`] made it (`made_log_dir`).
 async fn demo(config: Config, made_log_dir: bool) -> Result<ExitCode, CliError> {
+    if let Err(err) = require_terminal() {
+        if made_log_dir {
+            let _ = std::fs::remove_dir_all(&config.log_dir);
+        }
+        return Err(err.into());
+    }
     eprintln!("lanspread demo: generating games for three seed peers...");
     let demo = Demo::start().await?;
     let user = demo.user_config();

@@ -10,46 +10,72 @@ use serde::Deserialize;
 /// The port `serve` listens on by default and the one assumed for `--peer HOST` without a port.
 pub const DEFAULT_PORT: u16 = 47474;
 
-/// Flags shared by every subcommand that runs a peer.
+/// Every flag of a peer, in the groups that commands take: the TUI, `serve` and `get`
+/// take all three; `list` and `verify` run a peer that shares nothing; `install`,
+/// `uninstall` and `remove` take only [`LocalArgs`]. A command offers only the flags it
+/// uses.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PeerArgs {
+    #[command(flatten)]
+    pub local: LocalArgs,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
+    pub sharing: SharingArgs,
+}
+
+/// Where this machine keeps games, state and logs, and what it knows of games.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LocalArgs {
     /// Folder holding one sub-folder per game id [default: ~/Games/lanspread]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR")]
     pub game_dir: Option<PathBuf>,
     /// Folder for lanspread's own state: library index, install journal
     /// [default: $XDG_STATE_HOME/lanspread or ~/.local/state/lanspread]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Folder for daily-rolling log files [default: <state dir>/logs]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+    /// A TOML file of extra games ([[game]] tables with id, name, description)
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Config file [default: $XDG_CONFIG_HOME/lanspread/config.toml, if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How this peer meets others.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Network")]
+pub struct NetworkArgs {
     /// UDP address to listen on for QUIC [default: 0.0.0.0:0, any free port;
     /// `serve` uses 0.0.0.0:47474 so static peers can find a seed box]
-    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
     /// A peer to contact directly, besides those found by mDNS; repeatable.
     /// Without a port, 47474 is assumed.
-    #[arg(long = "peer", value_name = "ADDR:PORT", global = true)]
+    #[arg(long = "peer", value_name = "ADDR:PORT")]
     pub peers: Vec<String>,
-    /// A TOML file of extra games ([[game]] tables with id, name, description)
-    #[arg(long, value_name = "FILE", global = true)]
-    pub catalog: Option<PathBuf>,
     /// Do not advertise or browse with mDNS; only --peer addresses are contacted
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_mdns: bool,
+    /// Name shown to other peers [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// What this peer grants the peers that download from it.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Sharing")]
+pub struct SharingArgs {
     /// Cap this peer's total upload rate at MBPS megabytes (10^6 bytes) per second [default: no cap]
-    #[arg(long, value_name = "MBPS", global = true)]
+    #[arg(long, value_name = "MBPS")]
     pub upload_limit: Option<f64>,
     /// Peers this one sends game blocks to at once; the rest are told to ask other peers,
     /// and a peer that has had a slot for a while gives it to one that waits [default: 4]
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N")]
     pub upload_slots: Option<u32>,
-    /// Name shown to other peers [default: the host name]
-    #[arg(long, value_name = "NAME", global = true)]
-    pub name: Option<String>,
-    /// Config file [default: $XDG_CONFIG_HOME/lanspread/config.toml, if it exists]
-    #[arg(long, value_name = "FILE", global = true)]
-    pub config: Option<PathBuf>,
 }
 
 /// The optional config file; every key mirrors a flag of the same name.
@@ -210,7 +236,7 @@ impl Config {
     /// Builds the config from flags, the config file, and defaults, in that order of precedence.
     /// `default_listen` differs per subcommand (`serve` wants a well-known port).
     pub fn resolve(args: &PeerArgs, default_listen: SocketAddr) -> Result<Self, ConfigError> {
-        let file_path = args.config.clone().or_else(|| {
+        let file_path = args.local.config.clone().or_else(|| {
             let path = xdg_dir("XDG_CONFIG_HOME", ".config")
                 .ok()?
                 .join("lanspread/config.toml");
@@ -226,23 +252,23 @@ impl Config {
         let file_base = file_path.as_deref().and_then(Path::parent);
         let from_flag = |path: &Option<PathBuf>| path.as_deref().map(|path| absolute(path, None)).transpose();
         let from_file = |path: Option<PathBuf>| path.map(|path| absolute(&path, file_base)).transpose();
-        let state_dir = match from_flag(&args.state_dir)?.or(from_file(file.state_dir)?) {
+        let state_dir = match from_flag(&args.local.state_dir)?.or(from_file(file.state_dir)?) {
             Some(dir) => dir,
             None => absolute(&xdg_dir("XDG_STATE_HOME", ".local/state")?.join("lanspread"), None)?,
         };
-        let game_dir = match from_flag(&args.game_dir)?.or(from_file(file.game_dir)?) {
+        let game_dir = match from_flag(&args.local.game_dir)?.or(from_file(file.game_dir)?) {
             Some(dir) => dir,
             None => absolute(&home()?.join("Games/lanspread"), None)?,
         };
-        let log_dir = match from_flag(&args.log_dir)?.or(from_file(file.log_dir)?) {
+        let log_dir = match from_flag(&args.local.log_dir)?.or(from_file(file.log_dir)?) {
             Some(dir) => dir,
             None => state_dir.join("logs"),
         };
-        let catalog_file = from_flag(&args.catalog)?.or(from_file(file.catalog)?);
-        let peers = if args.peers.is_empty() {
+        let catalog_file = from_flag(&args.local.catalog)?.or(from_file(file.catalog)?);
+        let peers = if args.network.peers.is_empty() {
             file.peers
         } else {
-            args.peers.clone()
+            args.network.peers.clone()
         };
         let static_peers = peers
             .iter()
@@ -253,21 +279,27 @@ impl Config {
             game_dir,
             state_dir,
             log_dir,
-            listen: args.listen.or(file.listen).unwrap_or(default_listen),
+            listen: args.network.listen.or(file.listen).unwrap_or(default_listen),
             static_peers,
-            mdns: !args.no_mdns && file.mdns.unwrap_or(true),
+            mdns: !args.network.no_mdns && file.mdns.unwrap_or(true),
             advertise: true,
             catalog_file,
-            peer_name: args.name.clone().or(file.name).unwrap_or_else(host_name),
+            peer_name: args.network.name.clone().or(file.name).unwrap_or_else(host_name),
             ping_interval: seconds(file.ping_interval_secs, 2.0, "ping_interval_secs")?,
             peer_timeout: seconds(file.peer_timeout_secs, 10.0, "peer_timeout_secs")?,
             auto_install: true,
             upload_limit: args
+                .sharing
                 .upload_limit
                 .or(file.upload_limit_mbps)
                 .map(megabytes_per_second)
                 .transpose()?,
-            upload_slots: match args.upload_slots.or(file.upload_slots).unwrap_or(DEFAULT_UPLOAD_SLOTS) {
+            upload_slots: match args
+                .sharing
+                .upload_slots
+                .or(file.upload_slots)
+                .unwrap_or(DEFAULT_UPLOAD_SLOTS)
+            {
                 0 => return Err(ConfigError::BadLimit("upload_slots")),
                 slots => slots,
             },
@@ -417,8 +449,11 @@ mod tests {
         )
         .unwrap();
         let args = PeerArgs {
-            game_dir: Some("/flag-games".into()),
-            config: Some(file.clone()),
+            local: LocalArgs {
+                game_dir: Some("/flag-games".into()),
+                config: Some(file.clone()),
+                ..LocalArgs::default()
+            },
             ..PeerArgs::default()
         };
         let config = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap();
@@ -439,7 +474,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.toml");
         let args = PeerArgs {
-            config: Some(file.clone()),
+            local: LocalArgs {
+                config: Some(file.clone()),
+                ..LocalArgs::default()
+            },
             ..PeerArgs::default()
         };
         std::fs::write(
@@ -463,8 +501,11 @@ mod tests {
         let file = dir.path().join("config.toml");
         std::fs::write(&file, "state_dir = \"state\"\ncatalog = \"extra.toml\"\n").unwrap();
         let args = PeerArgs {
-            game_dir: Some("games".into()),
-            config: Some(file),
+            local: LocalArgs {
+                game_dir: Some("games".into()),
+                config: Some(file),
+                ..LocalArgs::default()
+            },
             ..PeerArgs::default()
         };
         let config = Config::resolve(&args, "0.0.0.0:0".parse().unwrap()).unwrap();

@@ -2,7 +2,27 @@
 //! Shared by the runtime (space checks, full-disk errors) and the front ends.
 
 use std::fmt;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a folder could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateFolderError {
+    /// A file (or something else) stands where the folder or one of its parents should be.
+    #[error("{} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Creates `path` and its missing parents; when something that is not a folder is in
+/// the way, names it instead of the bare "File exists" / "Not a directory".
+pub fn create_folder(path: &Path) -> Result<(), CreateFolderError> {
+    std::fs::create_dir_all(path).map_err(|err| match path.ancestors().find(|dir| dir.exists()) {
+        Some(existing) if !existing.is_dir() => CreateFolderError::NotAFolder(existing.to_owned()),
+        _ => CreateFolderError::Io(err),
+    })
+}
 
 /// Bytes available to unprivileged users on the file system holding `path`, or holding its
 /// nearest existing ancestor (the path may be what could not be created); `None` when it

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use tracing_appender::non_blocking::WorkerGuard;
+
+use crate::disk::{CreateFolderError, create_folder};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
@@ -14,7 +16,14 @@ pub const LOG_FILE_PREFIX: &str = "lanspread.log";
 #[error("cannot set up logging in {}: {source}", .log_dir.display())]
 pub struct LoggingError {
     pub log_dir: PathBuf,
-    pub source: std::io::Error,
+    pub source: CreateFolderError,
+}
+
+/// Colour codes only for a person at a terminal: not into a file or a pipe, never with
+/// `NO_COLOR` (any value, <https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Installs the global subscriber. Keep the guard alive: dropping it flushes the file.
@@ -23,7 +32,7 @@ pub fn init(log_dir: &Path, also_stderr: bool) -> Result<WorkerGuard, LoggingErr
         log_dir: log_dir.to_owned(),
         source,
     };
-    std::fs::create_dir_all(log_dir).map_err(failed)?;
+    create_folder(log_dir).map_err(failed)?;
     let appender = tracing_appender::rolling::daily(log_dir, LOG_FILE_PREFIX);
     let (file_writer, guard) = tracing_appender::non_blocking(appender);
     let filter =
@@ -32,11 +41,16 @@ pub fn init(log_dir: &Path, also_stderr: bool) -> Result<WorkerGuard, LoggingErr
         .with_writer(file_writer)
         .with_ansi(false)
         .with_filter(filter());
-    let stderr_layer = also_stderr.then(|| fmt::layer().with_writer(std::io::stderr).with_filter(filter()));
+    let stderr_layer = also_stderr.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour_on_stderr())
+            .with_filter(filter())
+    });
     tracing_subscriber::registry()
         .with(file_layer)
         .with(stderr_layer)
         .try_init()
-        .map_err(|err| failed(std::io::Error::other(err)))?;
+        .map_err(|err| failed(std::io::Error::other(err).into()))?;
     Ok(guard)
 }

@@ -9,6 +9,12 @@ use lanspread::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(generated) = cli.generated() {
+        return match generated.print() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        };
+    }
     let config = match cli.config() {
         Ok(config) => config,
         Err(err) => return fail(&err),

@@ -9,6 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::disk::{CreateFolderError, create_folder};
+
 pub const LOCK_FILE: &str = "lanspread.lock";
 /// In the game dir; a dot name, so the library scan and the watcher skip it.
 pub const GAME_DIR_LOCK_FILE: &str = ".lanspread.lock";
@@ -32,6 +34,37 @@ pub enum LockError {
     GameDirHeld { game_dir: PathBuf, holder: String },
     #[error("cannot lock {}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot make the {what} {}: {} is not a folder; pass --{what} a folder (it is created if missing)",
+        .path.display(), .blocker.display()
+    )]
+    NotAFolder {
+        what: &'static str,
+        path: PathBuf,
+        blocker: PathBuf,
+    },
+    #[error("cannot create the {what} {}: {source}", .path.display())]
+    Create {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Creates `path` (the `what`: "game-dir", "state-dir") if missing.
+fn create_dir(path: &Path, what: &'static str) -> Result<(), LockError> {
+    create_folder(path).map_err(|err| match err {
+        CreateFolderError::NotAFolder(blocker) => LockError::NotAFolder {
+            what,
+            path: path.to_owned(),
+            blocker,
+        },
+        CreateFolderError::Io(source) => LockError::Create {
+            what,
+            path: path.to_owned(),
+            source,
+        },
+    })
 }
 
 impl StateDirLock {
@@ -41,7 +74,7 @@ impl StateDirLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
+        create_dir(state_dir, "state-dir")?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -141,10 +174,7 @@ impl OwnerLocks {
     /// The state dir first, then the game dir (created if missing).
     pub fn acquire(state_dir: &Path, game_dir: &Path) -> Result<Self, LockError> {
         let state = StateDirLock::acquire(state_dir)?;
-        std::fs::create_dir_all(game_dir).map_err(|source| LockError::Io {
-            path: game_dir.to_owned(),
-            source,
-        })?;
+        create_dir(game_dir, "game-dir")?;
         let game = GameDirLock::acquire(game_dir, state_dir)?;
         Ok(OwnerLocks { state, game })
     }
@@ -153,6 +183,30 @@ impl OwnerLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_where_a_dir_should_be_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("afile");
+        std::fs::write(&file, b"").unwrap();
+        let err = OwnerLocks::acquire(&dir.path().join("state"), &file).err().unwrap();
+        let hint = "is not a folder; pass --game-dir a folder (it is created if missing)";
+        assert_eq!(
+            err.to_string(),
+            format!("cannot make the game-dir {0}: {0} {hint}", file.display())
+        );
+        // A file in the way further up is named too, not just "Not a directory".
+        let err = StateDirLock::acquire(&file.join("state")).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot make the state-dir {}: {} {}",
+                file.join("state").display(),
+                file.display(),
+                hint.replace("game-dir", "state-dir")
+            )
+        );
+    }
 
     #[test]
     fn a_second_holder_is_refused_until_the_first_lets_go() {

@@ -147,18 +147,10 @@ pub(super) fn start(
     catalog: Catalog,
     unpacker: Arc<dyn Unpacker>,
 ) -> Result<PeerRuntimeHandle, PeerError> {
-    for dir in [&config.game_dir, &config.state_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| PeerError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    // Creates the state and game dirs when missing.
     let locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
     let endpoint = make_endpoint(config.listen, &config.limits)?;
-    let local_addr = endpoint.local_addr().map_err(|source| PeerError::CreateDir {
-        path: PathBuf::from("<udp socket>"),
-        source,
-    })?;
+    let local_addr = endpoint.local_addr().map_err(PeerError::ListenAddress)?;
     let peer_id = uuid::Uuid::new_v4().simple().to_string();
     let catalog = Arc::new(catalog);
     let (served, served_rx) = watch::channel(Arc::new(ServedLibrary {

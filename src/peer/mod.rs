@@ -426,8 +426,8 @@ pub struct AbsentPeer {
 pub enum PeerError {
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
-    #[error("cannot create {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the address of the UDP socket: {0}")]
+    ListenAddress(#[source] std::io::Error),
     #[error(transparent)]
     Locked(#[from] crate::install::LockError),
     #[error("cannot start mDNS discovery: {0} (use --no-mdns and --peer to connect without it)")]

@@ -21,4 +21,4 @@ pub mod terminal;
 mod test_support;
 pub mod text;
 
-pub use run::{TuiContext, TuiError, run_tui};
+pub use run::{TuiContext, TuiError, require_terminal, run_tui};

@@ -87,6 +87,10 @@ impl TuiContext {
 pub enum TuiError {
     #[error("cannot use the terminal: {0} (the TUI needs an interactive terminal; `lanspread serve` runs without one)")]
     Terminal(#[source] io::Error),
+    #[error(
+        "the terminal UI needs a terminal, and {0} is not one; run it in a terminal, or use `lanspread serve` (no UI) or `lanspread list`/`get`"
+    )]
+    NotATerminal(&'static str),
     #[error("cannot read terminal input: {0}")]
     Input(#[source] io::Error),
     #[error("cannot draw the screen: {0}")]
@@ -100,6 +104,19 @@ pub enum TuiError {
 pub struct LoopReport {
     /// Frames drawn.
     pub draws: usize,
+}
+
+/// Refuses to start the TUI on a pipe or a file: escape codes written there help nobody.
+/// Checked before anything starts (a runtime, the demo's seed peers).
+pub fn require_terminal() -> Result<(), TuiError> {
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() {
+        return Err(TuiError::NotATerminal("standard output"));
+    }
+    if !io::stdin().is_terminal() {
+        return Err(TuiError::NotATerminal("standard input"));
+    }
+    Ok(())
 }
 
 /// Runs the TUI until the user quits, SIGTERM / SIGHUP arrives or input ends.
