@@ -186,8 +186,22 @@ fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
     let logs = std::fs::read_dir(tmp.join(log_dir)).unwrap().count();
     assert!(logs > 0, "the demo logs to its temp log dir");
 
-    // OpenArena is the first row (sorted by name): Enter downloads it, then it installs itself.
+    // OpenArena is the first row (sorted by name). Enter shows its details: the catalog's
+    // description, who has it, its sizes and where it would go.
     session.keys(&["Enter"]);
+    let details = session.wait_for("the details of OpenArena", |screen| {
+        screen.contains("OpenArena (openarena)") && screen.contains("Esc close")
+    });
+    assert!(details.contains("About       Free arena shooter"), "{details}");
+    assert!(
+        details.contains("Install     not installed; it goes into"),
+        "{details}"
+    );
+    session.keys(&["Escape"]);
+    session.wait_for("the details closed", |screen| !screen.contains("Esc close"));
+
+    // `d` downloads it, then it installs itself.
+    session.keys(&["d"]);
     session.wait_for("the install in the log pane", |screen| {
         screen.contains("installed OpenArena")
     });

@@ -390,6 +390,7 @@ impl LibraryEntry {
         LibraryEntry {
             id: id.to_owned(),
             name: catalog.display_name(id).to_owned(),
+            description: catalog.get(id).and_then(|entry| entry.description.clone()),
             state: GameState::RemoteOnly,
             local_version: None,
             latest_version: None,

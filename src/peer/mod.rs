@@ -326,6 +326,8 @@ impl LibraryEntry {
 pub struct LibraryEntry {
     pub id: String,
     pub name: String,
+    /// The catalog's words about the game, when it has some.
+    pub description: Option<String>,
     pub state: GameState,
     /// Version of the local download, if any.
     pub local_version: Option<String>,

@@ -35,6 +35,8 @@ pub enum Action {
     /// Clear the filter and go back to the panes.
     FilterClear,
     ToggleHelp,
+    /// Open the details of the selected game or peer.
+    Details,
     Confirm,
     /// Esc: close whatever is open (help, dialog, filter) or clear the status line.
     Back,
@@ -48,6 +50,8 @@ pub enum InputMode {
     Filter,
     Dialog,
     Help,
+    /// The details view of a game or peer.
+    Details,
     /// The "Terminal too small" screen: nothing can be seen, so only quitting acts.
     TooSmall,
 }
@@ -59,6 +63,7 @@ impl InputMode {
             InputMode::Filter => "While typing a filter",
             InputMode::Dialog => "In a confirmation dialog",
             InputMode::Help => "In this help",
+            InputMode::Details => "In a details view",
             InputMode::TooSmall => "While the terminal is too small",
         }
     }
@@ -131,7 +136,7 @@ const fn bind(mode: InputMode, keys: &'static [Key], action: Action, description
     }
 }
 
-use InputMode::{Dialog, Filter, Help, Normal, TooSmall};
+use InputMode::{Details, Dialog, Filter, Help, Normal, TooSmall};
 
 /// Every key the TUI understands. Earlier entries win within a mode.
 pub const KEY_TABLE: &[KeyBinding] = &[
@@ -170,10 +175,11 @@ pub const KEY_TABLE: &[KeyBinding] = &[
     ),
     bind(
         Normal,
-        &[Key::Code(KeyCode::Enter), Key::char('d')],
-        Action::Download,
-        "download (+ install)",
+        &[Key::Code(KeyCode::Enter)],
+        Action::Details,
+        "details of the game or peer",
     ),
+    bind(Normal, &[Key::char('d')], Action::Download, "download (+ install)"),
     bind(
         Normal,
         &[Key::char('s')],
@@ -247,7 +253,37 @@ pub const KEY_TABLE: &[KeyBinding] = &[
         Action::Back,
         "close the help",
     ),
+    bind(Help, &[Key::Code(KeyCode::Up), Key::char('k')], Action::Up, "scroll up"),
+    bind(
+        Help,
+        &[Key::Code(KeyCode::Down), Key::char('j')],
+        Action::Down,
+        "scroll down",
+    ),
+    bind(Help, &[Key::Code(KeyCode::PageUp)], Action::PageUp, "page up"),
+    bind(Help, &[Key::Code(KeyCode::PageDown)], Action::PageDown, "page down"),
     bind(Help, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        Details,
+        &[Key::Code(KeyCode::Esc), Key::Code(KeyCode::Enter), Key::char('q')],
+        Action::Back,
+        "close the details",
+    ),
+    bind(
+        Details,
+        &[Key::Code(KeyCode::Up), Key::char('k')],
+        Action::Up,
+        "scroll up",
+    ),
+    bind(
+        Details,
+        &[Key::Code(KeyCode::Down), Key::char('j')],
+        Action::Down,
+        "scroll down",
+    ),
+    bind(Details, &[Key::Code(KeyCode::PageUp)], Action::PageUp, "page up"),
+    bind(Details, &[Key::Code(KeyCode::PageDown)], Action::PageDown, "page down"),
+    bind(Details, &[Key::Ctrl('c')], Action::Quit, "quit"),
     bind(TooSmall, &[Key::char('q'), Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
@@ -287,7 +323,11 @@ mod tests {
             action_for(Normal, &press(KeyCode::BackTab, KeyModifiers::SHIFT)),
             Some(Action::PrevPane)
         );
-        assert_eq!(action_for(Normal, &press(KeyCode::Enter, none)), Some(Action::Download));
+        assert_eq!(action_for(Normal, &press(KeyCode::Enter, none)), Some(Action::Details));
+        assert_eq!(
+            action_for(Normal, &press(KeyCode::Char('d'), none)),
+            Some(Action::Download)
+        );
         assert_eq!(
             action_for(Normal, &press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)

@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::app::{App, Level, Pane};
+use super::app::{App, LABEL_WIDTH, Level, Pane};
 use super::format::{format_size, hashing_line};
 use super::input::{InputMode, KEY_TABLE, KeyBinding};
 use super::panes;
@@ -31,6 +31,9 @@ pub fn render(frame: &mut Frame, app: &App) {
     render_status_bar(frame, screen.status, app);
     if let Some(dialog) = app.dialog() {
         render_dialog(frame, area, &dialog.title, &dialog.message);
+    }
+    if app.is_details_open() {
+        render_details(frame, area, app);
     }
     if app.is_help_open() {
         render_help(frame, area, app);
@@ -155,8 +158,9 @@ fn key_hints(focus: Pane, columns: usize) -> String {
         Pane::Library => &[
             "d download",
             "i install",
-            "x uninstall",
             "/ filter",
+            "Enter details",
+            "x uninstall",
             "u update",
             "s stream",
             "r remove",
@@ -164,8 +168,9 @@ fn key_hints(focus: Pane, columns: usize) -> String {
             "v verify",
             "o sort",
         ],
-        Pane::Transfers => &["c cancel", "Tab next pane", "j/k move"],
-        Pane::Peers | Pane::Log => &["Tab next pane", "j/k move", "g/G top/bottom"],
+        Pane::Transfers => &["c cancel", "Enter details", "Tab next pane", "j/k move"],
+        Pane::Peers => &["Enter details", "Tab next pane", "j/k move", "g/G top/bottom"],
+        Pane::Log => &["Tab next pane", "j/k move", "g/G top/bottom"],
     };
     let tail = "? keys · q quit";
     let mut line = String::new();
@@ -208,6 +213,62 @@ fn render_dialog(frame: &mut Frame, area: Rect, title: &str, message: &str) {
     );
 }
 
+/// The details popup's width on a screen `width` columns wide.
+fn details_width(width: u16) -> u16 {
+    width.saturating_sub(4).min(100)
+}
+
+/// The columns and rows of text the details view has on a `width` x `height` screen:
+/// inside its border and padding, at most the screen's height less a row above and below.
+pub fn details_text_size(width: u16, height: u16) -> (usize, usize) {
+    (
+        usize::from(details_width(width).saturating_sub(4)),
+        usize::from(height.saturating_sub(4)),
+    )
+}
+
+/// The details of a game or peer: labelled facts, scrolled when they do not fit.
+fn render_details(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(details) = app.details() else {
+        return;
+    };
+    let (columns, visible) = details_text_size(area.width, area.height);
+    let rows = details.rows(columns);
+    let first = app.details_scroll().min(rows.len().saturating_sub(visible));
+    let shown = rows.len().min(visible);
+    let popup = area.centered(
+        Constraint::Length(details_width(area.width)),
+        Constraint::Length(shown as u16 + 2),
+    );
+    let mut block = Block::bordered()
+        .title(Line::styled(
+            format!(" {} ", details.title),
+            Style::new().add_modifier(Modifier::BOLD),
+        ))
+        .title_bottom(Line::from(" Esc close · j/k scroll "))
+        .border_style(Style::new().fg(Color::Cyan))
+        .padding(ratatui::widgets::Padding::horizontal(1));
+    if let Some(position) = panes::position_title(first, shown, rows.len()) {
+        block = block.title_bottom(position);
+    }
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .skip(first)
+        .take(shown)
+        .map(|(label, text)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{label:<LABEL_WIDTH$}"),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(text),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
 fn bindings(mode: InputMode) -> impl Iterator<Item = &'static KeyBinding> {
     KEY_TABLE.iter().filter(move |binding| binding.mode == mode)
 }
@@ -222,64 +283,118 @@ pub fn keys_label(binding: &KeyBinding) -> String {
         .join(" / ")
 }
 
-/// The help overlay, generated from [`KEY_TABLE`]: the main keys on the left,
-/// the keys of the filter, dialogs and this overlay on the right.
-fn render_help(frame: &mut Frame, area: Rect, app: &App) {
-    let columns = [
-        vec![InputMode::Normal],
-        vec![InputMode::Filter, InputMode::Dialog, InputMode::Help],
-    ];
-    let column_lines: Vec<Vec<Line>> = columns
+/// Every mode's keys in the help overlay, in this order.
+const HELP_MODES: [InputMode; 5] = [
+    InputMode::Normal,
+    InputMode::Filter,
+    InputMode::Dialog,
+    InputMode::Details,
+    InputMode::Help,
+];
+
+/// Whether the help has room for two columns of keys on a screen `width` columns wide.
+fn help_in_two_columns(width: u16) -> bool {
+    width >= 100
+}
+
+/// The help overlay on `area` for columns `tallest` rows high, and the rows it shows.
+fn help_area(area: Rect, tallest: usize) -> (Rect, usize) {
+    let height = (tallest as u16).saturating_add(2).min(area.height);
+    let popup = area.centered(Constraint::Length(area.width.min(110)), Constraint::Length(height));
+    (popup, usize::from(height.saturating_sub(2)))
+}
+
+/// The help's sections (one per mode) as columns of rows: one column on a narrow screen,
+/// else two, split at the section boundary that evens them out.
+fn help_columns(two: bool) -> Vec<Vec<Line<'static>>> {
+    let key_width = KEY_TABLE
         .iter()
-        .map(|modes| {
-            let key_width = modes
-                .iter()
-                .flat_map(|mode| bindings(*mode))
-                .map(|binding| keys_label(binding).chars().count())
-                .max()
-                .unwrap_or(0);
-            let mut lines = Vec::new();
-            for mode in modes {
-                if !lines.is_empty() {
-                    lines.push(Line::from(""));
-                }
-                lines.push(Line::styled(
-                    mode.title(),
-                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                ));
-                for binding in bindings(*mode) {
-                    lines.push(Line::from(vec![
-                        Span::styled(
-                            format!("{:<key_width$}  ", keys_label(binding)),
-                            Style::new().add_modifier(Modifier::BOLD),
-                        ),
-                        Span::raw(binding.description),
-                    ]));
-                }
-            }
+        .map(|binding| keys_label(binding).chars().count())
+        .max()
+        .unwrap_or(0);
+    let sections: Vec<Vec<Line>> = HELP_MODES
+        .iter()
+        .map(|mode| {
+            let mut lines = vec![Line::styled(
+                mode.title(),
+                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            )];
+            lines.extend(bindings(*mode).map(|binding| {
+                Line::from(vec![
+                    Span::styled(
+                        format!("{:<key_width$}  ", keys_label(binding)),
+                        Style::new().add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(binding.description),
+                ])
+            }));
             lines
         })
         .collect();
-    let tallest = column_lines.iter().map(Vec::len).max().unwrap_or(0) as u16;
-    let popup = area.centered(
-        Constraint::Length(area.width.min(100)),
-        Constraint::Length((tallest + 2).min(area.height)),
-    );
+    let join = |sections: &[Vec<Line<'static>>]| {
+        let mut lines = Vec::new();
+        for section in sections {
+            if !lines.is_empty() {
+                lines.push(Line::from(""));
+            }
+            lines.extend(section.iter().cloned());
+        }
+        lines
+    };
+    if !two {
+        return vec![join(&sections)];
+    }
+    let split = (1..sections.len())
+        .min_by_key(|at| {
+            let (left, right) = (join(&sections[..*at]).len(), join(&sections[*at..]).len());
+            left.max(right)
+        })
+        .unwrap_or(1);
+    vec![join(&sections[..split]), join(&sections[split..])]
+}
+
+/// How far the help can scroll on a `width` x `height` screen.
+pub fn help_max_scroll(width: u16, height: u16) -> usize {
+    let tallest = help_columns(help_in_two_columns(width))
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    let (_, visible) = help_area(Rect::new(0, 0, width, height), tallest);
+    tallest.saturating_sub(visible)
+}
+
+/// The help overlay, generated from [`KEY_TABLE`]: every mode's keys, in two columns when
+/// there is room, scrolled with j/k when they do not fit.
+fn render_help(frame: &mut Frame, area: Rect, app: &App) {
+    let two = help_in_two_columns(area.width);
+    let columns = help_columns(two);
+    let tallest = columns.iter().map(Vec::len).max().unwrap_or(0);
+    let (popup, visible) = help_area(area, tallest);
+    let first = app.help_scroll().min(tallest.saturating_sub(visible));
     let mut block = Block::bordered()
         .title(Line::styled(" Help ", Style::new().add_modifier(Modifier::BOLD)))
         .border_style(Style::new().fg(Color::Cyan));
     if let Some(log_dir) = app.log_dir() {
         block = block.title_bottom(format!(" logs: {} ", log_dir.display()));
     }
+    if let Some(position) = panes::position_title(first, visible, tallest) {
+        block = block.title_bottom(position);
+    }
     let inner = block.inner(popup);
     frame.render_widget(Clear, popup);
     frame.render_widget(block, popup);
-    let [left, right] = Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)])
-        .spacing(2)
-        .areas(inner.inner(ratatui::layout::Margin::new(1, 0)));
-    let mut column_lines = column_lines.into_iter();
-    for area in [left, right] {
-        let lines = column_lines.next().unwrap_or_default();
+    let inner = inner.inner(ratatui::layout::Margin::new(1, 0));
+    let areas: Vec<Rect> = if two {
+        Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)])
+            .spacing(2)
+            .split(inner)
+            .to_vec()
+    } else {
+        vec![inner]
+    };
+    for (lines, area) in columns.into_iter().zip(areas) {
+        let lines: Vec<Line> = lines.into_iter().skip(first).take(visible).collect();
         frame.render_widget(Paragraph::new(lines), area);
     }
 }
@@ -698,24 +813,108 @@ mod tests {
 
     #[test]
     fn the_help_overlay_lists_every_key_of_the_key_table() {
-        let mut app = app_with_library();
-        app.apply(Action::ToggleHelp);
         for (width, height) in SIZES {
-            let screen = draw(&app, width, height);
-            for binding in KEY_TABLE {
+            let mut app = app_with_library();
+            app.set_screen_size(width, height);
+            app.apply(Action::ToggleHelp);
+            // Every page, down to the last (bounded: one row per key at most).
+            let mut pages = vec![draw(&app, width, height)];
+            for _ in 0..KEY_TABLE.len() {
+                app.apply(Action::PageDown);
+                let page = draw(&app, width, height);
+                if pages.last() == Some(&page) {
+                    break;
+                }
+                pages.push(page);
+            }
+            assert_eq!(app.input_mode(), InputMode::Help, "scrolling keeps the help open");
+            if width < 100 {
+                assert!(pages.len() > 1, "at {width}x{height} the help scrolls");
+                assert!(contains(&pages[0], "of "), "and says where it is");
+            }
+            for binding in KEY_TABLE.iter().filter(|binding| HELP_MODES.contains(&binding.mode)) {
                 let keys = keys_label(binding);
-                let listed = screen.iter().any(|row| {
-                    row.find(&keys)
-                        .is_some_and(|at| row[at + keys.len()..].trim_start().starts_with(binding.description))
+                // The keys as a word of their own, then the description.
+                let listed = pages.iter().flatten().any(|row| {
+                    row.match_indices(&keys).any(|(at, _)| {
+                        row[..at].ends_with(' ') && row[at + keys.len()..].trim_start().starts_with(binding.description)
+                    })
                 });
                 assert!(
                     listed,
                     "{keys} ({}) not listed at {width}x{height}:\n{}",
                     binding.description,
-                    screen.join("\n")
+                    pages.concat().join("\n")
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_details_view_at_80x24_shows_the_facts_and_scrolls_when_they_do_not_fit() {
+        let mut app = app();
+        let mut library = snapshot();
+        library.games[3].description = Some("Fast-paced free arena shooter with a long description.".into());
+        library.games[3]
+            .peers
+            .extend((3..=30).map(|port| crate::peer::PeerGameVersion {
+                addr: addr(port),
+                peer_name: format!("peer{port}"),
+                version: "0.8.6".into(),
+                size: 3 * GIB,
+                expanded_size: None,
+            }));
+        app.update(PeerEvent::LibraryUpdated(library));
+        app.set_screen_size(80, 24);
+        select(&mut app, "Xonotic");
+        app.apply(Action::Details);
+        let screen = draw(&app, 80, 24);
+        assert!(contains(&screen, " Xonotic (xonotic) "), "{}", screen.join("\n"));
+        assert!(contains(&screen, "About       Fast-paced free arena shooter"));
+        assert!(contains(&screen, "Peers       alice (10.0.0.2:1): 0.8.6, 3.0 GiB"));
+        assert!(contains(&screen, "Esc close"));
+        assert!(contains(&screen, " 1-20 of "), "{}", screen.join("\n"));
+        assert!(!contains(&screen, "Last error"), "below the first page");
+
+        app.apply(Action::Bottom);
+        let screen = draw(&app, 80, 24);
+        assert!(contains(&screen, "Last error  none"), "{}", screen.join("\n"));
+        assert!(!contains(&screen, "About"));
+    }
+
+    /// The key table as the README shows it: one table, a row per binding, each mode's
+    /// keys under its title.
+    fn markdown_keys() -> String {
+        let mut table = String::from("| keys | action |\n|---|---|\n");
+        for mode in HELP_MODES {
+            if mode != InputMode::Normal {
+                table.push_str(&format!("| **{}** | |\n", mode.title()));
+            }
+            for binding in bindings(mode) {
+                let keys: Vec<String> = binding.keys.iter().map(|key| format!("`{}`", key.label())).collect();
+                table.push_str(&format!("| {} | {} |\n", keys.join(" "), binding.description));
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn the_readme_lists_the_key_table() {
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(readme_path).unwrap();
+        let (start, end) = ("<!-- keys: generated from KEY_TABLE -->\n", "<!-- keys end -->");
+        let from = readme.find(start).expect("the README marks its keys table") + start.len();
+        let to = from + readme[from..].find(end).expect("the README marks the table's end");
+        let expected = markdown_keys();
+        if readme[from..to] != expected && std::env::var_os("LANSPREAD_UPDATE_README").is_some() {
+            std::fs::write(readme_path, format!("{}{expected}{}", &readme[..from], &readme[to..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            readme[from..to],
+            expected,
+            "README keys table differs from KEY_TABLE; rerun with LANSPREAD_UPDATE_README=1 to rewrite it"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! the same game or peer.
 
 mod actions;
+mod details;
+mod history;
 mod rows;
 mod selection;
 
@@ -22,6 +24,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use details::{Details, DetailsOf, Fact, LABEL_WIDTH};
+pub use history::{Ended, History, Outcome};
 pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size, left_peers_text};
 pub use selection::Selection;
 
@@ -216,6 +220,12 @@ pub struct App {
     sort: SortKey,
     dialog: Option<Dialog>,
     help: bool,
+    help_scroll: usize,
+    details: Option<DetailsOf>,
+    details_scroll: usize,
+    history: History,
+    /// The terminal's columns and rows (for scrolling what depends on them).
+    screen: (u16, u16),
     quit: bool,
     runtime_stopped: bool,
     spinner: usize,
@@ -257,6 +267,11 @@ impl App {
             sort: SortKey::Name,
             dialog: None,
             help: false,
+            help_scroll: 0,
+            details: None,
+            details_scroll: 0,
+            history: History::default(),
+            screen: (MIN_WIDTH, MIN_HEIGHT),
             quit: false,
             runtime_stopped: false,
             spinner: 0,
@@ -360,6 +375,11 @@ impl App {
         self.help
     }
 
+    /// Rows of the help scrolled past at the top.
+    pub fn help_scroll(&self) -> usize {
+        self.help_scroll
+    }
+
     pub fn hashing(&self) -> Option<&HashingProgress> {
         self.hashing.as_ref()
     }
@@ -420,6 +440,10 @@ impl App {
     /// but "Terminal too small", and only quitting acts.
     pub fn set_screen_size(&mut self, width: u16, height: u16) {
         let too_small = width < MIN_WIDTH || height < MIN_HEIGHT;
+        if (width, height) != self.screen {
+            self.screen = (width, height);
+            self.scroll_details(0);
+        }
         let log_view = Screen::log_text_size(width, height);
         if log_view != self.log_view {
             self.log_view = log_view;
@@ -439,6 +463,8 @@ impl App {
             InputMode::Help
         } else if self.dialog.is_some() {
             InputMode::Dialog
+        } else if self.details.is_some() {
+            InputMode::Details
         } else if self.filtering {
             InputMode::Filter
         } else {
@@ -559,6 +585,7 @@ impl App {
             }
             PeerEvent::GameFilesUnavailable { id, reason } => {
                 self.fetching.remove(&id);
+                self.ended(&id, OperationKind::Download, Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("cannot download {name}: {reason}"));
             }
             PeerEvent::DownloadGameFilesBegin {
@@ -600,6 +627,12 @@ impl App {
             }
             PeerEvent::VerifyProgress { .. } => {}
             PeerEvent::VerifyFinished(report) => {
+                let found = match (report.damaged.len(), report.unchecked.len()) {
+                    (0, 0) => "intact".to_owned(),
+                    (0, unchecked) => format!("{unchecked} file(s) could not be checked"),
+                    (damaged, _) => format!("{damaged} damaged"),
+                };
+                self.ended(&report.id, OperationKind::Verify, Outcome::Done(found));
                 let level = if report.damaged.is_empty() {
                     Level::Info
                 } else {
@@ -611,6 +644,7 @@ impl App {
                 self.offer_repair(&report);
             }
             PeerEvent::VerifyFailed { id, reason } => {
+                self.ended(&id, OperationKind::Verify, Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("verify of {name} failed: {reason}"));
             }
             PeerEvent::DownloadGameFilesFinished { id, version, summary } => {
@@ -622,24 +656,31 @@ impl App {
                 } else {
                     String::new()
                 };
-                let text = format!(
-                    "downloaded {} {version}: {}{reused} in {} ({}) from {} peer{}",
-                    self.name_of(&id),
+                let what = format!(
+                    "{}{reused} in {} ({}) from {} peer{}",
                     format_size(summary.bytes),
                     format_duration(summary.elapsed),
                     format_rate(fetched as f64 / seconds.max(1e-9)),
                     summary.peers_used.len(),
                     if summary.peers_used.len() == 1 { "" } else { "s" }
                 );
+                let text = format!("downloaded {} {version}: {what}", self.name_of(&id));
+                self.ended(
+                    &id,
+                    OperationKind::Download,
+                    Outcome::Done(format!("{version}, {what}")),
+                );
                 self.push_log(Level::Info, text);
             }
             PeerEvent::DownloadGameFilesFailed { id, reason } => {
                 self.downloads.remove(&id);
                 self.fetching.remove(&id);
+                self.ended(&id, OperationKind::Download, Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("download of {name} failed: {reason}"));
             }
             PeerEvent::DownloadGameFilesCancelled { id } => {
                 self.downloads.remove(&id);
+                self.ended(&id, OperationKind::Download, Outcome::Cancelled);
                 let text = format!("download of {} cancelled; partial files removed", self.name_of(&id));
                 self.report(Level::Info, text);
             }
@@ -654,8 +695,8 @@ impl App {
                 });
             }
             PeerEvent::InstallGameBegin { id } => {
-                let how = match self.active.get(&id) {
-                    Some(OperationKind::StreamInstall) => "stream-installing",
+                let how = match self.install_kind(&id) {
+                    OperationKind::StreamInstall => "stream-installing",
                     _ => "installing",
                 };
                 self.log_game(Level::Info, &id, |name| format!("{how} {name}"));
@@ -670,28 +711,34 @@ impl App {
             PeerEvent::InstallGameFinished { id, updated } => {
                 self.installs.remove(&id);
                 let verb = if updated { "updated" } else { "installed" };
+                self.ended(&id, self.install_kind(&id), Outcome::Done(verb.to_owned()));
                 self.log_game(Level::Info, &id, |name| format!("{verb} {name}"));
             }
             PeerEvent::InstallGameFailed { id, reason } => {
                 self.installs.remove(&id);
+                self.ended(&id, self.install_kind(&id), Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("install of {name} failed: {reason}"));
             }
             PeerEvent::UninstallGameBegin { id } => {
                 self.log_game(Level::Info, &id, |name| format!("uninstalling {name}"));
             }
             PeerEvent::UninstallGameFinished { id } => {
+                self.ended(&id, OperationKind::Uninstall, Outcome::Done(String::new()));
                 self.log_game(Level::Info, &id, |name| format!("uninstalled {name}"));
             }
             PeerEvent::UninstallGameFailed { id, reason } => {
+                self.ended(&id, OperationKind::Uninstall, Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("uninstall of {name} failed: {reason}"));
             }
             PeerEvent::RemoveDownloadedGameBegin { id } => {
                 self.log_game(Level::Info, &id, |name| format!("removing the download of {name}"));
             }
             PeerEvent::RemoveDownloadedGameFinished { id } => {
+                self.ended(&id, OperationKind::RemoveDownloaded, Outcome::Done(String::new()));
                 self.log_game(Level::Info, &id, |name| format!("removed the download of {name}"));
             }
             PeerEvent::RemoveDownloadedGameFailed { id, reason } => {
+                self.ended(&id, OperationKind::RemoveDownloaded, Outcome::Failed(reason.clone()));
                 self.report_game(&id, |name| format!("removing {name} failed: {reason}"));
             }
             PeerEvent::HashingProgress(progress) => {
@@ -730,12 +777,25 @@ impl App {
         // A message answers the last key; the next key replaces it.
         self.status = None;
         match action {
-            Action::Up => self.move_selection(-1),
-            Action::Down => self.move_selection(1),
-            Action::PageUp => self.move_selection(-(PAGE as isize)),
-            Action::PageDown => self.move_selection(PAGE as isize),
-            Action::Top => self.move_selection(isize::MIN),
-            Action::Bottom => self.move_selection(isize::MAX),
+            Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+                let delta = match action {
+                    Action::Up => -1,
+                    Action::Down => 1,
+                    Action::PageUp => -(PAGE as isize),
+                    Action::PageDown => PAGE as isize,
+                    Action::Top => isize::MIN,
+                    _ => isize::MAX,
+                };
+                if self.help {
+                    let most = super::render::help_max_scroll(self.screen.0, self.screen.1);
+                    self.help_scroll = self.help_scroll.saturating_add_signed(delta).min(most);
+                } else if self.details.is_some() {
+                    self.scroll_details(delta);
+                } else {
+                    self.move_selection(delta);
+                }
+            }
+            Action::Details => self.open_details(),
             Action::NextPane => self.focus = self.focus.next(),
             Action::PrevPane => self.focus = self.focus.prev(),
             Action::Download => return self.download(),
@@ -767,7 +827,10 @@ impl App {
                 self.filtering = false;
                 self.filter.clear();
             }
-            Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
             Action::Confirm => {
                 if let Some(dialog) = self.dialog.take() {
                     return self.confirmed(dialog.confirm);
@@ -782,6 +845,8 @@ impl App {
                         _ => "nothing was changed",
                     };
                     self.say(Level::Info, text.to_owned());
+                } else if self.details.is_some() {
+                    self.close_details();
                 } else if self.filtering || !self.filter.is_empty() {
                     self.filtering = false;
                     self.filter.clear();
@@ -903,6 +968,14 @@ impl App {
             .is_some_and(ended)
         {
             self.status = None;
+        }
+    }
+
+    /// Whether the install of `id` that runs is a streamed one.
+    fn install_kind(&self, id: &str) -> OperationKind {
+        match self.active.get(id) {
+            Some(OperationKind::StreamInstall) => OperationKind::StreamInstall,
+            _ => OperationKind::Install,
         }
     }
 

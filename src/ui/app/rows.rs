@@ -310,7 +310,7 @@ impl App {
         }
     }
 
-    fn game_row(&self, game: &LibraryEntry) -> LibraryRow {
+    pub(super) fn game_row(&self, game: &LibraryEntry) -> LibraryRow {
         let (state, tone) = if let Some(kind) = self.active.get(&game.id) {
             let percent = self
                 .downloads
@@ -394,7 +394,7 @@ pub fn left_peers_text(game: &LibraryEntry) -> String {
 }
 
 /// What a running operation is doing, as a library state.
-fn busy_verb(kind: OperationKind) -> &'static str {
+pub(super) fn busy_verb(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::Download => "downloading",
         OperationKind::Install => "installing",
