@@ -11,6 +11,7 @@ use support::archives::{read_tree, sample_tree, write_zip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
 
+/// `lanspread ARGS` on the dirs under `dir`; the local commands take no network flags.
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -18,7 +19,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .arg(dir.join("games"))
         .arg("--state-dir")
         .arg(dir.join("state"))
-        .arg("--no-mdns")
         .output()
         .unwrap()
 }
@@ -135,6 +135,7 @@ fn get_stream_installs_without_storing_archives() {
         &[
             "get",
             "openarena",
+            "--no-mdns",
             "--stream",
             "--wait",
             "15",
@@ -170,7 +171,15 @@ fn get_downloads_and_installs() {
     let client = dir.path().join("client");
     let out = run(
         &client,
-        &["get", "openarena", "--wait", "15", "--peer", &seed.1.to_string()],
+        &[
+            "get",
+            "openarena",
+            "--no-mdns",
+            "--wait",
+            "15",
+            "--peer",
+            &seed.1.to_string(),
+        ],
     );
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     let stdout = text(&out.stdout);

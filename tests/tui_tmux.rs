@@ -193,10 +193,7 @@ fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
         screen.contains("OpenArena (openarena)") && screen.contains("Esc close")
     });
     assert!(details.contains("About       Free arena shooter"), "{details}");
-    assert!(
-        details.contains("Install     not installed; it goes into"),
-        "{details}"
-    );
+    assert!(details.contains("Install     not installed; it goes into"), "{details}");
     session.keys(&["Escape"]);
     session.wait_for("the details closed", |screen| !screen.contains("Esc close"));
 

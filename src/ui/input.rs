@@ -25,6 +25,10 @@ pub enum Action {
     /// Hash the selected downloaded game against its peers (a repair is offered if damaged).
     Verify,
     Cancel,
+    /// Run the selected failed operation (or the game's last failed one) again.
+    Retry,
+    /// Forget the ended transfers listed in the Transfers pane.
+    ClearEnded,
     CycleSort,
     StartFilter,
     /// A character typed into the filter.
@@ -197,6 +201,8 @@ pub const KEY_TABLE: &[KeyBinding] = &[
         "delete downloaded files",
     ),
     bind(Normal, &[Key::char('c')], Action::Cancel, "cancel download/install"),
+    bind(Normal, &[Key::char('R')], Action::Retry, "retry what failed"),
+    bind(Normal, &[Key::char('C')], Action::ClearEnded, "clear ended transfers"),
     bind(Normal, &[Key::char('o')], Action::CycleSort, "sort: name, state, size"),
     bind(Normal, &[Key::char('/')], Action::StartFilter, "filter games by name"),
     bind(Normal, &[Key::char('?')], Action::ToggleHelp, "show this help"),

@@ -168,7 +168,7 @@ fn key_hints(focus: Pane, columns: usize) -> String {
             "v verify",
             "o sort",
         ],
-        Pane::Transfers => &["c cancel", "Enter details", "Tab next pane", "j/k move"],
+        Pane::Transfers => &["c cancel", "R retry", "C clear ended", "Enter details", "Tab next pane"],
         Pane::Peers => &["Enter details", "Tab next pane", "j/k move", "g/G top/bottom"],
         Pane::Log => &["Tab next pane", "j/k move", "g/G top/bottom"],
     };
@@ -742,8 +742,8 @@ mod tests {
             "a cut name ends in an ellipsis: {text}"
         );
         assert!(
-            contains(&screen, "of 3 "),
-            "the transfers say which of them show: {text}"
+            contains(&screen, "1-2 of 4 "),
+            "the transfers (3 running, 1 failed) say which of them show: {text}"
         );
         assert!(contains(&screen, "timed out"), "the failure keeps its cause: {text}");
         assert!(contains(&screen, "? keys · q quit"), "{text}");
@@ -914,6 +914,31 @@ mod tests {
             readme[from..to],
             expected,
             "README keys table differs from KEY_TABLE; rerun with LANSPREAD_UPDATE_README=1 to rewrite it"
+        );
+    }
+
+    #[test]
+    fn ended_transfers_show_their_outcome_and_a_failure_how_to_retry() {
+        let mut app = app_with_library();
+        app.update(PeerEvent::ActiveOperations(vec![crate::peer::ActiveOperation {
+            id: "xonotic".into(),
+            kind: OperationKind::Download,
+        }]));
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: "xonotic".into(),
+            reason: "peers gone".into(),
+        });
+        app.update(PeerEvent::UninstallGameFinished { id: "openarena".into() });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        let screen = draw(&app, 80, 24);
+        let text = screen.join("\n");
+        assert!(contains(&screen, "Transfers 0 · 2 ended"), "{text}");
+        assert!(contains(&screen, "OpenArena · uninstall · 12:00:00"), "{text}");
+        assert!(contains(&screen, "✓ done"), "{text}");
+        assert!(contains(&screen, "✗ failed: peers gone (R retries)"), "{text}");
+        assert!(
+            contains(&screen, "download failed: R retries"),
+            "the library row is marked: {text}"
         );
     }
 

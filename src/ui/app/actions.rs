@@ -10,7 +10,7 @@ use super::{App, Confirmed, Dialog, Fetch, Level, Pane, RowKey};
 use crate::layout::GameLayout;
 use crate::peer::space::{SpaceOperation, SpaceVerdict};
 use crate::peer::verify::{Reference, VerifyReport};
-use crate::peer::{GameState, LibraryEntry, PeerCommand};
+use crate::peer::{GameState, LibraryEntry, OperationKind, PeerCommand};
 use crate::ui::format::format_size;
 
 /// Which game a game action applies to.
@@ -378,7 +378,7 @@ impl App {
     /// nothing runs.
     pub(super) fn quit_question(&self) -> Option<String> {
         let running: Vec<String> = self
-            .transfer_rows()
+            .running_transfers()
             .iter()
             .map(|row| {
                 let percent = row
@@ -395,6 +395,53 @@ impl App {
                 running.join(", ")
             )
         })
+    }
+
+    /// Runs a failed operation again: the selected ended transfer's, or in the library the
+    /// game's last one that failed.
+    pub(super) fn retry(&mut self) -> Vec<PeerCommand> {
+        let Some(game) = self.target_game() else {
+            return Vec::new();
+        };
+        let name = &game.name;
+        let selected_ended = match self.focus {
+            Pane::Transfers => self
+                .selected_transfer_index()
+                .and_then(|index| self.transfer_rows().swap_remove(index).ended),
+            _ => None,
+        };
+        let kind = match selected_ended {
+            Some(ended) => match ended.retry() {
+                Some(kind) => kind,
+                None => {
+                    let outcome = ended.outcome_text();
+                    return self.refuse(format!(
+                        "nothing to retry: the {} of {name} {outcome}",
+                        ended.kind.label()
+                    ));
+                }
+            },
+            None => match self.history.last_failure(&game.id) {
+                Some(ended) => ended.kind,
+                None if game.state == GameState::InstallFailed => OperationKind::Install,
+                None => return self.refuse(format!("nothing to retry: nothing of {name} failed")),
+            },
+        };
+        match kind {
+            OperationKind::Download if game.state == GameState::UpdateAvailable => self.update_game(),
+            OperationKind::Download => self.download(),
+            OperationKind::Install => self.install(),
+            OperationKind::StreamInstall => self.stream_install(),
+            OperationKind::Verify => self.verify(),
+            OperationKind::Uninstall => {
+                self.ask_uninstall();
+                Vec::new()
+            }
+            OperationKind::RemoveDownloaded => {
+                self.ask_remove();
+                Vec::new()
+            }
+        }
     }
 
     pub(super) fn confirmed(&mut self, confirm: Confirmed) -> Vec<PeerCommand> {

@@ -355,7 +355,7 @@ mod tests {
         let details = app.details().unwrap();
         assert_eq!(details.title, "Xonotic (xonotic)");
         assert_eq!(text_of(&details, "About"), "Fast-paced free arena shooter.");
-        assert_eq!(text_of(&details, "State"), "on 2 peers");
+        assert_eq!(text_of(&details, "State"), "download failed: R retries");
         assert_eq!(text_of(&details, "Here"), "nothing yet");
         assert_eq!(text_of(&details, "Latest"), "0.8.6, on 2 of 2 peers");
         assert_eq!(

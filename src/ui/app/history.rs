@@ -20,6 +20,8 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
+    /// Unique among the entries: what the Transfers pane's cursor holds on to.
+    pub seq: u64,
     pub id: String,
     pub kind: OperationKind,
     pub outcome: Outcome,
@@ -48,6 +50,7 @@ impl Ended {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     ended: VecDeque<Ended>,
+    next_seq: u64,
 }
 
 impl History {
@@ -71,7 +74,9 @@ impl History {
             .filter(|ended| matches!(ended.outcome, Outcome::Failed(_)))
     }
 
-    fn push(&mut self, ended: Ended) {
+    fn push(&mut self, mut ended: Ended) {
+        ended.seq = self.next_seq;
+        self.next_seq += 1;
         self.ended.push_front(ended);
         self.ended.truncate(HISTORY_CAPACITY);
     }
@@ -89,6 +94,7 @@ impl App {
     pub(super) fn ended(&mut self, id: &str, kind: OperationKind, outcome: Outcome) {
         let time = (self.clock)();
         self.history.push(Ended {
+            seq: 0,
             id: id.to_owned(),
             kind,
             outcome,
@@ -98,5 +104,137 @@ impl App {
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::state_of;
+    use super::*;
+    use crate::peer::{DownloadSummary, PeerCommand, PeerEvent};
+    use crate::ui::app::{Pane, TransferKey};
+    use crate::ui::input::Action;
+    use crate::ui::test_support::*;
+
+    fn fail_download(app: &mut App, id: &str, reason: &str) {
+        app.update(active(id, OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesFailed {
+            id: id.into(),
+            reason: reason.into(),
+        });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+    }
+
+    fn ended(app: &App) -> Vec<(String, String)> {
+        app.transfer_rows()
+            .into_iter()
+            .filter(|row| row.ended.is_some())
+            .map(|row| (row.name, row.activity))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_download_stays_listed_with_its_reason_marks_its_game_and_r_retries_it() {
+        let mut app = app_with_library();
+        select(&mut app, "Xonotic");
+        fail_download(&mut app, "xonotic", "every peer failed (10.0.0.2:1: connection lost)");
+        assert_eq!(
+            ended(&app),
+            [(
+                "Xonotic".to_owned(),
+                "failed: every peer failed (10.0.0.2:1: connection lost)".to_owned()
+            )]
+        );
+        assert_eq!(state_of(&app, "Xonotic"), "download failed: R retries");
+
+        // From the library row...
+        let commands = app.apply(Action::Retry);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
+            "{commands:?}"
+        );
+        app.update(PeerEvent::GameFilesUnavailable {
+            id: "xonotic".into(),
+            reason: "no peer has it".into(),
+        });
+        // ...and from the ended transfer, where the newest is first.
+        app.apply(Action::NextPane);
+        app.apply(Action::NextPane);
+        assert_eq!(app.focus(), Pane::Transfers);
+        let rows = app.transfer_rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].activity, "failed: no peer has it");
+        assert!(matches!(rows[0].key, TransferKey::Ended(_)));
+        let commands = app.apply(Action::Retry);
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::GetGame { id }] if id == "xonotic"),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn finished_and_cancelled_transfers_stay_until_cleared_and_only_failures_are_retried() {
+        let mut app = app_with_library();
+        app.update(active("xonotic", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesFinished {
+            id: "xonotic".into(),
+            version: "0.8.6".into(),
+            summary: DownloadSummary {
+                bytes: 4 * GIB,
+                reused: 0,
+                elapsed: std::time::Duration::from_secs(20),
+                peers_used: vec![addr(1), addr(2)],
+                from_seeds: 4 * GIB,
+                from_partials: 0,
+                availability_bytes: 0,
+            },
+        });
+        app.update(PeerEvent::InstallGameFinished {
+            id: "xonotic".into(),
+            updated: false,
+        });
+        app.update(active("warsow", OperationKind::Download));
+        app.update(PeerEvent::DownloadGameFilesCancelled { id: "warsow".into() });
+        app.update(PeerEvent::ActiveOperations(Vec::new()));
+        assert_eq!(
+            ended(&app),
+            [
+                ("Warsow".to_owned(), "cancelled".to_owned()),
+                ("Xonotic".to_owned(), "done: installed".to_owned()),
+                (
+                    "Xonotic".to_owned(),
+                    "done: 0.8.6, 4.0 GiB in 20s (214.7 MB/s) from 2 peers".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(state_of(&app, "Warsow"), "update available", "a cancel is no failure");
+
+        app.apply(Action::NextPane);
+        app.apply(Action::NextPane);
+        assert!(app.apply(Action::Retry).is_empty());
+        assert_eq!(
+            app.status().unwrap().text,
+            "nothing to retry: the download of Warsow cancelled"
+        );
+
+        app.apply(Action::ClearEnded);
+        assert_eq!(app.status().unwrap().text, "cleared 3 ended transfers");
+        assert!(app.transfer_rows().is_empty());
+        app.apply(Action::ClearEnded);
+        assert_eq!(app.status().unwrap().text, "nothing to clear: no transfer has ended");
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_entries() {
+        let mut app = app_with_library();
+        for round in 0..HISTORY_CAPACITY + 5 {
+            fail_download(&mut app, "xonotic", &format!("attempt {round}"));
+        }
+        assert_eq!(app.history().len(), HISTORY_CAPACITY);
+        let newest = app.history().iter().next().unwrap();
+        assert_eq!(
+            newest.outcome,
+            Outcome::Failed(format!("attempt {}", HISTORY_CAPACITY + 4))
+        );
     }
 }

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 pub use details::{Details, DetailsOf, Fact, LABEL_WIDTH};
 pub use history::{Ended, History, Outcome};
-pub use rows::{InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferRow, latest_size, left_peers_text};
+pub use rows::{
+    InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferKey, TransferRow, latest_size, left_peers_text,
+};
 pub use selection::Selection;
 
 use super::format::{format_duration, format_rate, format_size, verify_lines};
@@ -214,7 +216,7 @@ pub struct App {
     focus: Pane,
     library_selection: Selection<RowKey>,
     peer_selection: Selection<SocketAddr>,
-    transfer_selection: Selection<String>,
+    transfer_selection: Selection<TransferKey>,
     filter: String,
     filtering: bool,
     sort: SortKey,
@@ -806,6 +808,14 @@ impl App {
             Action::RemoveDownloaded => self.ask_remove(),
             Action::Verify => return self.verify(),
             Action::Cancel => return self.cancel(),
+            Action::Retry => return self.retry(),
+            Action::ClearEnded => {
+                let text = match self.history.clear() {
+                    0 => "nothing to clear: no transfer has ended".to_owned(),
+                    count => format!("cleared {count} ended transfer{}", if count == 1 { "" } else { "s" }),
+                };
+                self.say(Level::Info, text);
+            }
             Action::CycleSort => {
                 self.sort = self.sort.next();
                 self.say(Level::Info, format!("sorted by {}", self.sort.label()));
@@ -1189,14 +1199,14 @@ mod tests {
             },
         });
         app.update(PeerEvent::ActiveOperations(Vec::new()));
-        assert!(app.transfer_rows().is_empty());
+        assert!(app.running_transfers().is_empty());
         assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");
         let last = &app.log_lines().back().unwrap().text;
         assert!(last.starts_with("downloaded Xonotic 0.8.6: 4.0 GiB in 20s"), "{last}");
 
         // A sample trailing the end does not bring the transfer back.
         app.update(PeerEvent::DownloadProgress(progress("xonotic", 4 * GIB, 4 * GIB)));
-        assert!(app.transfer_rows().is_empty());
+        assert!(app.running_transfers().is_empty());
     }
 
     #[test]
@@ -1214,7 +1224,7 @@ mod tests {
         assert_eq!(status.level, Level::Error);
         assert_eq!(status.text, "download of Xonotic failed: every peer failed");
         assert_eq!(app.log_lines().back().unwrap().level, Level::Error);
-        assert!(app.transfer_rows().is_empty());
+        assert!(app.running_transfers().is_empty());
         // Nothing is stuck: the game can be downloaded again.
         assert_eq!(app.apply(Action::Download).len(), 1);
     }
@@ -1243,7 +1253,7 @@ mod tests {
             updated: false,
         });
         app.update(PeerEvent::ActiveOperations(Vec::new()));
-        assert!(app.transfer_rows().is_empty());
+        assert!(app.running_transfers().is_empty());
         let lines: Vec<&str> = app.log_lines().iter().map(|line| line.text.as_str()).collect();
         assert_eq!(lines, ["installing Quake", "installed Quake"]);
 
@@ -1324,7 +1334,10 @@ mod tests {
             reason: "xonotic is busy: a removal is already running".into(),
         });
         assert_eq!(status_text(&app), "xonotic is busy: a removal is already running");
-        assert!(app.transfer_rows().is_empty(), "the refused request no longer waits");
+        assert!(
+            app.running_transfers().is_empty(),
+            "the refused request no longer waits"
+        );
         app.update(PeerEvent::GameFilesUnavailable {
             id: "xonotic".into(),
             reason: "no peer answered".into(),

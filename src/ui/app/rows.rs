@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{App, SortKey};
+use super::{App, Ended, OperationKind as Kind, SortKey};
 use crate::peer::space::{GameSizes, SpaceOperation, SpaceVerdict, check_space};
 use crate::peer::{AbsentPeer, DownloadProgress, GameState, LibraryEntry, OperationKind, PeerSummary};
 use crate::ui::format::{format_rate, format_size};
@@ -90,9 +90,20 @@ impl PeerRow {
     }
 }
 
-/// What the transfers pane shows for one running operation.
+/// Which transfer a row is: the running operation (or file-list request) of a game, or
+/// an operation that ended (see [`super::History`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferKey {
+    Running(String),
+    Ended(u64),
+}
+
+/// What the transfers pane shows for one running or ended operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransferRow {
+    pub key: TransferKey,
+    /// How it ended, for an operation that did; `None` while it runs.
+    pub ended: Option<Ended>,
     pub id: String,
     pub name: String,
     /// `download`, `uninstall`, ...
@@ -191,7 +202,8 @@ impl App {
             .collect()
     }
 
-    /// Running operations, then file-list requests still waiting for an answer.
+    /// Running operations, then file-list requests still waiting for an answer, then the
+    /// operations that ended.
     pub fn transfer_rows(&self) -> Vec<TransferRow> {
         let mut rows: Vec<TransferRow> = self
             .active
@@ -209,6 +221,8 @@ impl App {
                     (kind, _) => busy_verb(*kind).to_owned(),
                 };
                 TransferRow {
+                    key: TransferKey::Running(id.clone()),
+                    ended: None,
                     id: id.clone(),
                     name: self.name_of(id).to_owned(),
                     label: kind.label().to_owned(),
@@ -225,6 +239,8 @@ impl App {
                 .iter()
                 .filter(|(id, _)| !self.active.contains_key(*id))
                 .map(|(id, fetch)| TransferRow {
+                    key: TransferKey::Running(id.clone()),
+                    ended: None,
                     id: id.clone(),
                     name: self.name_of(id).to_owned(),
                     label: fetch.label().to_owned(),
@@ -235,6 +251,26 @@ impl App {
                     progress: None,
                 }),
         );
+        // What ended, newest first, until the user clears it.
+        rows.extend(self.history.iter().map(|ended| TransferRow {
+            key: TransferKey::Ended(ended.seq),
+            ended: Some(ended.clone()),
+            id: ended.id.clone(),
+            name: self.name_of(&ended.id).to_owned(),
+            label: ended.kind.label().to_owned(),
+            activity: ended.outcome_text(),
+            version: None,
+            total_bytes: None,
+            progress: None,
+            install: None,
+        }));
+        rows
+    }
+
+    /// The transfers that run now (and file-list requests waiting for an answer).
+    pub fn running_transfers(&self) -> Vec<TransferRow> {
+        let mut rows = self.transfer_rows();
+        rows.retain(|row| row.ended.is_none());
         rows
     }
 
@@ -301,6 +337,9 @@ impl App {
         if self.active.contains_key(&game.id) || self.fetching.contains_key(&game.id) {
             return 0;
         }
+        if self.failed_download(game).is_some() {
+            return 1;
+        }
         match game.state {
             GameState::InstallFailed => 1,
             GameState::UpdateAvailable => 2,
@@ -308,6 +347,13 @@ impl App {
             GameState::Downloaded => 4,
             GameState::RemoteOnly => 5,
         }
+    }
+
+    /// The failed download of `game`, when that is the last thing that ended for it.
+    pub(super) fn failed_download(&self, game: &LibraryEntry) -> Option<&Ended> {
+        self.history
+            .last_failure(&game.id)
+            .filter(|ended| ended.kind == Kind::Download)
     }
 
     pub(super) fn game_row(&self, game: &LibraryEntry) -> LibraryRow {
@@ -329,6 +375,20 @@ impl App {
             ("hashing, not shared yet".to_owned(), Tone::Busy)
         } else {
             match game.state {
+                GameState::RemoteOnly | GameState::UpdateAvailable if self.failed_download(game).is_some() => {
+                    let at = game
+                        .partial
+                        .as_ref()
+                        .map(|p| format!(" at {:.0}%", p.done as f64 / p.total.max(1) as f64 * 100.0))
+                        .unwrap_or_default();
+                    // A retry needs a peer: when the only ones left, say so instead.
+                    let next = if game.peers.is_empty() && !game.left_peers.is_empty() {
+                        left_peers_text(game)
+                    } else {
+                        "R retries".to_owned()
+                    };
+                    (format!("download failed{at}: {next}"), Tone::Failed)
+                }
                 GameState::RemoteOnly | GameState::UpdateAvailable if game.partial.is_some() => {
                     let partial = game
                         .partial

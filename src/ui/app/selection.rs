@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::{App, Pane, RowKey};
+use super::{App, Pane, RowKey, TransferKey};
 
 /// A cursor kept by key, falling back to the last index when its row goes away.
 #[derive(Debug, Clone)]
@@ -48,8 +48,8 @@ impl App {
         self.peer_rows().iter().map(|row| row.summary.addr).collect()
     }
 
-    fn transfer_keys(&self) -> Vec<String> {
-        self.transfer_rows().into_iter().map(|row| row.id).collect()
+    fn transfer_keys(&self) -> Vec<TransferKey> {
+        self.transfer_rows().into_iter().map(|row| row.key).collect()
     }
 
     pub fn selected_library_index(&self) -> Option<usize> {

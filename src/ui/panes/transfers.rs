@@ -1,7 +1,9 @@
 //! The transfers pane: one gauge per running operation, from the runtime's
 //! progress samples (bytes done / total, rate, ETA, active peers). Operations
 //! that report no progress (file-list requests, uninstall, removal) show a spinner.
-//! Below them, a line per game this peer sends to others (not selectable).
+//! Then the operations that ended, with their outcome and reason, until cleared (`C`);
+//! a failed one is retried with `R`. Below them, a line per game this peer sends to
+//! others (not selectable).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,7 +13,7 @@ use ratatui::widgets::{Gauge, Paragraph, Wrap};
 
 use super::{first_shown, pane_block, position_title, selected_style};
 use crate::peer::DownloadProgress;
-use crate::ui::app::{App, Pane, TransferRow};
+use crate::ui::app::{App, Ended, Outcome, Pane, TransferRow};
 use crate::ui::format::{eta_label, format_size, progress_line, rate_label, sources_label};
 use crate::ui::text::{elide_end, elide_middle, width};
 
@@ -23,7 +25,12 @@ const ROW_HEIGHT: u16 = 2;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let rows = app.transfer_rows();
-    let block = pane_block(app, Pane::Transfers, rows.len().to_string());
+    let ended = rows.iter().filter(|row| row.ended.is_some()).count();
+    let count = match ended {
+        0 => rows.len().to_string(),
+        ended => format!("{} · {ended} ended", rows.len() - ended),
+    };
+    let block = pane_block(app, Pane::Transfers, count);
     let inner = block.inner(area);
     let uploads = app.upload_lines();
     // Uploads take the bottom lines, at most half the pane while something else runs.
@@ -59,7 +66,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let slots = Layout::vertical(vec![Constraint::Length(ROW_HEIGHT); fit]).split(inner);
     for (slot, (index, row)) in slots.iter().zip(rows.iter().enumerate().skip(first)) {
         let highlight = (index == selected).then(|| selected_style(app, Pane::Transfers));
-        render_transfer(frame, *slot, app, row, highlight);
+        match &row.ended {
+            Some(ended) => render_ended(frame, *slot, row, ended, highlight),
+            None => render_transfer(frame, *slot, app, row, highlight),
+        }
     }
 }
 
@@ -127,6 +137,37 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
             );
         }
     }
+}
+
+/// An operation that ended: its name, what it was and when, then how it ended and why.
+fn render_ended(frame: &mut Frame, area: Rect, row: &TransferRow, ended: &Ended, highlight: Option<Style>) {
+    let [title_area, outcome_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let marker = if highlight.is_some() { "> " } else { "  " };
+    let facts = format!(" · {} · {}", row.label, ended.time);
+    let room = usize::from(title_area.width);
+    let name = format!(
+        "{marker}{}",
+        elide_middle(&row.name, room.saturating_sub(width(&facts).min(room / 2) + 2))
+    );
+    let facts = elide_end(&facts, room.saturating_sub(width(&name)));
+    let title = vec![
+        Span::styled(name, highlight.unwrap_or_default().add_modifier(Modifier::BOLD)),
+        Span::raw(facts),
+    ];
+    frame.render_widget(Paragraph::new(Line::from(title)), title_area);
+    // The symbol says it without colour; a failure ends in how to retry it.
+    let (symbol, style, hint) = match ended.outcome {
+        Outcome::Done(_) => ("✓", Style::new().fg(Color::Green), ""),
+        Outcome::Failed(_) => (
+            "✗",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            " (R retries)",
+        ),
+        Outcome::Cancelled => ("-", Style::new().fg(Color::Yellow), ""),
+    };
+    let room = usize::from(outcome_area.width).saturating_sub(2 + 2 + width(hint));
+    let text = format!("  {symbol} {}{hint}", elide_end(&row.activity, room));
+    frame.render_widget(Paragraph::new(Line::styled(text, style)), outcome_area);
 }
 
 /// `[#####-----]`, `columns` wide inside the brackets.
