@@ -25,6 +25,9 @@ pub struct Cli {
     /// The TUI's flags
     #[command(flatten)]
     pub peer: PeerArgs,
+    /// Downloads the TUI runs at once; more wait in its queue [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub downloads_at_once: Option<u16>,
     /// Without a command: the terminal UI (library, peers, transfers, log; `?` for keys)
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -250,6 +253,11 @@ impl Cli {
                     .map_err(ConfigError::DemoLogs)?
                     .keep();
             }
+            None => {
+                if let Some(downloads) = self.downloads_at_once {
+                    config.downloads_at_once = usize::from(downloads);
+                }
+            }
             _ => {}
         }
         Ok(config)
@@ -351,15 +359,17 @@ fn seconds(wait: f64) -> Result<Duration, CliError> {
 async fn tui(config: Config) -> Result<ExitCode, CliError> {
     require_terminal()?;
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
-    let (game_dir, log_dir, state_dir) = (
+    let (game_dir, log_dir, state_dir, downloads_at_once) = (
         config.game_dir.clone(),
         config.log_dir.clone(),
         config.state_dir.clone(),
+        config.downloads_at_once,
     );
     let mut runtime = start_peer(config, catalog)?;
     let context = TuiContext::new(game_dir, runtime.local_addr())
         .with_log_dir(log_dir)
-        .with_state_dir(state_dir);
+        .with_state_dir(state_dir)
+        .with_downloads_at_once(downloads_at_once);
     let result = run_tui(&mut runtime, context).await;
     runtime.shutdown().await;
     result?;

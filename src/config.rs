@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The port `serve` listens on by default and the one assumed for `--peer HOST` without a port.
+/// Downloads the TUI runs at once unless `downloads_at_once` or the flag says otherwise.
+pub const DEFAULT_DOWNLOADS_AT_ONCE: usize = 2;
+
 pub const DEFAULT_PORT: u16 = 47474;
 
 /// Every flag of a peer, in the groups that commands take: the TUI, `serve` and `get`
@@ -95,6 +98,7 @@ struct ConfigFile {
     peer_timeout_secs: Option<f64>,
     upload_limit_mbps: Option<f64>,
     upload_slots: Option<u32>,
+    downloads_at_once: Option<usize>,
     watch_game_dir: Option<bool>,
     fallback_scan_secs: Option<f64>,
     #[serde(default)]
@@ -194,6 +198,8 @@ pub struct Config {
     pub upload_limit: Option<u64>,
     /// Downloaders served blocks at once (see `peer::server::UploadSlots`).
     pub upload_slots: u32,
+    /// Downloads the TUI runs at once; more wait in its queue.
+    pub downloads_at_once: usize,
     /// Watch the game dir for changes (off: only the periodic scan notices them).
     pub watch_game_dir: bool,
     /// Full rescan period, a safety net for changes the watcher missed.
@@ -303,6 +309,10 @@ impl Config {
                 0 => return Err(ConfigError::BadLimit("upload_slots")),
                 slots => slots,
             },
+            downloads_at_once: match file.downloads_at_once.unwrap_or(DEFAULT_DOWNLOADS_AT_ONCE) {
+                0 => return Err(ConfigError::BadLimit("downloads_at_once")),
+                downloads => downloads,
+            },
             watch_game_dir: file.watch_game_dir.unwrap_or(true),
             fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
             limits: file.limits.resolve()?,
@@ -327,6 +337,7 @@ impl Config {
             auto_install: false,
             upload_limit: None,
             upload_slots: DEFAULT_UPLOAD_SLOTS,
+            downloads_at_once: DEFAULT_DOWNLOADS_AT_ONCE,
             watch_game_dir: true,
             fallback_scan_interval: Duration::from_secs(300),
             limits: Limits::default(),

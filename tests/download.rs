@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lanspread::peer::{DownloadProgress, GameState, OperationKind, PeerEvent};
+use lanspread::peer::{DownloadProgress, GameState, OperationKind, PeerCommand, PeerEvent};
 use support::peer::{Downloaded, GameFiles};
 use support::{Ended, Outcome, TestPeer, pseudo_random_bytes, start_test_peer, write_game};
 
@@ -403,6 +403,48 @@ async fn cancel_mid_download_cleans_up_and_a_new_download_then_works() {
     let ended = downloader.wait_for_download_end(GAME).await;
     assert!(matches!(ended.outcome, Outcome::Finished(_)), "{:?}", ended.outcome);
     assert_tree_matches(&root, &files, "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_download_keeps_what_it_verified_and_the_next_one_fetches_only_the_rest() {
+    let files = game_files(70);
+    let total: u64 = files.iter().map(|(_, bytes)| bytes.len() as u64).sum();
+    let servers = serving_peers(1, "7", &files, Some(10_000_000));
+    let mut downloader = start_test_peer(&[servers[0].addr()], |_| {});
+    let root = downloader.game_dir().join(GAME);
+    let wanted = file_list(&mut downloader, "7", 1).await.files;
+    downloader.start_download(GAME, wanted.clone()).await;
+    downloader.wait_for_download_progress(GAME).await;
+
+    downloader.send(PeerCommand::PauseDownload { id: GAME.into() }).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    assert_eq!(ended.outcome, Outcome::Paused);
+    let snapshot = downloader
+        .wait_for_snapshot("the paused download listed as partial", |s| {
+            s.game(GAME).is_some_and(|game| game.partial.is_some())
+        })
+        .await;
+    let kept = snapshot.game(GAME).unwrap().partial.clone().unwrap();
+    assert!(kept.done > 0 && kept.done < total, "{kept:?} of {total}");
+    assert!(root.exists(), "the paused download's files stay");
+
+    // A pause of nothing running is refused, with why.
+    downloader.send(PeerCommand::PauseDownload { id: GAME.into() }).await;
+    let refused = downloader.wait_for_refusal(GAME).await;
+    assert!(refused.contains("only a download can be paused"), "{refused}");
+
+    downloader.start_download(GAME, wanted).await;
+    let ended = downloader.wait_for_download_end(GAME).await;
+    let Outcome::Finished(done) = ended.outcome else {
+        panic!("{:?}", ended.outcome);
+    };
+    assert!(
+        done.summary.reused >= kept.done,
+        "{:?} reused, {} kept",
+        done.summary,
+        kept.done
+    );
+    assert_tree_matches(&root, &files, "7");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,15 @@ fn quitting_the_tui_during_a_streamed_install_ends_promptly_and_leaves_nothing_h
     );
 }
 
+/// The first screen line containing `needle` (the Library row, for a game name).
+fn row_of(screen: &str, needle: &str) -> String {
+    screen
+        .lines()
+        .find(|line| line.contains(needle))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[test]
 fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
     if !has_tmux("demo_downloads_installs_and_quits_cleanly_in_tmux") {
@@ -208,6 +217,22 @@ fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
             .any(|line| line.contains("OpenArena") && line.contains("installed"))
     });
     assert!(screen.contains("downloaded OpenArena 20240301"), "{screen}");
+
+    // The queue: two downloads run at once, so the third asked for waits in line and
+    // starts when one of the first two ends. All three keys land before any answer does.
+    session.keys(&["j", "d", "j", "d", "j", "d"]);
+    let screen = session.wait_for("the third download queued", |screen| {
+        screen.contains("Xonotic queued, 1st in line")
+    });
+    assert!(
+        row_of(&screen, "Xonotic").contains("queued, 1st in line"),
+        "the library row says it waits:\n{screen}"
+    );
+    session.wait_for("every queued game downloaded and installed", |screen| {
+        ["OpenTTD", "Teeworlds", "Xonotic"]
+            .iter()
+            .all(|name| row_of(screen, name).contains("installed"))
+    });
 
     session.keys(&["q"]);
     let screen = session.wait_for("the demo to exit", |screen| screen.contains("EXITED:"));
@@ -309,13 +334,6 @@ fn a_killed_seed_shows_as_silent_then_left_with_its_game_kept_and_an_unreachable
         ),
         (80, 24),
     );
-    let row_of = |screen: &str, needle: &str| {
-        screen
-            .lines()
-            .find(|line| line.contains(needle))
-            .unwrap_or_default()
-            .to_owned()
-    };
     session.wait_for("the seed's game", |screen| screen.contains("OpenArena"));
     // The configured peer nobody answers for is listed, with why, after its ping times out.
     session.wait_for("the unreachable configured peer", |screen| {

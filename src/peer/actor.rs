@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -95,6 +96,20 @@ enum Internal {
 struct RunningOperation {
     kind: OperationKind,
     cancel: CancellationToken,
+    /// Set before `cancel` to pause a download instead: it keeps what it verified.
+    pause: Arc<AtomicBool>,
+}
+
+impl RunningOperation {
+    /// Stops a download keeping its verified blocks for a resume; `false` for other kinds.
+    fn pause(&self) -> bool {
+        if self.kind != OperationKind::Download {
+            return false;
+        }
+        self.pause.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cancel.cancel();
+        true
+    }
 }
 
 struct Candidate {
@@ -387,7 +402,10 @@ impl PeerActor {
     async fn settle_operations(&mut self, internal: &mut mpsc::Receiver<Internal>) {
         self.shutting_down = true;
         for operation in self.operations.values() {
-            operation.cancel.cancel();
+            // A download keeps what it verified: the next start resumes it.
+            if !operation.pause() {
+                operation.cancel.cancel();
+            }
         }
         let settle = async {
             while !self.operations.is_empty() {
@@ -479,6 +497,12 @@ impl PeerActor {
                     self.start_remove_partial(id).await;
                 } else {
                     self.start_install_side(id, OperationKind::RemoveDownloaded).await;
+                }
+            }
+            PeerCommand::PauseDownload { id } => {
+                if !self.operations.get(&id).is_some_and(RunningOperation::pause) {
+                    let reason = format!("no download of {id} is running: only a download can be paused");
+                    self.emit(PeerEvent::OperationRefused { id, reason }).await;
                 }
             }
             PeerCommand::CancelDownload { id } => match self.operations.get(&id) {
@@ -574,6 +598,7 @@ impl PeerActor {
             RunningOperation {
                 kind,
                 cancel: cancel.clone(),
+                pause: Arc::new(AtomicBool::new(false)),
             },
         );
         self.publish_busy();
@@ -820,7 +845,13 @@ impl PeerActor {
         };
         // The download serves its own verified blocks from now on.
         self.serving_partials.remove(&id);
+        let pause = self
+            .operations
+            .get(&id)
+            .map(|operation| operation.pause.clone())
+            .unwrap_or_default();
         let job = DownloadJob {
+            pause,
             plan,
             game_dir: self.config.game_dir.clone(),
             state_dir: self.config.state_dir.clone(),
@@ -842,7 +873,7 @@ impl PeerActor {
         self.tasks.spawn(async move {
             let outcome = download_game_files(job).await;
             let partial = match outcome {
-                DownloadOutcome::Failed(_) => {
+                DownloadOutcome::Failed(_) | DownloadOutcome::Paused => {
                     let id = id.clone();
                     tokio::task::spawn_blocking(move || journal::load(&state_dir, &id).map(|j| j.progress()))
                         .await
@@ -1006,6 +1037,10 @@ impl PeerActor {
             DownloadOutcome::Cancelled => {
                 tracing::info!(game = id, "download cancelled");
                 self.emit(PeerEvent::DownloadGameFilesCancelled { id }).await;
+            }
+            DownloadOutcome::Paused => {
+                tracing::info!(game = id, "download paused; its verified blocks are kept");
+                self.emit(PeerEvent::DownloadGameFilesPaused { id }).await;
             }
         }
         self.emit_active_operations().await;

@@ -68,6 +68,10 @@ pub enum PeerCommand {
     },
     /// Cancel the running download, install or streamed install of `id`.
     CancelDownload { id: String },
+    /// Stop the running download of `id`, keeping its verified blocks and resume journal:
+    /// the next download of it fetches only what is missing. Answered by
+    /// [`PeerEvent::DownloadGameFilesPaused`].
+    PauseDownload { id: String },
     /// Unpack the downloaded archives of `id` into `local/` (an update when it is already installed).
     InstallGame { id: String },
     /// Install `id` without storing its archives: a peer with the latest version
@@ -137,12 +141,19 @@ pub enum PeerEvent {
         version: String,
         summary: DownloadSummary,
     },
-    /// The download stopped; its partial files are gone. `reason` is for people.
+    /// The download stopped; what it verified stays for the next download to resume.
+    /// `reason` is for people.
     DownloadGameFilesFailed {
         id: String,
         reason: String,
     },
+    /// The download was cancelled; its partial files are gone.
     DownloadGameFilesCancelled {
+        id: String,
+    },
+    /// The download was paused (or stopped by a shutdown); what it verified stays for the
+    /// next download to resume.
+    DownloadGameFilesPaused {
         id: String,
     },
     /// One sender of a streamed install failed; the next validated peer is tried.

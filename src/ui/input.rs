@@ -4,6 +4,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use crate::ui::app::QueueMove;
+
 /// What the user asked for, independent of the key that asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -29,6 +31,11 @@ pub enum Action {
     Retry,
     /// Forget the ended transfers listed in the Transfers pane.
     ClearEnded,
+    /// Pause the selected running download (it keeps what it verified), or pause / resume
+    /// a queued one.
+    PauseResume,
+    /// Move the selected queued download in the queue.
+    Queue(crate::ui::app::QueueMove),
     CycleSort,
     StartFilter,
     /// A character typed into the filter.
@@ -203,6 +210,30 @@ pub const KEY_TABLE: &[KeyBinding] = &[
     bind(Normal, &[Key::char('c')], Action::Cancel, "cancel download/install"),
     bind(Normal, &[Key::char('R')], Action::Retry, "retry what failed"),
     bind(Normal, &[Key::char('C')], Action::ClearEnded, "clear ended transfers"),
+    bind(
+        Normal,
+        &[Key::char('p')],
+        Action::PauseResume,
+        "pause / resume a download",
+    ),
+    bind(
+        Normal,
+        &[Key::char('K')],
+        Action::Queue(QueueMove::Up),
+        "move up in the queue",
+    ),
+    bind(
+        Normal,
+        &[Key::char('J')],
+        Action::Queue(QueueMove::Down),
+        "move down in the queue",
+    ),
+    bind(
+        Normal,
+        &[Key::char('N')],
+        Action::Queue(QueueMove::Next),
+        "download this one next",
+    ),
     bind(Normal, &[Key::char('o')], Action::CycleSort, "sort: name, state, size"),
     bind(Normal, &[Key::char('/')], Action::StartFilter, "filter games by name"),
     bind(Normal, &[Key::char('?')], Action::ToggleHelp, "show this help"),

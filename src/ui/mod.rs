@@ -14,7 +14,7 @@ pub mod line;
 pub mod panes;
 pub mod render;
 pub mod run;
-pub mod saved_view;
+pub mod saved;
 pub mod table;
 pub mod terminal;
 #[cfg(test)]

@@ -168,7 +168,14 @@ fn key_hints(focus: Pane, columns: usize) -> String {
             "v verify",
             "o sort",
         ],
-        Pane::Transfers => &["c cancel", "R retry", "C clear ended", "Enter details", "Tab next pane"],
+        Pane::Transfers => &[
+            "p pause",
+            "c cancel",
+            "R retry",
+            "C clear ended",
+            "J/K/N queue",
+            "Enter details",
+        ],
         Pane::Peers => &["Enter details", "Tab next pane", "j/k move", "g/G top/bottom"],
         Pane::Log => &["Tab next pane", "j/k move", "g/G top/bottom"],
     };

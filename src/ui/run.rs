@@ -42,7 +42,7 @@ const MAX_BATCH: usize = 256;
 /// Runs on a blocking thread (a stalled network file system must not freeze the UI).
 pub type FreeSpaceProbe = Arc<dyn Fn(&Path) -> Option<u64> + Send + Sync>;
 
-use super::saved_view::SavedView;
+use super::saved::{SavedQueue, SavedView};
 use crate::disk::free_space;
 
 /// What the TUI shows about this box besides the runtime's events.
@@ -54,9 +54,18 @@ pub struct TuiContext {
     pub listen_addr: SocketAddr,
     /// Where the log files are, shown in the help overlay.
     pub log_dir: Option<PathBuf>,
-    /// Where the library's sort and filter are kept between runs.
+    /// Where the library's sort and filter, and the download queue, are kept between runs.
     pub state_dir: Option<PathBuf>,
     pub free_space: FreeSpaceProbe,
+    /// Downloads run at once; more wait in the queue.
+    pub downloads_at_once: usize,
+}
+
+/// The disk work the loop hands to blocking threads: free-space readings of the game dir,
+/// and saving the download queue into the state dir (none in tests and the demo).
+pub struct LoopDisk {
+    pub free_space: FreeSpaceProbe,
+    pub state_dir: Option<PathBuf>,
 }
 
 impl TuiContext {
@@ -68,7 +77,13 @@ impl TuiContext {
             log_dir: None,
             state_dir: None,
             free_space: Arc::new(free_space),
+            downloads_at_once: crate::config::DEFAULT_DOWNLOADS_AT_ONCE,
         }
+    }
+
+    pub fn with_downloads_at_once(mut self, downloads: usize) -> TuiContext {
+        self.downloads_at_once = downloads;
+        self
     }
 
     pub fn with_log_dir(mut self, log_dir: PathBuf) -> TuiContext {
@@ -128,9 +143,11 @@ pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Re
     // A fresh snapshot, in case the caller consumed the first one before the TUI started.
     let _ = commands.try_send(PeerCommand::ListGames);
     let view = context.state_dir.as_deref().map(SavedView::load).unwrap_or_default();
+    let queue = context.state_dir.as_deref().map(SavedQueue::load).unwrap_or_default();
     let mut app = App::new(context.game_dir, context.listen_addr)
         .with_log_dir(context.log_dir)
-        .with_view(view);
+        .with_view(view)
+        .with_queue(queue.downloads, context.downloads_at_once);
     let env = |name| std::env::var(name).ok();
     app.set_monochrome(!colour_wanted(env("NO_COLOR").as_deref(), env("TERM").as_deref()));
     let mut guard = TerminalGuard::enter().map_err(TuiError::Terminal)?;
@@ -140,17 +157,31 @@ pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Re
         EventStream::new(),
         events,
         commands,
-        context.free_space,
+        LoopDisk {
+            free_space: context.free_space,
+            state_dir: context.state_dir.clone(),
+        },
         stop_signal(),
     )
     .await;
     drop(guard);
     if let Some(state_dir) = &context.state_dir {
-        let view = app.view();
+        // The downloads that run now are in it, at the front: the shutdown pauses them.
+        let (view, queue) = (
+            app.view(),
+            SavedQueue {
+                downloads: app.queue_to_keep(),
+            },
+        );
         let state_dir = state_dir.clone();
-        let saved = tokio::task::spawn_blocking(move || view.save(&state_dir)).await;
-        if let Ok(Err(err)) = saved {
-            tracing::warn!(%err, "cannot keep the library's sort and filter for the next start");
+        let saved = tokio::task::spawn_blocking(move || (view.save(&state_dir), queue.save(&state_dir))).await;
+        if let Ok((view, queue)) = saved {
+            if let Err(err) = view {
+                tracing::warn!(%err, "cannot keep the library's sort and filter for the next start");
+            }
+            if let Err(err) = queue {
+                tracing::warn!(%err, "cannot keep the download queue for the next start");
+            }
         }
     }
     report.map(|_| ())
@@ -177,7 +208,7 @@ pub async fn run_loop<B, I, S>(
     mut input: I,
     mut peer_events: mpsc::Receiver<PeerEvent>,
     commands: mpsc::Sender<PeerCommand>,
-    free_space: FreeSpaceProbe,
+    disk: LoopDisk,
     stop: S,
 ) -> Result<LoopReport, TuiError>
 where
@@ -191,12 +222,23 @@ where
     let mut events_open = true;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut disk = tokio::time::interval(FREE_SPACE_INTERVAL);
-    disk.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut disk_tick = tokio::time::interval(FREE_SPACE_INTERVAL);
+    disk_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut probes: JoinSet<Option<u64>> = JoinSet::new();
+    // The queue as last written; one write at a time, the next one once it is done.
+    let mut kept_queue = app.queue_to_keep();
+    let mut saves: JoinSet<io::Result<()>> = JoinSet::new();
     tokio::pin!(stop);
     loop {
         copy_log_to_file(app, &mut logged);
+        if let Some(state_dir) = &disk.state_dir {
+            let queue = app.queue_to_keep();
+            if queue != kept_queue && saves.is_empty() {
+                kept_queue = queue.clone();
+                let state_dir = state_dir.clone();
+                saves.spawn_blocking(move || SavedQueue { downloads: queue }.save(&state_dir));
+            }
+        }
         if app.should_quit() {
             break;
         }
@@ -241,8 +283,13 @@ where
                 }
             },
             _ = tick.tick(), if app.is_animating() => app.tick(),
-            _ = disk.tick(), if probes.is_empty() => {
-                let probe = Arc::clone(&free_space);
+            Some(saved) = saves.join_next(), if !saves.is_empty() => {
+                if let Ok(Err(err)) = saved {
+                    tracing::warn!(%err, "cannot keep the download queue in the state dir");
+                }
+            }
+            _ = disk_tick.tick(), if probes.is_empty() => {
+                let probe = Arc::clone(&disk.free_space);
                 let dir = app.game_dir().to_owned();
                 probes.spawn_blocking(move || probe(&dir));
             }
@@ -364,7 +411,10 @@ mod tests {
                 &mut self.input,
                 std::mem::replace(&mut self.peer_events, mpsc::channel(1).1),
                 self.commands.clone(),
-                Arc::clone(&self.probe),
+                LoopDisk {
+                    free_space: Arc::clone(&self.probe),
+                    state_dir: None,
+                },
                 std::future::pending(),
             )
             .await

@@ -124,6 +124,7 @@ pub enum Outcome<T> {
     Finished(T),
     Failed(String),
     Cancelled,
+    Paused,
 }
 
 /// What a finished download reports.
@@ -287,7 +288,7 @@ impl TestPeer {
         .await;
     }
 
-    /// Waits for the download of `id` to finish, fail or be cancelled.
+    /// Waits for the download of `id` to finish, fail, or be cancelled or paused.
     pub async fn wait_for_download_end(&mut self, id: &str) -> Ended<Downloaded> {
         self.wait_for_end(&format!("the download of {id} to end"), |event| match event {
             PeerEvent::DownloadGameFilesFinished {
@@ -302,6 +303,7 @@ impl TestPeer {
                 Some(Outcome::Failed(reason.clone()))
             }
             PeerEvent::DownloadGameFilesCancelled { id: got } if got == id => Some(Outcome::Cancelled),
+            PeerEvent::DownloadGameFilesPaused { id: got } if got == id => Some(Outcome::Paused),
             _ => None,
         })
         .await

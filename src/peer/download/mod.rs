@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -95,9 +95,11 @@ pub struct DownloadSummary {
 #[derive(Debug)]
 pub enum DownloadOutcome {
     Finished(DownloadSummary),
-    /// Never `TransferError::Cancelled`: that is `Cancelled`.
+    /// Never `TransferError::Cancelled`: that is `Cancelled` or `Paused`.
     Failed(TransferError),
     Cancelled,
+    /// Stopped on request with its verified blocks and resume journal kept.
+    Paused,
 }
 
 pub struct DownloadJob {
@@ -107,6 +109,8 @@ pub struct DownloadJob {
     pub state_dir: PathBuf,
     pub client: PeerClient,
     pub cancel: CancellationToken,
+    /// Set before `cancel` fires for a pause: the download keeps what it verified.
+    pub pause: Arc<AtomicBool>,
     /// The file list of the version on disk now (empty if none): what the new one lacks goes.
     pub replaces: Vec<GameFileDescription>,
     /// What the payload on disk holds, when just hashed (a repair after `verify`); `None`
@@ -121,9 +125,9 @@ pub struct DownloadJob {
     pub peers: watch::Receiver<Vec<SocketAddr>>,
 }
 
-/// Runs a download to its end. A cancel discards the payload and the resume journal; any
-/// other failure keeps every verified block and the journal, so the next download of the
-/// game fetches only what is missing.
+/// Runs a download to its end. A cancel discards the payload and the resume journal; a
+/// pause, like any other failure, keeps every verified block and the journal, so the next
+/// download of the game fetches only what is missing.
 pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
     let plan = &job.plan;
     let total: u64 = plan.files.iter().filter(|f| !f.is_dir).map(|f| f.size).sum();
@@ -137,7 +141,7 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
         })
         .await;
     let listed = tokio::select! {
-        () = job.cancel.cancelled() => return DownloadOutcome::Cancelled,
+        () = job.cancel.cancelled() => return job.stopped(),
         listed = expected_content(&job.client, &plan.id, &plan.files, &plan.peers) => listed,
     };
     let (expected, liars) = match listed {
@@ -201,6 +205,10 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
                 ))),
             }
         }
+        Err(TransferError::Cancelled) if job.pause.load(Ordering::SeqCst) => {
+            let _ = tokio::task::spawn_blocking(move || storage.keep_partial()).await;
+            DownloadOutcome::Paused
+        }
         Err(TransferError::Cancelled) => {
             let _ = tokio::task::spawn_blocking(move || {
                 storage.abort();
@@ -212,6 +220,17 @@ pub async fn download_game_files(job: DownloadJob) -> DownloadOutcome {
         Err(err) => {
             let _ = tokio::task::spawn_blocking(move || storage.keep_partial()).await;
             DownloadOutcome::Failed(err)
+        }
+    }
+}
+
+impl DownloadJob {
+    /// How a download stopped on request before it touched the disk ended.
+    fn stopped(&self) -> DownloadOutcome {
+        if self.pause.load(Ordering::SeqCst) {
+            DownloadOutcome::Paused
+        } else {
+            DownloadOutcome::Cancelled
         }
     }
 }

@@ -43,7 +43,7 @@ impl App {
     }
 
     /// The selected catalog game, or a status message saying why there is none.
-    fn target_game(&mut self) -> Option<LibraryEntry> {
+    pub(super) fn target_game(&mut self) -> Option<LibraryEntry> {
         match self.target() {
             Some(Target::Game(game)) => Some(game.clone()),
             Some(Target::Folder(folder)) => {
@@ -76,11 +76,21 @@ impl App {
             };
             return Some(format!("{name} is busy: its {} is running{hint}", kind.label()));
         }
-        self.fetching.get(&game.id).map(|fetch| {
-            format!(
+        if let Some(fetch) = self.fetching.get(&game.id) {
+            return Some(format!(
                 "{name} is busy: its {} is asking peers for the file list",
                 fetch.label()
-            )
+            ));
+        }
+        self.queued(&game.id).map(|(index, queued)| {
+            if queued.paused {
+                format!("{name}'s download is paused in the queue: p resumes it, c takes it out")
+            } else {
+                format!(
+                    "{name} is queued, {} in line: p pauses it, J/K/N reorder, c takes it out",
+                    super::ordinal(index + 1)
+                )
+            }
         })
     }
 
@@ -98,7 +108,7 @@ impl App {
     }
 
     /// Says why an action does nothing; the action returns what this returns.
-    fn refuse(&mut self, why: String) -> Vec<PeerCommand> {
+    pub(super) fn refuse(&mut self, why: String) -> Vec<PeerCommand> {
         self.say(Level::Warn, why);
         Vec::new()
     }
@@ -143,7 +153,7 @@ impl App {
     }
 
     /// Asks for the file list; its arrival ([`PeerEvent::GotGameFiles`]) starts the download.
-    fn fetch(&mut self, game: &LibraryEntry, fetch: Fetch) -> Vec<PeerCommand> {
+    pub(super) fn fetch(&mut self, game: &LibraryEntry, fetch: Fetch) -> Vec<PeerCommand> {
         let name = &game.name;
         if game.peers.is_empty() {
             return self.refuse(no_source(game));
@@ -154,6 +164,10 @@ impl App {
         if let Some(SpaceVerdict::Short(shortage)) = self.space_verdict(game, operation) {
             let text = shortage.message(name, &game.id, &self.game_dir);
             self.say(Level::Error, text);
+            return Vec::new();
+        }
+        if self.slots_full() {
+            self.enqueue(game);
             return Vec::new();
         }
         self.fetching.insert(game.id.clone(), fetch);
@@ -340,6 +354,9 @@ impl App {
             }
             None => {}
         }
+        if self.dequeue(&game) {
+            return Vec::new();
+        }
         let Some(fetch) = self.fetching.remove(&game.id) else {
             return self.refuse(format!(
                 "nothing to cancel: no download or install of {name} is running"
@@ -391,7 +408,7 @@ impl App {
             .collect();
         (!running.is_empty()).then(|| {
             format!(
-                "Still running: {}. Quitting stops it; unfinished work is cleaned up.",
+                "Still running: {}. Quitting stops it: a download keeps what it verified and resumes at the next start, an install is rolled back.",
                 running.join(", ")
             )
         })

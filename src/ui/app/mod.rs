@@ -16,6 +16,7 @@
 mod actions;
 mod details;
 mod history;
+mod queue;
 mod rows;
 mod selection;
 
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use details::{Details, DetailsOf, Fact, LABEL_WIDTH};
 pub use history::{Ended, History, Outcome};
+pub use queue::{QueueMove, Queued, ordinal};
 pub use rows::{
     InstallProgress, LibraryRow, PeerRow, RowKey, Tone, TransferKey, TransferRow, latest_size, left_peers_text,
 };
@@ -34,7 +36,7 @@ pub use selection::Selection;
 use super::format::{format_duration, format_rate, format_size, verify_lines};
 use super::input::{Action, InputMode};
 use super::render::{MIN_HEIGHT, MIN_WIDTH, Screen};
-use super::saved_view::SavedView;
+use super::saved::SavedView;
 use super::text;
 use crate::peer::{
     ActiveOperation, DownloadProgress, HashingProgress, LibrarySnapshot, OperationKind, PeerCommand, PeerEvent,
@@ -226,6 +228,9 @@ pub struct App {
     details: Option<DetailsOf>,
     details_scroll: usize,
     history: History,
+    /// Downloads waiting for a slot (or paused), front first; see `queue`.
+    queue: Vec<Queued>,
+    downloads_at_once: usize,
     /// The terminal's columns and rows (for scrolling what depends on them).
     screen: (u16, u16),
     quit: bool,
@@ -273,6 +278,8 @@ impl App {
             details: None,
             details_scroll: 0,
             history: History::default(),
+            queue: Vec::new(),
+            downloads_at_once: crate::config::DEFAULT_DOWNLOADS_AT_ONCE,
             screen: (MIN_WIDTH, MIN_HEIGHT),
             quit: false,
             runtime_stopped: false,
@@ -499,9 +506,15 @@ impl App {
 
     // ---- write side ----
 
-    /// Folds one runtime event into the state; returns the commands it calls for
-    /// (a requested file list arriving starts its download).
+    /// Folds one runtime event into the state; returns the commands it calls for (a
+    /// requested file list arriving starts its download, a freed slot the next queued one).
     pub fn update(&mut self, event: PeerEvent) -> Vec<PeerCommand> {
+        let mut commands = self.fold(event);
+        commands.extend(self.start_queued());
+        commands
+    }
+
+    fn fold(&mut self, event: PeerEvent) -> Vec<PeerCommand> {
         self.dirty = true;
         match event {
             PeerEvent::Uploads(uploads) => self.uploads = uploads,
@@ -686,6 +699,12 @@ impl App {
                 let text = format!("download of {} cancelled; partial files removed", self.name_of(&id));
                 self.report(Level::Info, text);
             }
+            PeerEvent::DownloadGameFilesPaused { id } => {
+                self.downloads.remove(&id);
+                self.log_game(Level::Info, &id, |name| {
+                    format!("paused the download of {name}; it keeps what it verified")
+                });
+            }
             PeerEvent::DownloadPeersExcluded { id, peers } => {
                 for (addr, why) in peers {
                     self.log_game(Level::Warn, &id, |name| format!("{name}: left out {addr}: {why}"));
@@ -809,6 +828,8 @@ impl App {
             Action::Verify => return self.verify(),
             Action::Cancel => return self.cancel(),
             Action::Retry => return self.retry(),
+            Action::PauseResume => return self.pause_or_resume(),
+            Action::Queue(how) => self.move_in_queue(how),
             Action::ClearEnded => {
                 let text = match self.history.clear() {
                     0 => "nothing to clear: no transfer has ended".to_owned(),

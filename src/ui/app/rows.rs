@@ -95,6 +95,7 @@ impl PeerRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferKey {
     Running(String),
+    Queued(String),
     Ended(u64),
 }
 
@@ -251,6 +252,26 @@ impl App {
                     progress: None,
                 }),
         );
+        // What waits for a slot, front first.
+        rows.extend(self.queue.iter().enumerate().map(|(index, queued)| {
+            let activity = match (queued.paused, self.snapshot.game(&queued.id)) {
+                (true, _) => "paused: p resumes it".to_owned(),
+                (false, Some(game)) if game.peers.is_empty() => "queued: waits for a peer that has it".to_owned(),
+                (false, _) => format!("queued, {} in line", super::ordinal(index + 1)),
+            };
+            TransferRow {
+                key: TransferKey::Queued(queued.id.clone()),
+                ended: None,
+                id: queued.id.clone(),
+                name: self.name_of(&queued.id).to_owned(),
+                label: "download".to_owned(),
+                activity,
+                version: None,
+                total_bytes: None,
+                progress: None,
+                install: None,
+            }
+        }));
         // What ended, newest first, until the user clears it.
         rows.extend(self.history.iter().map(|ended| TransferRow {
             key: TransferKey::Ended(ended.seq),
@@ -270,7 +291,7 @@ impl App {
     /// The transfers that run now (and file-list requests waiting for an answer).
     pub fn running_transfers(&self) -> Vec<TransferRow> {
         let mut rows = self.transfer_rows();
-        rows.retain(|row| row.ended.is_none());
+        rows.retain(|row| matches!(row.key, TransferKey::Running(_)));
         rows
     }
 
@@ -367,6 +388,8 @@ impl App {
             (format!("{}{percent}", busy_verb(*kind)), Tone::Busy)
         } else if self.fetching.contains_key(&game.id) {
             ("asking peers...".to_owned(), Tone::Busy)
+        } else if let Some(state) = self.queue_state(game) {
+            (state, Tone::Busy)
         } else if self
             .hashing
             .as_ref()

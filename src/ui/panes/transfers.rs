@@ -13,7 +13,7 @@ use ratatui::widgets::{Gauge, Paragraph, Wrap};
 
 use super::{first_shown, pane_block, position_title, selected_style};
 use crate::peer::DownloadProgress;
-use crate::ui::app::{App, Ended, Outcome, Pane, TransferRow};
+use crate::ui::app::{App, Ended, Outcome, Pane, TransferKey, TransferRow};
 use crate::ui::format::{eta_label, format_size, progress_line, rate_label, sources_label};
 use crate::ui::text::{elide_end, elide_middle, width};
 
@@ -26,10 +26,16 @@ const ROW_HEIGHT: u16 = 2;
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let rows = app.transfer_rows();
     let ended = rows.iter().filter(|row| row.ended.is_some()).count();
-    let count = match ended {
-        0 => rows.len().to_string(),
-        ended => format!("{} · {ended} ended", rows.len() - ended),
-    };
+    let queued = rows
+        .iter()
+        .filter(|row| matches!(row.key, TransferKey::Queued(_)))
+        .count();
+    let mut count = (rows.len() - ended - queued).to_string();
+    for (n, what) in [(queued, "queued"), (ended, "ended")] {
+        if n > 0 {
+            count.push_str(&format!(" · {n} {what}"));
+        }
+    }
     let block = pane_block(app, Pane::Transfers, count);
     let inner = block.inner(area);
     let uploads = app.upload_lines();
@@ -66,9 +72,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let slots = Layout::vertical(vec![Constraint::Length(ROW_HEIGHT); fit]).split(inner);
     for (slot, (index, row)) in slots.iter().zip(rows.iter().enumerate().skip(first)) {
         let highlight = (index == selected).then(|| selected_style(app, Pane::Transfers));
-        match &row.ended {
-            Some(ended) => render_ended(frame, *slot, row, ended, highlight),
-            None => render_transfer(frame, *slot, app, row, highlight),
+        match (&row.ended, &row.key) {
+            (Some(ended), _) => render_ended(frame, *slot, row, &ended.time, ended_outcome(ended), highlight),
+            // Waiting in the queue: no spinner, nothing moves.
+            (None, TransferKey::Queued(_)) => render_ended(frame, *slot, row, "", queued_look(row), highlight),
+            (None, _) => render_transfer(frame, *slot, app, row, highlight),
         }
     }
 }
@@ -139,11 +147,41 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
     }
 }
 
-/// An operation that ended: its name, what it was and when, then how it ended and why.
-fn render_ended(frame: &mut Frame, area: Rect, row: &TransferRow, ended: &Ended, highlight: Option<Style>) {
+/// How the line under a still row looks: its symbol (the meaning without colour), its
+/// style and what it ends in.
+type Look = (&'static str, Style, &'static str);
+
+/// A failure ends in how to retry it.
+fn ended_outcome(ended: &Ended) -> Look {
+    match ended.outcome {
+        Outcome::Done(_) => ("✓", Style::new().fg(Color::Green), ""),
+        Outcome::Failed(_) => (
+            "✗",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            " (R retries)",
+        ),
+        Outcome::Cancelled => ("-", Style::new().fg(Color::Yellow), ""),
+    }
+}
+
+fn queued_look(row: &TransferRow) -> Look {
+    if row.activity.starts_with("paused") {
+        ("‖", Style::new().fg(Color::Yellow), "")
+    } else {
+        ("…", Style::new().fg(Color::Cyan), "")
+    }
+}
+
+/// A row that does not move: an operation that ended (its name, what it was and when,
+/// then how it ended and why) or a download waiting in the queue.
+fn render_ended(frame: &mut Frame, area: Rect, row: &TransferRow, time: &str, look: Look, highlight: Option<Style>) {
     let [title_area, outcome_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let marker = if highlight.is_some() { "> " } else { "  " };
-    let facts = format!(" · {} · {}", row.label, ended.time);
+    let facts = if time.is_empty() {
+        format!(" · {}", row.label)
+    } else {
+        format!(" · {} · {time}", row.label)
+    };
     let room = usize::from(title_area.width);
     let name = format!(
         "{marker}{}",
@@ -155,16 +193,7 @@ fn render_ended(frame: &mut Frame, area: Rect, row: &TransferRow, ended: &Ended,
         Span::raw(facts),
     ];
     frame.render_widget(Paragraph::new(Line::from(title)), title_area);
-    // The symbol says it without colour; a failure ends in how to retry it.
-    let (symbol, style, hint) = match ended.outcome {
-        Outcome::Done(_) => ("✓", Style::new().fg(Color::Green), ""),
-        Outcome::Failed(_) => (
-            "✗",
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            " (R retries)",
-        ),
-        Outcome::Cancelled => ("-", Style::new().fg(Color::Yellow), ""),
-    };
+    let (symbol, style, hint) = look;
     let room = usize::from(outcome_area.width).saturating_sub(2 + 2 + width(hint));
     let text = format!("  {symbol} {}{hint}", elide_end(&row.activity, room));
     frame.render_widget(Paragraph::new(Line::styled(text, style)), outcome_area);
