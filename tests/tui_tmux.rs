@@ -356,3 +356,79 @@ fn a_killed_seed_shows_as_silent_then_left_with_its_game_kept_and_an_unreachable
     let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
 }
+
+#[test]
+fn the_queue_and_a_paused_download_survive_a_restart() {
+    if !has_tmux("the_queue_and_a_paused_download_survive_a_restart") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = dir.path().join("seed");
+    for (id, seed) in [("openarena", 81), ("xonotic", 82)] {
+        let root = support::write_game(&seed_root.join("games"), id, "1.0", &[]);
+        let tree = [(
+            "data.bin".to_owned(),
+            Some(support::pseudo_random_bytes(seed, 16_000_000)),
+        )];
+        write_zip(&root.join("game.zip"), &tree.into_iter().collect());
+    }
+    let seed_addr = free_addr();
+    // 2 MB/s: the first download still runs when the TUI quits.
+    let mut seed = Lanspread::serve(&seed_root, seed_addr, &[], &["--upload-limit", "2"]);
+    seed.wait_for_line(&["hashed 2 game(s)"]);
+    let client = dir.path().join("client");
+    let tui = format!(
+        "env TERM=xterm-256color {BIN} --no-mdns --peer {seed_addr} --downloads-at-once 1 --game-dir {} --state-dir {}",
+        client.join("games").display(),
+        client.join("state").display()
+    );
+
+    let session = start_sized_session(&format!("lanspread-queue-{}", std::process::id()), &tui, (80, 24));
+    session.wait_for("both games", |screen| {
+        screen.contains("OpenArena") && screen.contains("Xonotic")
+    });
+    // OpenArena downloads, Xonotic waits; the user pauses OpenArena, then quits.
+    session.keys(&["d", "j", "d"]);
+    session.wait_for("Xonotic queued", |screen| {
+        row_of(screen, "Xonotic").contains("queued, 1st in line")
+    });
+    session.keys(&["k"]);
+    session.wait_for("OpenArena downloading", |screen| {
+        row_of(screen, "OpenArena").contains("downloading") && !row_of(screen, "OpenArena").contains(" 0%")
+    });
+    session.keys(&["p"]);
+    let screen = session.wait_for("OpenArena paused, its slot given to Xonotic", |screen| {
+        row_of(screen, "OpenArena").contains("paused") && row_of(screen, "Xonotic").contains("downloading")
+    });
+    assert!(screen.contains("paused the download of OpenArena"), "{screen}");
+    session.keys(&["q"]);
+    session.wait_for("the quit question", |screen| screen.contains("Quit lanspread?"));
+    session.keys(&["y"]);
+    let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    drop(session);
+
+    let kept = std::fs::read_to_string(client.join("state/tui-queue.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        kept["downloads"],
+        serde_json::json!([{"id": "xonotic", "paused": false}, {"id": "openarena", "paused": true}]),
+        "the running download first, then the paused one"
+    );
+
+    // The next start resumes Xonotic (it kept what it fetched) and keeps OpenArena paused.
+    let session = start_sized_session(&format!("lanspread-queue2-{}", std::process::id()), &tui, (80, 24));
+    let screen = session.wait_for("Xonotic resumed and OpenArena still paused", |screen| {
+        row_of(screen, "Xonotic").contains("downloading") && row_of(screen, "OpenArena").contains("paused")
+    });
+    assert!(row_of(&screen, "OpenArena").contains("p resumes"), "{screen}");
+    session.keys(&["p"]);
+    session.wait_for("both downloaded and installed", |screen| {
+        row_of(screen, "OpenArena").contains("installed") && row_of(screen, "Xonotic").contains("installed")
+    });
+    session.keys(&["q"]);
+    let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    let kept = std::fs::read_to_string(client.join("state/tui-queue.json")).unwrap();
+    assert!(kept.contains("\"downloads\": []"), "nothing left to resume: {kept}");
+}

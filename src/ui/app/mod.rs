@@ -203,6 +203,9 @@ pub struct App {
     /// Games whose operation just ended: their next on-disk change is that operation's own.
     just_ended: BTreeSet<String>,
     fetching: BTreeMap<String, Fetch>,
+    /// Downloads asked of the runtime that it has not reported running (or refused) yet:
+    /// they hold a download slot in between.
+    starting: BTreeSet<String>,
     /// While local games are being hashed (and not shared yet).
     hashing: Option<HashingProgress>,
     /// Games this UI saw waiting for their hashes: their next change is being shared.
@@ -257,6 +260,7 @@ impl App {
             installs: BTreeMap::new(),
             just_ended: BTreeSet::new(),
             fetching: BTreeMap::new(),
+            starting: BTreeSet::new(),
             hashing: None,
             hashed_unshared: BTreeSet::new(),
             log: VecDeque::new(),
@@ -516,6 +520,15 @@ impl App {
 
     fn fold(&mut self, event: PeerEvent) -> Vec<PeerCommand> {
         self.dirty = true;
+        // A download that ends or is refused before it was reported running frees its slot.
+        if let PeerEvent::OperationRefused { id, .. }
+        | PeerEvent::DownloadGameFilesFailed { id, .. }
+        | PeerEvent::DownloadGameFilesCancelled { id }
+        | PeerEvent::DownloadGameFilesPaused { id }
+        | PeerEvent::DownloadGameFilesFinished { id, .. } = &event
+        {
+            self.starting.remove(id);
+        }
         match event {
             PeerEvent::Uploads(uploads) => self.uploads = uploads,
             PeerEvent::LibraryUpdated(snapshot) => self.set_snapshot(snapshot),
@@ -596,6 +609,7 @@ impl App {
                     fetch.label()
                 );
                 self.push_log(Level::Info, text);
+                self.starting.insert(id.clone());
                 return vec![PeerCommand::DownloadGameFiles { id, files }];
             }
             PeerEvent::GameFilesUnavailable { id, reason } => {
@@ -910,6 +924,7 @@ impl App {
             self.dirty = true;
             self.active.clear();
             self.fetching.clear();
+            self.starting.clear();
             self.downloads.clear();
             self.installs.clear();
             let text = "the peer runtime stopped (see the log file); press q to quit".to_owned();
@@ -990,6 +1005,7 @@ impl App {
         self.installs.retain(|id, _| active.contains_key(id));
         for id in self.active.keys() {
             self.fetching.remove(id);
+            self.starting.remove(id);
         }
         let ended = |id: &String| !self.active.contains_key(id);
         if self

@@ -65,27 +65,35 @@ impl App {
             .filter(|(_, kind)| **kind == OperationKind::Download)
             .map(|(id, _)| id)
             .chain(self.fetching.keys())
-            .filter(|id| !self.queue.iter().any(|queued| &queued.id == *id));
-        let mut keep: Vec<Queued> = running
-            .map(|id| Queued {
-                id: id.clone(),
-                paused: false,
-            })
-            .collect();
-        keep.dedup();
+            .chain(&self.starting);
+        let mut keep: Vec<Queued> = Vec::new();
+        for id in running {
+            if !keep.iter().any(|kept| &kept.id == id) && self.queued(id).is_none() {
+                keep.push(Queued {
+                    id: id.clone(),
+                    paused: false,
+                });
+            }
+        }
         keep.extend(self.queue.iter().cloned());
         keep
     }
 
-    /// Downloads that hold a slot: running, or asking peers for their file list.
+    /// Downloads that hold a slot: running, asked of the runtime, or asking peers for
+    /// their file list.
     fn downloads_running(&self) -> usize {
         let running = self
             .active
             .values()
             .filter(|kind| **kind == OperationKind::Download)
             .count();
-        let asking = self.fetching.keys().filter(|id| !self.active.contains_key(*id)).count();
-        running + asking
+        let waiting = self
+            .fetching
+            .keys()
+            .chain(&self.starting)
+            .filter(|id| !self.active.contains_key(*id))
+            .count();
+        running + waiting
     }
 
     pub(super) fn slots_full(&self) -> bool {
@@ -363,6 +371,41 @@ mod tests {
             ["get xonotic"]
         );
         assert!(app.queue().is_empty());
+    }
+
+    #[test]
+    fn a_download_asked_of_the_runtime_holds_its_slot_until_it_runs() {
+        let mut app = lan(1);
+        download(&mut app, "Doom");
+        download(&mut app, "Hexen");
+        // The file list arrives: the download is asked for, but not reported running yet.
+        let commands = app.update(PeerEvent::GotGameFiles {
+            id: "doom".into(),
+            version: "1.0".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        assert!(
+            matches!(commands.as_slice(), [PeerCommand::DownloadGameFiles { id, .. }] if id == "doom"),
+            "{commands:?}"
+        );
+        assert_eq!(queue_of(&app), [("hexen".to_owned(), false)]);
+        assert!(running(&mut app, &["doom"]).is_empty());
+        // Refused before it ran: the slot is free again.
+        let mut app = lan(1);
+        download(&mut app, "Doom");
+        download(&mut app, "Hexen");
+        app.update(PeerEvent::GotGameFiles {
+            id: "doom".into(),
+            version: "1.0".into(),
+            files: files(),
+            peers: vec![addr(1)],
+        });
+        let commands = app.update(PeerEvent::OperationRefused {
+            id: "doom".into(),
+            reason: "no room".into(),
+        });
+        assert_eq!(asked(&commands), ["get hexen"]);
     }
 
     #[test]
