@@ -352,6 +352,26 @@ fn a_killed_seed_shows_as_silent_then_left_with_its_game_kept_and_an_unreachable
         row_of(screen, "seedbox").contains("left") && row_of(screen, "OpenArena").contains("seedbox left")
     });
     eprintln!("{screen}");
+    // The failure, cut on the status line, is read whole in the game's details.
+    session.keys(&["Enter"]);
+    let screen = session.wait_for("the details with the last error", |screen| {
+        screen.contains("Last error")
+    });
+    // The last fact: its rows run to the popup's bottom border, wrapped, never cut.
+    let error: Vec<&str> = screen
+        .lines()
+        .skip_while(|line| !line.contains("Last error"))
+        .take_while(|line| !line.contains("Esc close"))
+        .collect();
+    assert!(error[0].contains("failed: every peer failed"), "{screen}");
+    assert!(error.iter().all(|line| !line.contains('…')), "cut: {screen}");
+    assert!(
+        error.last().unwrap().contains(')'),
+        "the reason's end is shown: {screen}"
+    );
+    // Esc alone: an Esc and a key sent together read as Alt and the key.
+    session.keys(&["Escape"]);
+    session.wait_for("the details closed", |screen| !screen.contains("Esc close"));
     session.keys(&["q"]);
     let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
