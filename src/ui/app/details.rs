@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use super::rows::{busy_verb, latest_size};
 use super::{App, Level, Pane, RowKey};
 use crate::layout::GameLayout;
-use crate::peer::{GameState, LibraryEntry, PeerGameVersion};
+use crate::peer::{LibraryEntry, PeerGameVersion};
 use crate::ui::format::{format_rate, format_size};
 use crate::ui::text;
 
@@ -210,12 +210,10 @@ impl App {
 
         let layout = GameLayout::new(&self.game_dir, &game.id);
         facts.push(fact("Folder", layout.root.display().to_string()));
-        let installed_here =
-            matches!(game.state, GameState::Installed | GameState::InstalledStreamed) || game.installed;
         let install_path = layout.local().display().to_string();
         facts.push(fact(
             "Install",
-            if installed_here {
+            if game.installed {
                 install_path
             } else {
                 format!("not installed; it goes into {install_path}")

@@ -73,9 +73,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     for (slot, (index, row)) in slots.iter().zip(rows.iter().enumerate().skip(first)) {
         let highlight = (index == selected).then(|| selected_style(app, Pane::Transfers));
         match (&row.ended, &row.key) {
-            (Some(ended), _) => render_ended(frame, *slot, row, &ended.time, ended_outcome(ended), highlight),
+            (Some(ended), _) => render_still(frame, *slot, row, &ended.time, ended_outcome(ended), highlight),
             // Waiting in the queue: no spinner, nothing moves.
-            (None, TransferKey::Queued(_)) => render_ended(frame, *slot, row, "", queued_look(row), highlight),
+            (None, TransferKey::Queued(_)) => render_still(frame, *slot, row, "", queued_look(row), highlight),
             (None, _) => render_transfer(frame, *slot, app, row, highlight),
         }
     }
@@ -174,7 +174,7 @@ fn queued_look(row: &TransferRow) -> Look {
 
 /// A row that does not move: an operation that ended (its name, what it was and when,
 /// then how it ended and why) or a download waiting in the queue.
-fn render_ended(frame: &mut Frame, area: Rect, row: &TransferRow, time: &str, look: Look, highlight: Option<Style>) {
+fn render_still(frame: &mut Frame, area: Rect, row: &TransferRow, time: &str, look: Look, highlight: Option<Style>) {
     let [title_area, outcome_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let marker = if highlight.is_some() { "> " } else { "  " };
     let facts = if time.is_empty() {
