@@ -144,26 +144,50 @@ impl UploadSlots {
     }
 }
 
-/// How often this peer has sent each block of a game's list, for the pick.
+/// How often this peer has sent each block of a game's list, and when last, for the pick.
 #[derive(Default)]
-pub struct SentCounts(Mutex<VecDeque<(GameList, Vec<u16>)>>);
+pub struct SentCounts(Mutex<VecDeque<(GameList, Sent)>>);
 
 /// A game id and the digest of one of its file lists.
 type GameList = (String, ContentHash);
 
-/// A served game's list, as of one library revision: its digest and layout.
-struct CachedLayout {
-    id: String,
-    revision: u64,
-    digest: ContentHash,
-    layout: Arc<BlockLayout>,
+/// What left this peer of one list.
+struct Sent {
+    counts: Vec<u16>,
+    last: Vec<Option<Instant>>,
+    /// Blocks not sent even once.
+    unsent: usize,
+}
+
+/// How long a seed leaves a block it sent to spread before it sends it again, while some
+/// block of the list has not left it at all: its receiver serves it on within about a
+/// second (availability is refreshed that often), and the seed's uplink is worth more
+/// spent on a block nobody has yet (super-seeding, roughly).
+pub const SPREAD_TIME: Duration = Duration::from_secs(2);
+
+/// What the pick chose.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Picked {
+    /// In block order, which is file order on disk.
+    pub blocks: Vec<u32>,
+    /// Offered blocks held back because they left this seed moments ago.
+    pub spreading: usize,
 }
 
 impl SentCounts {
     /// Picks, among the `offered` blocks this peer `holds`, those it has sent least (the
     /// downloader's order breaks ties), up to `want` and one answer's worth; counts them as
-    /// sent. Returned in block order, which is file order on disk.
-    pub fn pick(&self, id: &str, layout: &BlockLayout, ask: &BlockAsk<'_>, holds: impl Fn(u32) -> bool) -> Vec<u32> {
+    /// sent. A seed (`seed`) holds back a block it sent less than [`SPREAD_TIME`] ago while
+    /// some block of the list has never left it.
+    pub fn pick(
+        &self,
+        id: &str,
+        layout: &BlockLayout,
+        ask: &BlockAsk<'_>,
+        seed: bool,
+        now: Instant,
+        holds: impl Fn(u32) -> bool,
+    ) -> Picked {
         let (list, offered) = (ask.list, ask.offered);
         let most = (ask.want as usize).clamp(1, MAX_PICKED_BLOCKS);
         let mut games = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -173,14 +197,30 @@ impl SentCounts {
             Some(position) => games.remove(position),
             None => None,
         };
-        let (_, mut counts) = entry.unwrap_or_else(|| (key.clone(), vec![0; layout.total() as usize]));
+        let total = layout.total() as usize;
+        let (_, mut sent) = entry.unwrap_or_else(|| {
+            let sent = Sent {
+                counts: vec![0; total],
+                last: vec![None; total],
+                unsent: total,
+            };
+            (key.clone(), sent)
+        });
         let mut seen = HashSet::new();
-        let mut candidates: Vec<(u16, usize, u32)> = offered
-            .iter()
-            .enumerate()
-            .filter(|(_, block)| **block < layout.total() && seen.insert(**block) && holds(**block))
-            .map(|(order, block)| (counts[*block as usize], order, *block))
-            .collect();
+        let mut spreading = 0;
+        let mut candidates: Vec<(u16, usize, u32)> = Vec::new();
+        for (order, block) in offered.iter().enumerate() {
+            let index = *block as usize;
+            if index >= total || !seen.insert(*block) || !holds(*block) {
+                continue;
+            }
+            let recent = sent.last[index].is_some_and(|at| now.saturating_duration_since(at) < SPREAD_TIME);
+            if seed && sent.unsent > 0 && recent {
+                spreading += 1;
+                continue;
+            }
+            candidates.push((sent.counts[index], order, *block));
+        }
         candidates.sort_unstable();
         let (mut picked, mut bytes) = (Vec::new(), 0);
         for (_, _, block) in candidates {
@@ -189,14 +229,30 @@ impl SentCounts {
                 break;
             }
             bytes += len;
-            counts[block as usize] = counts[block as usize].saturating_add(1);
+            let index = block as usize;
+            if sent.counts[index] == 0 {
+                sent.unsent -= 1;
+            }
+            sent.counts[index] = sent.counts[index].saturating_add(1);
+            sent.last[index] = Some(now);
             picked.push(block);
         }
         picked.sort_unstable();
-        games.push_front((key, counts));
+        games.push_front((key, sent));
         games.truncate(COUNTED_GAMES);
-        picked
+        Picked {
+            blocks: picked,
+            spreading,
+        }
     }
+}
+
+/// A served game's list, as of one library revision: its digest and layout.
+struct CachedLayout {
+    id: String,
+    revision: u64,
+    digest: ContentHash,
+    layout: Arc<BlockLayout>,
 }
 
 /// The block layouts of served games, by id and library revision: a list of 100,000
@@ -346,10 +402,20 @@ pub(super) async fn send_blocks(
         return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
     };
     let layout = source.layout();
-    let picked = match &source {
-        BlockSource::Served(_) => context.sent.pick(id, layout, &ask, |_| true),
-        BlockSource::Downloading(download) => context.sent.pick(id, layout, &ask, |b| download.has(b)),
+    let now = Instant::now();
+    let Picked {
+        blocks: picked,
+        spreading,
+    } = match &source {
+        BlockSource::Served(_) => context.sent.pick(id, layout, &ask, true, now, |_| true),
+        BlockSource::Downloading(download) => context.sent.pick(id, layout, &ask, false, now, |b| download.has(b)),
     };
+    if picked.is_empty() && spreading > 0 {
+        let message = format!(
+            "the offered blocks of {id} left this peer moments ago and are spreading; ask the peers that have them"
+        );
+        return write_response(send, &Response::error(ErrorKind::Busy, message)).await;
+    }
     if picked.is_empty() {
         let message = format!("this peer holds none of the offered blocks of {id} yet");
         return write_response(send, &Response::error(ErrorKind::NotFound, message)).await;
@@ -501,21 +567,68 @@ mod tests {
             offered,
             want,
         };
-        let first = sent.pick("g", &layout, &ask(&offered, 128), |_| true);
+        let now = Instant::now();
+        let pick = |offered, want, holds: &dyn Fn(u32) -> bool| {
+            sent.pick("g", &layout, &ask(offered, want), false, now, holds).blocks
+        };
+        let first = pick(&offered, 128, &|_| true);
         assert_eq!(
             first,
             (0..8).collect::<Vec<_>>(),
             "8 MiB of the offered, in the offered order"
         );
-        let second = sent.pick("g", &layout, &ask(&offered, 128), |_| true);
+        let second = pick(&offered, 128, &|_| true);
         assert_eq!(
             second,
             (8..16).collect::<Vec<_>>(),
             "the same offer gets the blocks not sent yet"
         );
-        let held = sent.pick("g", &layout, &ask(&[17, 18, 19, 99, 18], 128), |block| block != 18);
+        let held = pick(&[17, 18, 19, 99, 18], 128, &|block| block != 18);
         assert_eq!(held, [17, 19], "only held blocks in the layout, each once");
-        let few = sent.pick("g", &layout, &ask(&offered, 2), |_| true);
+        let few = pick(&offered, 2, &|_| true);
         assert_eq!(few.len(), 2, "at most what was wanted");
+    }
+
+    #[test]
+    fn a_seed_lets_a_block_it_just_sent_spread_while_others_have_not_left_it() {
+        let files = [GameFileDescription {
+            path: "a".into(),
+            size: 4 * BLOCK_SIZE,
+            is_dir: false,
+            hash: None,
+        }];
+        let layout = BlockLayout::new(&files).unwrap();
+        let list = ContentHash::of(b"l");
+        let sent = SentCounts::default();
+        let start = Instant::now();
+        let pick = |offered: &[u32], at: Duration| {
+            let ask = BlockAsk {
+                list: &list,
+                offered,
+                want: 1,
+            };
+            sent.pick("g", &layout, &ask, true, start + at, |_| true)
+        };
+        assert_eq!(pick(&[0], Duration::ZERO).blocks, [0]);
+        // Block 0 just left for one downloader; another offering only it is sent elsewhere.
+        let held = pick(&[0], Duration::from_millis(500));
+        assert_eq!((held.blocks.len(), held.spreading), (0, 1));
+        // Offered beside a block not sent yet, the new block goes.
+        assert_eq!(pick(&[0, 1], Duration::from_millis(600)).blocks, [1]);
+        // Once it had time to spread, it may leave again.
+        assert_eq!(pick(&[0], SPREAD_TIME + Duration::from_millis(100)).blocks, [0]);
+        // When every block has left at least once, nothing is held back (the endgame).
+        assert_eq!(pick(&[2], SPREAD_TIME).blocks, [2]);
+        assert_eq!(pick(&[3], SPREAD_TIME).blocks, [3]);
+        assert_eq!(pick(&[3], SPREAD_TIME + Duration::from_millis(1)).blocks, [3]);
+        // A partial source never holds back: it has only what it has.
+        let ask = BlockAsk {
+            list: &list,
+            offered: &[1],
+            want: 1,
+        };
+        let other = SentCounts::default();
+        assert_eq!(other.pick("g", &layout, &ask, false, start, |_| true).blocks, [1]);
+        assert_eq!(other.pick("g", &layout, &ask, false, start, |_| true).blocks, [1]);
     }
 }
