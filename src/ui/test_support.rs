@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::app::App;
 use super::input::Action;
 use crate::peer::{
-    AbsentPeer, ActiveOperation, DownloadProgress, GameState, LibraryEntry, LibrarySnapshot, OperationKind, PeerEvent,
-    PeerGameVersion, PeerProgress, PeerSummary,
+    AbsentPeer, ActiveOperation, DownloadProgress, DownloadSummary, GameState, LibraryEntry, LibrarySnapshot,
+    OperationKind, PeerEvent, PeerGameVersion, PeerProgress, PeerSummary,
 };
 use crate::proto::GameFileDescription;
 
@@ -149,6 +149,23 @@ pub fn select(app: &mut App, name: &str) {
         app.apply(Action::Down);
     }
     panic!("{name} is not in the library");
+}
+
+/// The download of `id` at `version` finished: 4 GiB in 20 s from peers 1 and 2, all from seeds.
+pub fn download_finished(id: &str, version: &str) -> PeerEvent {
+    PeerEvent::DownloadGameFilesFinished {
+        id: id.into(),
+        version: version.into(),
+        summary: DownloadSummary {
+            bytes: 4 * GIB,
+            reused: 0,
+            elapsed: Duration::from_secs(20),
+            peers_used: vec![addr(1), addr(2)],
+            from_seeds: 4 * GIB,
+            from_partials: 0,
+            availability_bytes: 0,
+        },
+    }
 }
 
 pub fn active(id: &str, kind: OperationKind) -> PeerEvent {

@@ -111,7 +111,7 @@ impl App {
 mod tests {
     use super::super::tests::state_of;
     use super::*;
-    use crate::peer::{DownloadSummary, PeerCommand, PeerEvent};
+    use crate::peer::{PeerCommand, PeerEvent};
     use crate::ui::app::{Pane, TransferKey};
     use crate::ui::input::Action;
     use crate::ui::test_support::*;
@@ -176,19 +176,7 @@ mod tests {
     fn finished_and_cancelled_transfers_stay_until_cleared_and_only_failures_are_retried() {
         let mut app = app_with_library();
         app.update(active("xonotic", OperationKind::Download));
-        app.update(PeerEvent::DownloadGameFilesFinished {
-            id: "xonotic".into(),
-            version: "0.8.6".into(),
-            summary: DownloadSummary {
-                bytes: 4 * GIB,
-                reused: 0,
-                elapsed: std::time::Duration::from_secs(20),
-                peers_used: vec![addr(1), addr(2)],
-                from_seeds: 4 * GIB,
-                from_partials: 0,
-                availability_bytes: 0,
-            },
-        });
+        app.update(download_finished("xonotic", "0.8.6"));
         app.update(PeerEvent::InstallGameFinished {
             id: "xonotic".into(),
             updated: false,

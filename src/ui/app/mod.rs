@@ -1082,7 +1082,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::{DownloadSummary, GameState};
+    use crate::peer::GameState;
     use crate::ui::test_support::*;
 
     #[test]
@@ -1222,19 +1222,7 @@ mod tests {
         let rates: Vec<Option<f64>> = app.peer_rows().iter().map(|row| row.rate).collect();
         assert_eq!(rates, [Some(30e6), Some(20e6)]);
 
-        app.update(PeerEvent::DownloadGameFilesFinished {
-            id: "xonotic".into(),
-            version: "0.8.6".into(),
-            summary: DownloadSummary {
-                bytes: 4 * GIB,
-                reused: 0,
-                elapsed: Duration::from_secs(20),
-                peers_used: vec![addr(1), addr(2)],
-                from_seeds: 4 * GIB,
-                from_partials: 0,
-                availability_bytes: 0,
-            },
-        });
+        app.update(download_finished("xonotic", "0.8.6"));
         app.update(PeerEvent::ActiveOperations(Vec::new()));
         assert!(app.running_transfers().is_empty());
         assert_eq!(state_of(&app, "Xonotic"), "on 2 peers");

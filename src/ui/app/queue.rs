@@ -243,7 +243,7 @@ impl App {
         true
     }
 
-    /// The library row key of each queued game, for the Library's state column.
+    /// How a queued (or paused) game's Library row reads its state.
     pub(super) fn queue_state(&self, game: &LibraryEntry) -> Option<String> {
         let (index, queued) = self.queued(&game.id)?;
         if !queued.paused {

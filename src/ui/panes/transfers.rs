@@ -94,7 +94,6 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
         false => usize::from(gauge_area.width),
     };
     let label = row.progress.as_ref().map(|progress| gauge_label(progress, label_room));
-    let marker = if highlight.is_some() { "> " } else { "  " };
     let mut facts = format!(
         " {}· {}",
         row.version
@@ -112,18 +111,7 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
         }
         _ => {}
     }
-    // The name keeps most of the line; what is cut ends in an ellipsis.
-    let room = usize::from(title_area.width);
-    let name = format!(
-        "{marker}{}",
-        elide_middle(&row.name, room.saturating_sub(width(&facts).min(room / 2) + 2))
-    );
-    let facts = elide_end(&facts, room.saturating_sub(width(&name)));
-    let title = vec![
-        Span::styled(name, highlight.unwrap_or_default().add_modifier(Modifier::BOLD)),
-        Span::raw(facts),
-    ];
-    frame.render_widget(Paragraph::new(Line::from(title)), title_area);
+    render_title(frame, title_area, &row.name, &facts, highlight);
     match (&row.progress, label) {
         (Some(progress), Some((label, _))) if app.is_monochrome() => {
             let text = format!("{label} {}", character_bar(progress.fraction(), CHARACTER_BAR));
@@ -145,6 +133,23 @@ fn render_transfer(frame: &mut Frame, area: Rect, app: &App, row: &TransferRow, 
             );
         }
     }
+}
+
+/// A row's title line: the marker and name in bold (the selected one highlighted), then
+/// `facts`. The name keeps most of the line; what is cut ends in an ellipsis.
+fn render_title(frame: &mut Frame, area: Rect, name: &str, facts: &str, highlight: Option<Style>) {
+    let marker = if highlight.is_some() { "> " } else { "  " };
+    let room = usize::from(area.width);
+    let name = format!(
+        "{marker}{}",
+        elide_middle(name, room.saturating_sub(width(facts).min(room / 2) + 2))
+    );
+    let facts = elide_end(facts, room.saturating_sub(width(&name)));
+    let title = vec![
+        Span::styled(name, highlight.unwrap_or_default().add_modifier(Modifier::BOLD)),
+        Span::raw(facts),
+    ];
+    frame.render_widget(Paragraph::new(Line::from(title)), area);
 }
 
 /// How the line under a still row looks: its symbol (the meaning without colour), its
@@ -176,23 +181,12 @@ fn queued_look(row: &TransferRow) -> Look {
 /// then how it ended and why) or a download waiting in the queue.
 fn render_still(frame: &mut Frame, area: Rect, row: &TransferRow, time: &str, look: Look, highlight: Option<Style>) {
     let [title_area, outcome_area] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let marker = if highlight.is_some() { "> " } else { "  " };
     let facts = if time.is_empty() {
         format!(" · {}", row.label)
     } else {
         format!(" · {} · {time}", row.label)
     };
-    let room = usize::from(title_area.width);
-    let name = format!(
-        "{marker}{}",
-        elide_middle(&row.name, room.saturating_sub(width(&facts).min(room / 2) + 2))
-    );
-    let facts = elide_end(&facts, room.saturating_sub(width(&name)));
-    let title = vec![
-        Span::styled(name, highlight.unwrap_or_default().add_modifier(Modifier::BOLD)),
-        Span::raw(facts),
-    ];
-    frame.render_widget(Paragraph::new(Line::from(title)), title_area);
+    render_title(frame, title_area, &row.name, &facts, highlight);
     let (symbol, style, hint) = look;
     let room = usize::from(outcome_area.width).saturating_sub(2 + 2 + width(hint));
     let text = format!("  {symbol} {}{hint}", elide_end(&row.activity, room));
