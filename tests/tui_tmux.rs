@@ -168,6 +168,12 @@ fn row_of(screen: &str, needle: &str) -> String {
         .to_owned()
 }
 
+/// The percentage in a Library row that says `downloading 42%`.
+fn downloading_percent(row: &str) -> Option<u32> {
+    let rest = &row[row.find("downloading ")? + "downloading ".len()..];
+    rest[..rest.find('%')?].parse().ok()
+}
+
 #[test]
 fn demo_downloads_installs_and_quits_cleanly_in_tmux() {
     if !has_tmux("demo_downloads_installs_and_quits_cleanly_in_tmux") {
@@ -438,14 +444,18 @@ fn the_queue_and_a_paused_download_survive_a_restart() {
         row_of(screen, "Xonotic").contains("queued, 1st in line")
     });
     session.keys(&["k"]);
-    session.wait_for("OpenArena downloading", |screen| {
-        row_of(screen, "OpenArena").contains("downloading") && !row_of(screen, "OpenArena").contains(" 0%")
+    session.wait_for("OpenArena a fifth downloaded", |screen| {
+        downloading_percent(&row_of(screen, "OpenArena")).is_some_and(|percent| percent >= 20)
     });
     session.keys(&["p"]);
     let screen = session.wait_for("OpenArena paused, its slot given to Xonotic", |screen| {
         row_of(screen, "OpenArena").contains("paused") && row_of(screen, "Xonotic").contains("downloading")
     });
     assert!(screen.contains("paused the download of OpenArena"), "{screen}");
+    // Quit once Xonotic has some verified blocks to keep (a fifth of it: several blocks).
+    session.wait_for("Xonotic a fifth downloaded", |screen| {
+        downloading_percent(&row_of(screen, "Xonotic")).is_some_and(|percent| percent >= 20)
+    });
     session.keys(&["q"]);
     session.wait_for("the quit question", |screen| screen.contains("Quit lanspread?"));
     session.keys(&["y"]);
@@ -476,4 +486,17 @@ fn the_queue_and_a_paused_download_survive_a_restart() {
     assert!(screen.contains("EXITED:0"), "{screen}");
     let kept = std::fs::read_to_string(client.join("state/tui-queue.json")).unwrap();
     assert!(kept.contains("\"downloads\": []"), "nothing left to resume: {kept}");
+    // Both resumed from what they had verified: the quit paused Xonotic, `p` OpenArena.
+    let logs: String = std::fs::read_dir(client.join("state/logs"))
+        .unwrap()
+        .flatten()
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect();
+    for name in ["Xonotic", "OpenArena"] {
+        let finished = logs
+            .lines()
+            .find(|line| line.contains(&format!("downloaded {name} 1.0:")))
+            .unwrap_or_else(|| panic!("no finished download of {name} in the log:\n{logs}"));
+        assert!(finished.contains(" reused)"), "{name} started over: {finished}");
+    }
 }
