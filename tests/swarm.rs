@@ -523,3 +523,79 @@ async fn an_unfinished_download_does_not_advertise_a_block_it_received_corrupt()
         "block {bad} was received corrupt and never verified, yet advertised"
     );
 }
+
+/// Reads one block answer to its end.
+async fn read_answer(mut reader: lanspread::peer::client::ChunkReader) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while let Some(piece) = reader.next_piece(1 << 20).await.expect("the answer arrives whole") {
+        bytes.extend_from_slice(&piece);
+    }
+    bytes
+}
+
+/// An upload slot is taken until its answer has arrived, not only until quinn queued it
+/// (a slow link holds seconds of queued answers): while the one holder's block is held up
+/// on the way, a second downloader is refused even after the slot's idle time, and is
+/// served once the holder has its block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_slot_stays_taken_until_its_answer_has_arrived() {
+    let files = game_files();
+    let mut seed = seed(&files, 1);
+    seed.wait_for_hashing_done().await;
+    let relay = support::hostile::Relay::start(seed.addr()).await.unwrap();
+    let client = || PeerClient::new(make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap());
+    let (holder, other) = (client(), client());
+    // The holder's connection is up before its answers are held back.
+    let (list, layout) = list_of(&holder, relay.addr).await;
+    let truth = files_blocks();
+
+    relay.hold_answers(true);
+    let asking = {
+        let (holder, layout, addr) = (holder.clone(), layout.clone(), relay.addr);
+        tokio::spawn(async move {
+            let offer = BlockOffer {
+                list: &list,
+                offered: &[0],
+                want: 1,
+            };
+            let (picked, reader) = holder.open_blocks(addr, GAME, &offer, &layout).await.unwrap();
+            (picked, read_answer(reader).await)
+        })
+    };
+    // Longer than a slot stays taken by a holder with nothing in flight (1 s), shorter
+    // than the slot waits for an answer to arrive (5 s).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let offer = BlockOffer {
+        list: &list,
+        offered: &[1],
+        want: 1,
+    };
+    match other.open_blocks(seed.addr(), GAME, &offer, &layout).await {
+        Err(ClientError::Remote { kind, .. }) => assert_eq!(kind, ErrorKind::Busy),
+        Err(error) => panic!("the second downloader was not refused but failed: {error}"),
+        Ok(_) => panic!("the second downloader got the slot while the holder's block was still on its way"),
+    }
+
+    relay.hold_answers(false);
+    let (picked, bytes) = asking.await.unwrap();
+    assert_eq!(picked, [0]);
+    assert!(bytes == block_bytes(&truth, 0), "block 0 arrived different");
+    let mut served = None;
+    for _ in 0..40 {
+        match other.open_blocks(seed.addr(), GAME, &offer, &layout).await {
+            Ok((picked, reader)) => {
+                served = Some((picked, read_answer(reader).await));
+                break;
+            }
+            Err(ClientError::Remote {
+                kind: ErrorKind::Busy, ..
+            }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("asking again: {error}"),
+        }
+    }
+    let (picked, bytes) = served.expect("the second downloader is served once the holder's block arrived");
+    assert_eq!(picked, [1]);
+    assert!(bytes == block_bytes(&truth, 1), "block 1 arrived different");
+}

@@ -276,6 +276,8 @@ pub struct Relay {
     /// Where clients connect instead of the server.
     pub addr: SocketAddr,
     dropping: Arc<AtomicBool>,
+    /// Datagrams from the server are lost (the client's still reach it).
+    holding: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -287,6 +289,8 @@ impl Relay {
         let addr = front.local_addr()?;
         let dropping = Arc::new(AtomicBool::new(false));
         let flag = dropping.clone();
+        let holding = Arc::new(AtomicBool::new(false));
+        let hold = holding.clone();
         let task = tokio::spawn(async move {
             let mut client = None;
             let mut up = vec![0u8; 65_536];
@@ -303,14 +307,26 @@ impl Relay {
                     }
                     received = back.recv(&mut down) => {
                         let Ok(len) = received else { continue };
-                        if let Some(client) = client.filter(|_| !flag.load(Ordering::Relaxed)) {
+                        let lost = flag.load(Ordering::Relaxed) || hold.load(Ordering::Relaxed);
+                        if let Some(client) = client.filter(|_| !lost) {
                             let _ = front.send_to(&down[..len], client).await;
                         }
                     }
                 }
             }
         });
-        Ok(Relay { addr, dropping, task })
+        Ok(Relay {
+            addr,
+            dropping,
+            holding,
+            task,
+        })
+    }
+
+    /// While `on`, what the server sends is lost on the way (it retransmits, and nothing it
+    /// sends is acknowledged); the client's datagrams still reach it.
+    pub fn hold_answers(&self, on: bool) {
+        self.holding.store(on, Ordering::Relaxed);
     }
 
     /// From now on every datagram, either way, is lost.

@@ -228,6 +228,14 @@ impl WorkQueue {
             .count()
     }
 
+    /// Whether `source` gets one request of one block at a time: a seed while partial
+    /// sources take part. Its uplink is then shared by the whole swarm, and a block counts
+    /// (is verified, can be passed on) only once whole: blocks sent many at once to every
+    /// downloader all crawl, and the swarm waits for the seed (README, "LAN swarm harness").
+    fn one_block_at_a_time(&self, source: &Source) -> bool {
+        source.holds_all() && self.sources.values().any(|other| !other.dropped && !other.holds_all())
+    }
+
     /// Sources with at least one request in flight.
     pub fn active_sources(&self) -> usize {
         self.sources
@@ -384,7 +392,12 @@ impl WorkQueue {
                 .sources
                 .iter()
                 .filter(|(_, source)| {
-                    source.can_ask(now) && source.requests.len() < self.depth && source.outstanding < source.budget
+                    let depth = if self.one_block_at_a_time(source) {
+                        1
+                    } else {
+                        self.depth
+                    };
+                    source.can_ask(now) && source.requests.len() < depth && source.outstanding < source.budget
                 })
                 .map(|(addr, source)| (source.holds_all(), *addr))
                 .collect();
@@ -434,10 +447,14 @@ impl WorkQueue {
         let Some(source) = self.sources.get(&addr) else {
             return (Vec::new(), 0, 0);
         };
-        let room = source
-            .budget
-            .saturating_sub(source.outstanding)
-            .clamp(1, MAX_PICKED_BYTES);
+        let room = if self.one_block_at_a_time(source) {
+            1 // with_want: one block
+        } else {
+            source
+                .budget
+                .saturating_sub(source.outstanding)
+                .clamp(1, MAX_PICKED_BYTES)
+        };
         let (mut offered, mut bytes) = (Vec::new(), 0);
         let holds_all = source.holds_all();
         // A source of every block (a seed) gets a wide choice: it picks the blocks it has
@@ -889,6 +906,28 @@ mod tests {
             again[0].source == seed && (0..10).all(|block| again[0].offered.contains(&block)),
             "while it does, the seed is offered its blocks too: {again:?}"
         );
+    }
+
+    #[test]
+    fn in_a_swarm_a_seed_sends_one_block_at_a_time_and_alone_its_full_depth() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut lone = queue(40, &[seed], 4);
+        let alone = lone.assign(Instant::now());
+        assert_eq!(alone.len(), 4, "a seed alone gets its full depth: {alone:?}");
+        assert!(alone.iter().all(|a| a.want > 1), "of many blocks each: {alone:?}");
+
+        let mut queue = queue(40, &[seed], 4);
+        queue.add_source(partial, SourceKind::Partial, Some(Bitmap::empty(40)));
+        let now = Instant::now();
+        let swarming = queue.assign(now);
+        assert_eq!(swarming.len(), 1, "one request at a time: {swarming:?}");
+        assert_eq!(swarming[0].want, 1, "of one block, so it arrives soon and spreads");
+        assert!(queue.assign(now).is_empty(), "no second one while it runs");
+        let block = swarming[0].offered[0];
+        queue.picked(swarming[0].request, &[block]);
+        queue.complete(swarming[0].request, &[block]);
+        let next = queue.assign(now);
+        assert_eq!((next.len(), next[0].want), (1, 1), "the next when it ended: {next:?}");
     }
 
     #[test]

@@ -24,6 +24,8 @@ const SLOT_IDLE: Duration = Duration::from_secs(1);
 /// A holder that has held its slot this long gives it up to a peer waiting for one, so a
 /// downloader only this peer can serve is never starved.
 const SLOT_TURN: Duration = Duration::from_secs(10);
+/// How long a block answer's slot waits for the receiver to acknowledge its last bytes.
+const DELIVERY_WAIT: Duration = Duration::from_secs(5);
 /// Games (with their lists) whose sent counts are kept.
 const COUNTED_GAMES: usize = 8;
 /// Served games whose block layout is kept.
@@ -439,6 +441,9 @@ pub(super) async fn send_blocks(
         send_bytes(send, context, sending, &at.file.path, reader, at.offset, at.len).await?;
         open = Some((at.file.file, file));
     }
+    // The slot is taken until the answer has arrived, not merely been queued: else a slow
+    // link's queued answers free the slots, more holders come, and every block crawls.
+    send.finish_delivered(DELIVERY_WAIT).await;
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub struct Outgoing {
     /// The peer at the other end.
     to: std::net::SocketAddr,
     stopped: Stopped,
+    /// `stopped` has completed (it must not be polled again).
+    stop_seen: bool,
     stall: Pin<Box<Sleep>>,
     /// A write is pending; the stall timer runs only then.
     waiting: bool,
@@ -42,6 +44,7 @@ impl Outgoing {
             stopped: Box::pin(async move {
                 let _ = stopped.await;
             }),
+            stop_seen: false,
             stall: Box::pin(tokio::time::sleep(SEND_STALL_TIMEOUT)),
             waiting: false,
         }
@@ -54,12 +57,29 @@ impl Outgoing {
     pub fn to(&self) -> std::net::SocketAddr {
         self.to
     }
+
+    /// Finishes the stream and waits, at most `within`, until the receiver has acknowledged
+    /// every byte or stopped the stream. A write returns once quinn has buffered the bytes
+    /// (up to the connection's send window, seconds of a slow link), so only this tells
+    /// that an answer is no longer on its way. Whether it arrived or was stopped in time.
+    pub async fn finish_delivered(&mut self, within: Duration) -> bool {
+        if self.stop_seen {
+            return true;
+        }
+        if self.send.finish().is_err() {
+            return false;
+        }
+        let ended = tokio::time::timeout(within, self.stopped.as_mut()).await.is_ok();
+        self.stop_seen = ended;
+        ended
+    }
 }
 
 impl AsyncWrite for Outgoing {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.stopped.as_mut().poll(cx).is_ready() {
+        if this.stop_seen || this.stopped.as_mut().poll(cx).is_ready() {
+            this.stop_seen = true;
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the receiver stopped the stream",
