@@ -25,9 +25,13 @@ use crate::content::ContentHash;
 /// install may send `Checking` frames while the sender checks its archives.
 /// Version 4: `GetGameFiles`, several whole small files in one request.
 /// Version 5: the swarm: `GetAvailability` and `GetBlocks`, answered by full and partial peers.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 6: `GetAvailability` may wait (`wait_ms`) for the next verified block.
+pub const PROTOCOL_VERSION: u32 = 6;
 /// TLS application protocol; a peer speaking another major version fails the handshake.
 pub const ALPN: &[u8] = b"lanspread/1";
+/// The longest a `GetAvailability` answer is held for a block to be verified: well
+/// inside a client's request deadline.
+pub const MAX_AVAILABILITY_WAIT_MS: u32 = 1_000;
 /// Hard limit for one control frame. No frame carries a whole file list (see [`FILE_LIST_PAGE_BYTES`]).
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Hard limit for one request frame: an id and a path (at most 4 KiB) fit many times over,
@@ -98,10 +102,14 @@ pub enum Request {
     /// (see `peer::swarm`), this peer holds verified: an `Availability` header, then a
     /// bitmap or the blocks verified since generation `since` (0: everything). A full peer
     /// holds them all; a peer downloading the same list holds those it has verified.
+    /// When it has verified nothing since `since` (> 0), it holds the answer until it
+    /// verifies a block, at most `wait_ms` (capped at [`MAX_AVAILABILITY_WAIT_MS`]).
     GetAvailability {
         id: String,
         list: ContentHash,
         since: u64,
+        #[serde(default)]
+        wait_ms: u32,
     },
     /// At most `want` of the `offered` blocks (global block indexes of list `list`, the
     /// downloader's preference first; at most [`MAX_OFFERED_BLOCKS`]): the serving peer picks

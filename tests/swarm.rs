@@ -8,6 +8,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use lanspread::config::Limits;
 use lanspread::content::{BLOCK_SIZE, ContentHash};
@@ -261,7 +262,7 @@ fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::Socket
                 _ => {
                     // Late enough that the answers already under way are in and journaled
                     // before the downloader gives up on this seed.
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                     let refusal = Response::error(ErrorKind::Internal, "this seed broke down");
                     let _ = write_frame(&mut send, &refusal).await;
                 }
@@ -386,7 +387,10 @@ async fn check_advertised(
     layout: &BlockLayout,
 ) -> Vec<u32> {
     let truth = files_blocks();
-    let advertised = match client.get_availability(addr, GAME, list, 0, layout.total()).await {
+    let advertised = match client
+        .get_availability(addr, GAME, list, 0, layout.total(), Duration::ZERO)
+        .await
+    {
         Ok(Availability::Bitmap { bitmap, .. }) => bitmap.iter().collect::<Vec<u32>>(),
         Ok(Availability::Full) => (0..layout.total()).collect(),
         Ok(Availability::Added { blocks, .. }) => blocks,
@@ -446,7 +450,7 @@ fn keep_checking(
             if after {
                 count.fetch_add(1, Ordering::SeqCst);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
     (task, checks_after)
@@ -564,7 +568,7 @@ async fn an_upload_slot_stays_taken_until_its_answer_has_arrived() {
     };
     // Longer than a slot stays taken by a holder with nothing in flight (1 s), shorter
     // than the slot waits for an answer to arrive (5 s).
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let offer = BlockOffer {
         list: &list,
         offered: &[1],
@@ -590,7 +594,7 @@ async fn an_upload_slot_stays_taken_until_its_answer_has_arrived() {
             Err(ClientError::Remote {
                 kind: ErrorKind::Busy, ..
             }) => {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(error) => panic!("asking again: {error}"),
         }

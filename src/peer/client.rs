@@ -392,11 +392,13 @@ impl PeerClient {
         list: &ContentHash,
         since: u64,
         blocks: u32,
+        wait: Duration,
     ) -> Result<Availability, ClientError> {
         let request = Request::GetAvailability {
             id: id.to_owned(),
             list: *list,
             since,
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
         let invalid = |reason: String| ClientError::InvalidResponse { addr, reason };
         let (header, recv) = self.request(addr, &request).await?;

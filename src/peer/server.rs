@@ -48,8 +48,9 @@ use crate::config::Limits;
 use crate::layout::{validate_game_id, validate_relative_path};
 use crate::library::{Game, GameDB};
 use crate::proto::{
-    ErrorKind, FrameError, GameFileDescription, GameListing, Hello, MAX_BATCH_FILES, MAX_CHUNK_LEN, MAX_REQUEST_LEN,
-    PROTOCOL_VERSION, Request, Response, file_list_pages, read_frame_within, write_frame,
+    ErrorKind, FrameError, GameFileDescription, GameListing, Hello, MAX_AVAILABILITY_WAIT_MS, MAX_BATCH_FILES,
+    MAX_CHUNK_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION, Request, Response, file_list_pages, read_frame_within,
+    write_frame,
 };
 use crate::untrusted::quote_untrusted;
 
@@ -300,8 +301,14 @@ async fn handle_request(
             return send_files(send, context, &library, &id, &paths).await;
         }
         Request::GetBlockHashes { id, path } => return send_block_hashes(send, context, &library, &id, &path).await,
-        Request::GetAvailability { id, list, since } => {
-            return blocks::send_availability(send, context, &library, &id, &list, since).await;
+        Request::GetAvailability {
+            id,
+            list,
+            since,
+            wait_ms,
+        } => {
+            let wait = Duration::from_millis(u64::from(wait_ms.min(MAX_AVAILABILITY_WAIT_MS)));
+            return blocks::send_availability(send, context, &library, &id, &list, since, wait).await;
         }
         Request::GetBlocks {
             id,

@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::content::{BLOCK_SIZE, ContentHash, FileHashes};
 use crate::layout::VERSION_FILE;
@@ -219,6 +220,8 @@ pub struct ServingDownload {
     /// The game dir the payload is in (files at `<game_dir>/<id>/<path>`).
     pub game_dir: PathBuf,
     have: Mutex<HaveLog>,
+    /// The log's generation, for availability requests waiting for the next block.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -243,6 +246,7 @@ impl ServingDownload {
                 added: Vec::new(),
                 bytes: 0,
             }),
+            generation: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -260,6 +264,17 @@ impl ServingDownload {
                 have.bytes += self.layout.block_len(block).unwrap_or(0);
             }
         }
+        self.generation.send_if_modified(|generation| {
+            let grown = *generation != have.added.len() as u64;
+            *generation = have.added.len() as u64;
+            grown
+        });
+    }
+
+    /// Returns once a block beyond generation `since` is added, or after `within`.
+    pub async fn added_beyond(&self, since: u64, within: Duration) {
+        let mut generation = self.generation.subscribe();
+        let _ = tokio::time::timeout(within, generation.wait_for(|now| *now > since)).await;
     }
 
     /// The bytes of every block added so far, each counted once: the download's progress.
@@ -401,6 +416,51 @@ mod tests {
         let bitmap = Bitmap::from_bytes(9, vec![0x81, 0x01]).unwrap();
         assert_eq!(bitmap.iter().collect::<Vec<_>>(), [0, 7, 8]);
         assert_eq!(Bitmap::full(9).iter().count(), 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_availability_ask_waits_for_the_next_block_at_most_its_wait() {
+        let layout = Arc::new(BlockLayout::new(&[file("a", 100 * BLOCK_SIZE)]).unwrap());
+        let download = Arc::new(ServingDownload::new("g", ContentHash::of(b"l"), layout, PathBuf::new()));
+        download.add([1]);
+        let asked_at = tokio::time::Instant::now();
+        let waiting = tokio::spawn({
+            let download = download.clone();
+            async move {
+                download.added_beyond(1, Duration::from_secs(30)).await;
+                (tokio::time::Instant::now(), download.availability(1))
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished(), "nothing was added beyond generation 1 yet");
+        download.add([7]);
+        let (answered_at, answer) = waiting.await.unwrap();
+        assert_eq!(
+            answered_at - asked_at,
+            Duration::from_secs(5),
+            "answered when block 7 came"
+        );
+        assert_eq!(
+            answer,
+            Availability::Added {
+                generation: 2,
+                blocks: vec![7]
+            }
+        );
+
+        let asked_at = tokio::time::Instant::now();
+        download.added_beyond(2, Duration::from_secs(1)).await;
+        assert_eq!(
+            tokio::time::Instant::now() - asked_at,
+            Duration::from_secs(1),
+            "with nothing new, its wait runs out"
+        );
+        download.added_beyond(1, Duration::from_secs(1)).await;
+        assert_eq!(
+            tokio::time::Instant::now() - asked_at,
+            Duration::from_secs(1),
+            "an asker behind is answered at once"
+        );
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Which blocks the partial sources of a download hold (see `peer::swarm`).
 //!
-//! Each partial source is asked once per [`POLL_INTERVAL`] for what it verified since its
-//! last answer (a few bytes per new block), so what a downloader knows is at most about a
-//! second old. Known peers that are not sources yet are probed, a few per round and each at
-//! most once per [`PROBE_INTERVAL`], until the download has [`MAX_PARTIAL_SOURCES`]: with
-//! 32 peers each asks at most 16 others a second, not all 31, and a peer that does not
-//! download this list costs one small request every few seconds. (16, not 8: with 8, a
-//! get at a party of 16 or 32 shared its sources' upload slots with about 8 other gets
-//! and waited; README "LAN swarm harness" has the figures.)
+//! Each partial source is asked for what it verified since its last answer (a few bytes
+//! per new block), and holds the answer until it verifies one (at most [`LONG_POLL`]), so a
+//! downloader hears of a block about as soon as it is verified, and a source with nothing
+//! new costs one request a second. A source is asked again at most every [`ASK_GAP`], so
+//! its answers carry what it verified meanwhile. (Asked once a second instead, with the
+//! answer at once, a block was on average half a second old news: at 16 peers the last
+//! get finished 10-15 % later; README "LAN swarm harness".) Known peers that are not
+//! sources yet are probed, a few per round and each at most once per [`PROBE_INTERVAL`],
+//! until the download has [`MAX_PARTIAL_SOURCES`]: with 32 peers each asks at most 16
+//! others, not all 31, and a peer that does not download this list costs one small
+//! request every few seconds. (16, not 8: with 8, a get at a party of 16 or 32 shared its
+//! sources' upload slots with about 8 other gets and waited.)
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -23,8 +27,11 @@ use super::queue::{RequestId, SourceKind, WorkQueue};
 use crate::peer::client::ClientError;
 use crate::peer::swarm::{Availability, Bitmap};
 
-/// How often a partial source is asked what it verified since.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a partial source may hold an answer for its next verified block.
+const LONG_POLL: Duration = Duration::from_millis(crate::proto::MAX_AVAILABILITY_WAIT_MS as u64);
+/// A partial source is asked again at most this soon after it was last asked.
+const ASK_GAP: Duration = Duration::from_millis(200);
+
 /// How often one peer that is not a source is asked whether it downloads this list.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Peers probed per round at most.
@@ -67,7 +74,7 @@ impl AvailabilityWatch {
             .live_sources()
             .filter(|(addr, kind)| *kind == SourceKind::Partial && !queue.holds_all(*addr))
             .map(|(addr, _)| addr)
-            .filter(|addr| due(self, addr, POLL_INTERVAL))
+            .filter(|addr| due(self, addr, ASK_GAP))
             .collect();
         for addr in sources {
             self.ask(addr, false, fetcher);
@@ -99,9 +106,11 @@ impl AvailabilityWatch {
         let fetcher = fetcher.clone();
         self.asking.spawn(async move {
             let blocks = fetcher.layout.total();
+            // A probe is answered at once: the peer may not download this list at all.
+            let wait = if probe { Duration::ZERO } else { LONG_POLL };
             let result = fetcher
                 .client
-                .get_availability(addr, &fetcher.id, &fetcher.list, since, blocks)
+                .get_availability(addr, &fetcher.id, &fetcher.list, since, blocks, wait)
                 .await;
             Answer { addr, probe, result }
         });

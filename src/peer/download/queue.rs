@@ -228,12 +228,15 @@ impl WorkQueue {
             .count()
     }
 
-    /// Whether `source` gets one request of one block at a time: a seed while partial
-    /// sources take part. Its uplink is then shared by the whole swarm, and a block counts
-    /// (is verified, can be passed on) only once whole: blocks sent many at once to every
-    /// downloader all crawl, and the swarm waits for the seed (README, "LAN swarm harness").
-    fn one_block_at_a_time(&self, source: &Source) -> bool {
-        source.holds_all() && self.sources.values().any(|other| !other.dropped && !other.holds_all())
+    /// Whether each source gets one request of one block at a time: while partial sources
+    /// take part. Every uplink is then shared by the swarm, and a block counts (is
+    /// verified, can be passed on) only once whole: blocks sent many at once to each
+    /// downloader all crawl, and the others wait for them (README, "LAN swarm harness").
+    /// Alone with seeds, a download keeps several large requests in flight to each.
+    fn one_block_at_a_time(&self) -> bool {
+        self.sources
+            .values()
+            .any(|source| !source.dropped && !source.holds_all())
     }
 
     /// Sources with at least one request in flight.
@@ -384,6 +387,7 @@ impl WorkQueue {
             .map(|source| self.depth.saturating_sub(source.requests.len()))
             .sum();
         let seed_share = (self.wanted.len() / seed_requests.max(1)).max(1);
+        let depth = if self.one_block_at_a_time() { 1 } else { self.depth };
         loop {
             let mut progressed = false;
             // Partial sources first: they can serve only what they hold, and a seed's wide
@@ -392,11 +396,6 @@ impl WorkQueue {
                 .sources
                 .iter()
                 .filter(|(_, source)| {
-                    let depth = if self.one_block_at_a_time(source) {
-                        1
-                    } else {
-                        self.depth
-                    };
                     source.can_ask(now) && source.requests.len() < depth && source.outstanding < source.budget
                 })
                 .map(|(addr, source)| (source.holds_all(), *addr))
@@ -447,7 +446,7 @@ impl WorkQueue {
         let Some(source) = self.sources.get(&addr) else {
             return (Vec::new(), 0, 0);
         };
-        let room = if self.one_block_at_a_time(source) {
+        let room = if self.one_block_at_a_time() {
             1 // with_want: one block
         } else {
             source
@@ -909,7 +908,7 @@ mod tests {
     }
 
     #[test]
-    fn in_a_swarm_a_seed_sends_one_block_at_a_time_and_alone_its_full_depth() {
+    fn in_a_swarm_each_source_sends_one_block_at_a_time_and_a_seed_alone_its_full_depth() {
         let (seed, partial) = (peer(1), peer(2));
         let mut lone = queue(40, &[seed], 4);
         let alone = lone.assign(Instant::now());
@@ -917,17 +916,32 @@ mod tests {
         assert!(alone.iter().all(|a| a.want > 1), "of many blocks each: {alone:?}");
 
         let mut queue = queue(40, &[seed], 4);
-        queue.add_source(partial, SourceKind::Partial, Some(Bitmap::empty(40)));
+        let mut holds = Bitmap::empty(40);
+        for block in 0..10 {
+            holds.set(block);
+        }
+        queue.add_source(partial, SourceKind::Partial, Some(holds));
+        queue.source_rate(partial, 1e12);
         let now = Instant::now();
         let swarming = queue.assign(now);
-        assert_eq!(swarming.len(), 1, "one request at a time: {swarming:?}");
-        assert_eq!(swarming[0].want, 1, "of one block, so it arrives soon and spreads");
-        assert!(queue.assign(now).is_empty(), "no second one while it runs");
-        let block = swarming[0].offered[0];
-        queue.picked(swarming[0].request, &[block]);
-        queue.complete(swarming[0].request, &[block]);
+        let mut sources: Vec<SocketAddr> = swarming.iter().map(|a| a.source).collect();
+        sources.sort_unstable();
+        assert_eq!(sources, [seed, partial], "one request each: {swarming:?}");
+        assert!(
+            swarming.iter().all(|a| a.want == 1),
+            "of one block, so it arrives soon and spreads: {swarming:?}"
+        );
+        assert!(queue.assign(now).is_empty(), "no second one while they run");
+        let to_seed = swarming.iter().find(|a| a.source == seed).unwrap();
+        let block = to_seed.offered[0];
+        queue.picked(to_seed.request, &[block]);
+        queue.complete(to_seed.request, &[block]);
         let next = queue.assign(now);
-        assert_eq!((next.len(), next[0].want), (1, 1), "the next when it ended: {next:?}");
+        assert_eq!(
+            next.iter().map(|a| (a.source, a.want)).collect::<Vec<_>>(),
+            [(seed, 1)],
+            "the seed's next when its first ended: {next:?}"
+        );
     }
 
     #[test]

@@ -340,11 +340,19 @@ pub(super) async fn send_availability(
     id: &str,
     list: &ContentHash,
     since: u64,
+    wait: Duration,
 ) -> std::io::Result<()> {
     let source = match block_source(context, library, id, list).await {
         Ok(source) => source,
         Err(response) => return write_response(send, &response).await,
     };
+    if let BlockSource::Downloading(download) = &source
+        && since > 0
+    {
+        // Nothing new yet: the answer waits for the next block (a long poll), so the
+        // asker learns of it at once instead of at its next ask.
+        download.added_beyond(since, wait).await;
+    }
     let blocks = source.layout().total();
     let answer = match &source {
         BlockSource::Served(_) => Availability::Full,
