@@ -60,6 +60,25 @@ pub struct AvailabilityWatch {
 }
 
 impl AvailabilityWatch {
+    /// Drops the partial sources that left (no longer among the runtime's known peers: they
+    /// said goodbye or stopped answering pings) and returns their requests, to abort: else
+    /// a block offered to a peer that exited waits out the request deadline (5 s, and up
+    /// to 15 s at the end of a download before this).
+    pub fn drop_departed(known: &[SocketAddr], queue: &mut WorkQueue) -> Vec<RequestId> {
+        let departed: Vec<SocketAddr> = queue
+            .live_sources()
+            .filter(|(addr, kind)| *kind == SourceKind::Partial && !known.contains(addr))
+            .map(|(addr, _)| addr)
+            .collect();
+        departed
+            .into_iter()
+            .flat_map(|addr| {
+                tracing::debug!(%addr, "partial source gone: it left");
+                queue.drop_source(addr, "it left".to_owned())
+            })
+            .collect()
+    }
+
     /// Asks the partial sources that are due, and probes a few peers that are due.
     pub fn poll(&mut self, job: &DownloadJob, fetcher: &Arc<Fetcher>, queue: &WorkQueue) {
         let now = Instant::now();
@@ -170,5 +189,49 @@ impl AvailabilityWatch {
             }
         }
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::BLOCK_SIZE;
+    use crate::peer::swarm::BlockLayout;
+    use crate::proto::GameFileDescription;
+
+    #[test]
+    fn partial_sources_that_left_are_dropped_with_their_requests_and_seeds_are_kept() {
+        let files = [GameFileDescription {
+            path: "a.zip".into(),
+            size: 4 * BLOCK_SIZE,
+            is_dir: false,
+            hash: None,
+        }];
+        let layout = Arc::new(BlockLayout::new(&files).unwrap());
+        let addr = |n: u16| SocketAddr::from(([127, 0, 0, 1], n));
+        let (seed, stays, leaves) = (addr(1), addr(2), addr(3));
+        let mut queue = WorkQueue::new(layout, &[], &[seed], 1, 0);
+        queue.add_source(stays, SourceKind::Partial, Some(Bitmap::full(4)));
+        queue.add_source(leaves, SourceKind::Partial, Some(Bitmap::full(4)));
+        let assigned = queue.assign(Instant::now());
+        let to_leaver: Vec<RequestId> = assigned
+            .iter()
+            .filter(|a| a.source == leaves)
+            .map(|a| a.request)
+            .collect();
+        assert_eq!(to_leaver.len(), 1, "{assigned:?}");
+
+        // Neither the seed nor the partial that left are among the known peers any more.
+        let aborted = AvailabilityWatch::drop_departed(&[stays], &mut queue);
+        assert_eq!(aborted, to_leaver);
+        let live: Vec<SocketAddr> = queue.live_sources().map(|(addr, _)| addr).collect();
+        assert!(
+            live.contains(&seed) && live.contains(&stays) && !live.contains(&leaves),
+            "{live:?}"
+        );
+        assert!(
+            AvailabilityWatch::drop_departed(&[stays], &mut queue).is_empty(),
+            "dropped once"
+        );
     }
 }

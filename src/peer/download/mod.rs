@@ -448,15 +448,13 @@ async fn download_impl(
                 for peer in &sample.peers {
                     queue.source_rate(peer.addr, peer.bytes_per_second);
                 }
+                let known = job.peers.borrow().clone();
+                abort_requests(&mut aborts, AvailabilityWatch::drop_departed(&known, &mut queue));
                 availability.poll(job, &fetcher, &queue);
             }
             Some((request, picked)) = picks.recv() => queue.picked(request, &picked),
             Some(answer) = availability.next_answer() => {
-                for request in availability.apply(answer, &mut queue, &mut received) {
-                    if let Some(handle) = aborts.remove(&request) {
-                        handle.abort();
-                    }
-                }
+                abort_requests(&mut aborts, availability.apply(answer, &mut queue, &mut received));
             }
             Some(joined) = fetches.join_next() => {
                 // Aborted duplicates end with a JoinError: nothing to record.
@@ -476,11 +474,7 @@ async fn download_impl(
                             }
                         }
                         serving.add(completion.first.iter().copied());
-                        for (_, other) in completion.redundant {
-                            if let Some(handle) = aborts.remove(&other) {
-                                handle.abort();
-                            }
-                        }
+                        abort_requests(&mut aborts, completion.redundant.into_iter().map(|(_, other)| other));
                     }
                     Err(TransferError::Busy(reason)) => {
                         tracing::debug!(%addr, "source busy: {reason}");
@@ -492,11 +486,7 @@ async fn download_impl(
                         let corrupt = error.drops_peer_at_once();
                         if queue.fail(request, error) {
                             tracing::warn!(%addr, game = %plan.id, "dropping peer from this download: {reason}");
-                            for other in queue.take_requests(addr) {
-                                if let Some(handle) = aborts.remove(&other) {
-                                    handle.abort();
-                                }
-                            }
+                            abort_requests(&mut aborts, queue.take_requests(addr));
                             if corrupt {
                                 // Not `try_send` like progress: the user must hear of it.
                                 let excluded = PeerEvent::DownloadPeersExcluded {
@@ -566,6 +556,18 @@ async fn download_impl(
         version_ini,
         verified,
     })
+}
+
+/// Aborts the fetches of `requests` (their blocks went back to the queue).
+fn abort_requests(
+    aborts: &mut HashMap<RequestId, tokio::task::AbortHandle>,
+    requests: impl IntoIterator<Item = RequestId>,
+) {
+    for request in requests {
+        if let Some(handle) = aborts.remove(&request) {
+            handle.abort();
+        }
+    }
 }
 
 /// Where the tie-break order of a download's blocks starts: downloaders that start at once

@@ -692,7 +692,9 @@ impl WorkQueue {
                 self.exhausted.get_or_insert((*block, reason.clone()));
             }
         }
-        self.count_failure(in_flight.source, reason, error.drops_peer_at_once())
+        // A partial source that fails once is dropped: most often it has just finished and
+        // left, and a request to a peer that is gone waits out its deadline.
+        self.count_failure(in_flight.source, reason, error.drops_peer_at_once() || !from_seed)
     }
 
     fn count_failure(&mut self, addr: SocketAddr, reason: String, at_once: bool) -> bool {
@@ -1043,6 +1045,24 @@ mod tests {
             queue.drop_source(partial, "left".into());
         }
         assert!(queue.take_failure().is_none(), "the seed can still send the block");
+    }
+
+    #[test]
+    fn a_partial_source_that_fails_once_is_dropped_and_its_block_goes_to_the_seed() {
+        let (seed, partial) = (peer(1), peer(2));
+        let mut queue = queue(1, &[seed], 1);
+        queue.sources.get_mut(&seed).unwrap().cooling_until = Some(Instant::now() + BUSY_BACKOFF);
+        queue.add_source(partial, SourceKind::Partial, Some(Bitmap::full(1)));
+        let assigned = queue.assign(Instant::now());
+        assert_eq!(assigned[0].source, partial);
+        let dropped = queue.fail(assigned[0].request, peer_error("did not answer within 5s"));
+        assert!(dropped, "one failure drops a partial source (it has most often left)");
+        let later = Instant::now() + BUSY_BACKOFF;
+        let again = queue.assign(later);
+        assert_eq!(
+            again.iter().map(|a| (a.source, a.offered.clone())).collect::<Vec<_>>(),
+            [(seed, vec![0])]
+        );
     }
 
     #[test]
