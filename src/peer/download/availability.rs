@@ -57,9 +57,21 @@ pub struct AvailabilityWatch {
     last_asked: HashMap<SocketAddr, Instant>,
     /// Bytes of availability traffic so far (requests and answers, estimated).
     pub traffic: u64,
+    /// Where in the known peers probing starts: random per download, so the downloads of
+    /// a party do not all take the same 16 peers as sources (in address order, at 32
+    /// peers the 10 highest addresses were nobody's source and their uplinks idled).
+    probe_start: usize,
 }
 
 impl AvailabilityWatch {
+    /// A watch that starts probing the known peers at a place chosen by `random`.
+    pub fn new(random: u32) -> Self {
+        AvailabilityWatch {
+            probe_start: random as usize,
+            ..Self::default()
+        }
+    }
+
     /// Drops the partial sources that left (no longer among the runtime's known peers: they
     /// said goodbye or stopped answering pings) and returns their requests, to abort: else
     /// a block offered to a peer that exited waits out the request deadline (5 s, and up
@@ -101,11 +113,9 @@ impl AvailabilityWatch {
         if queue.partial_sources() >= MAX_PARTIAL_SOURCES {
             return;
         }
-        let candidates: Vec<SocketAddr> = job
-            .peers
-            .borrow()
-            .iter()
-            .copied()
+        let peers = job.peers.borrow().clone();
+        let candidates: Vec<SocketAddr> = probe_order(peers, self.probe_start)
+            .into_iter()
             .filter(|addr| !queue.knows(*addr) && due(self, addr, PROBE_INTERVAL))
             .take(PROBES_PER_ROUND)
             .collect();
@@ -192,12 +202,32 @@ impl AvailabilityWatch {
     }
 }
 
+/// The known peers in the order a download probes them: from `start` on, round the list.
+fn probe_order(mut peers: Vec<SocketAddr>, start: usize) -> Vec<SocketAddr> {
+    if !peers.is_empty() {
+        let start = start % peers.len();
+        peers.rotate_left(start);
+    }
+    peers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::content::BLOCK_SIZE;
     use crate::peer::swarm::BlockLayout;
     use crate::proto::GameFileDescription;
+
+    #[test]
+    fn downloads_probe_the_known_peers_from_their_own_random_start() {
+        let peers: Vec<SocketAddr> = (1..=31).map(|n| SocketAddr::from(([10, 77, 0, n], 47474))).collect();
+        let firsts: HashSet<SocketAddr> = (0..31).map(|start| probe_order(peers.clone(), start)[0]).collect();
+        assert_eq!(firsts.len(), 31, "each start probes another peer first");
+        let mut every = probe_order(peers.clone(), 40);
+        every.sort_unstable();
+        assert_eq!(every, peers, "every peer is probed, each once");
+        assert!(probe_order(Vec::new(), 7).is_empty());
+    }
 
     #[test]
     fn partial_sources_that_left_are_dropped_with_their_requests_and_seeds_are_kept() {

@@ -401,7 +401,7 @@ async fn download_impl(
     });
     let rotation = rand_rotation(layout.total());
     let mut queue = WorkQueue::new(layout.clone(), &held_map, seeds, IN_FLIGHT_PER_PEER, rotation);
-    let mut availability = AvailabilityWatch::default();
+    let mut availability = AvailabilityWatch::new(rotation);
     let mut fetches: JoinSet<(SocketAddr, RequestId, Result<Vec<DoneBlock>, TransferError>)> = JoinSet::new();
     let mut aborts: HashMap<RequestId, tokio::task::AbortHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);

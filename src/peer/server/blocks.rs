@@ -157,14 +157,14 @@ type GameList = (String, ContentHash);
 struct Sent {
     counts: Vec<u16>,
     last: Vec<Option<Instant>>,
-    /// Blocks not sent even once.
-    unsent: usize,
 }
 
-/// How long a seed leaves a block it sent to spread before it sends it again, while some
-/// block of the list has not left it at all: its receiver serves it on within about a
-/// second (availability is refreshed that often), and the seed's uplink is worth more
-/// spent on a block nobody has yet (super-seeding, roughly).
+/// How long a seed leaves a block it sent to spread before it sends it again: its receiver
+/// serves it on at once (availability is a long poll), and the seed's uplink is worth more
+/// spent on a block the swarm has fewer copies of (super-seeding, roughly). Also once
+/// every block has left it: a downloader that knows only some of the partial sources
+/// offers the seed blocks others hold (at 32 peers the seed sent 1.95 games without this
+/// after its first pass, 1.63 with it).
 pub const SPREAD_TIME: Duration = Duration::from_secs(2);
 
 /// What the pick chose.
@@ -179,8 +179,7 @@ pub struct Picked {
 impl SentCounts {
     /// Picks, among the `offered` blocks this peer `holds`, those it has sent least (the
     /// downloader's order breaks ties), up to `want` and one answer's worth; counts them as
-    /// sent. A seed (`seed`) holds back a block it sent less than [`SPREAD_TIME`] ago while
-    /// some block of the list has never left it.
+    /// sent. A seed (`seed`) holds back a block it sent less than [`SPREAD_TIME`] ago.
     pub fn pick(
         &self,
         id: &str,
@@ -204,7 +203,6 @@ impl SentCounts {
             let sent = Sent {
                 counts: vec![0; total],
                 last: vec![None; total],
-                unsent: total,
             };
             (key.clone(), sent)
         });
@@ -217,7 +215,7 @@ impl SentCounts {
                 continue;
             }
             let recent = sent.last[index].is_some_and(|at| now.saturating_duration_since(at) < SPREAD_TIME);
-            if seed && sent.unsent > 0 && recent {
+            if seed && recent {
                 spreading += 1;
                 continue;
             }
@@ -232,9 +230,6 @@ impl SentCounts {
             }
             bytes += len;
             let index = block as usize;
-            if sent.counts[index] == 0 {
-                sent.unsent -= 1;
-            }
             sent.counts[index] = sent.counts[index].saturating_add(1);
             sent.last[index] = Some(now);
             picked.push(block);
@@ -603,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn a_seed_lets_a_block_it_just_sent_spread_while_others_have_not_left_it() {
+    fn a_seed_lets_a_block_it_just_sent_spread_before_it_sends_it_again() {
         let files = [GameFileDescription {
             path: "a".into(),
             size: 4 * BLOCK_SIZE,
@@ -630,10 +625,12 @@ mod tests {
         assert_eq!(pick(&[0, 1], Duration::from_millis(600)).blocks, [1]);
         // Once it had time to spread, it may leave again.
         assert_eq!(pick(&[0], SPREAD_TIME + Duration::from_millis(100)).blocks, [0]);
-        // When every block has left at least once, nothing is held back (the endgame).
+        // Once every block has left, a block sent moments ago is still held back, and goes
+        // once it had time to spread (an endgame duplicate asks after 4 s).
         assert_eq!(pick(&[2], SPREAD_TIME).blocks, [2]);
         assert_eq!(pick(&[3], SPREAD_TIME).blocks, [3]);
-        assert_eq!(pick(&[3], SPREAD_TIME + Duration::from_millis(1)).blocks, [3]);
+        assert_eq!(pick(&[3], SPREAD_TIME + Duration::from_millis(1)).spreading, 1);
+        assert_eq!(pick(&[3], SPREAD_TIME * 2 + Duration::from_millis(1)).blocks, [3]);
         // A partial source never holds back: it has only what it has.
         let ask = BlockAsk {
             list: &list,
