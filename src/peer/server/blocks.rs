@@ -97,6 +97,11 @@ impl UploadSlots {
         self.lock().streams
     }
 
+    /// Whether a peer other than `peer` holds a slot.
+    pub fn serves_others(&self, peer: SocketAddr) -> bool {
+        self.lock().holders.keys().any(|holder| *holder != peer)
+    }
+
     /// Whether `peer` may be served now: if so, it takes or keeps a slot, and the answer
     /// counts as in flight until the returned guard drops.
     pub fn admit(&self, peer: SocketAddr, now: Instant) -> Option<SlotStream<'_>> {
@@ -179,13 +184,15 @@ pub struct Picked {
 impl SentCounts {
     /// Picks, among the `offered` blocks this peer `holds`, those it has sent least (the
     /// downloader's order breaks ties), up to `want` and one answer's worth; counts them as
-    /// sent. A seed (`seed`) holds back a block it sent less than [`SPREAD_TIME`] ago.
+    /// sent. With `hold_back_recent` (a seed serving other downloaders too), a block sent
+    /// less than [`SPREAD_TIME`] ago is held back. Not for a lone downloader: a block it asks
+    /// again (its first request failed, or was aborted) has nobody else to come from.
     pub fn pick(
         &self,
         id: &str,
         layout: &BlockLayout,
         ask: &BlockAsk<'_>,
-        seed: bool,
+        hold_back_recent: bool,
         now: Instant,
         holds: impl Fn(u32) -> bool,
     ) -> Picked {
@@ -215,7 +222,7 @@ impl SentCounts {
                 continue;
             }
             let recent = sent.last[index].is_some_and(|at| now.saturating_duration_since(at) < SPREAD_TIME);
-            if seed && recent {
+            if hold_back_recent && recent {
                 spreading += 1;
                 continue;
             }
@@ -412,7 +419,10 @@ pub(super) async fn send_blocks(
         blocks: picked,
         spreading,
     } = match &source {
-        BlockSource::Served(_) => context.sent.pick(id, layout, &ask, true, now, |_| true),
+        BlockSource::Served(_) => {
+            let hold_back_recent = context.slots.serves_others(remote);
+            context.sent.pick(id, layout, &ask, hold_back_recent, now, |_| true)
+        }
         BlockSource::Downloading(download) => context.sent.pick(id, layout, &ask, false, now, |b| download.has(b)),
     };
     if picked.is_empty() && spreading > 0 {
@@ -595,6 +605,22 @@ mod tests {
         assert_eq!(held, [17, 19], "only held blocks in the layout, each once");
         let few = pick(&offered, 2, &|_| true);
         assert_eq!(few.len(), 2, "at most what was wanted");
+    }
+
+    #[test]
+    fn a_lone_holder_is_the_only_one_served_and_a_second_makes_two() {
+        let slots = UploadSlots::new(4);
+        let now = Instant::now();
+        let (a, b) = (peer(1), peer(2));
+        let first = slots.admit(a, now).unwrap();
+        assert!(
+            !slots.serves_others(a),
+            "a lone downloader: a block it asks again is its own"
+        );
+        assert!(slots.serves_others(b));
+        let second = slots.admit(b, now).unwrap();
+        assert!(slots.serves_others(a) && slots.serves_others(b));
+        drop((first, second));
     }
 
     #[test]
