@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod control;
 pub mod demo;
 pub mod disk;
 pub mod durable;

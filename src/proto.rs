@@ -306,18 +306,24 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
-/// Writes one length-prefixed JSON frame.
+/// Writes one length-prefixed JSON frame of at most [`MAX_FRAME_LEN`] bytes.
 pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
+    write_frame_within(writer, message, MAX_FRAME_LEN).await
+}
+
+/// Writes one length-prefixed JSON frame of at most `limit` bytes.
+pub async fn write_frame_within<W, T>(writer: &mut W, message: &T, limit: usize) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
     let body = serde_json::to_vec(message)?;
-    let too_large = || FrameError::TooLarge {
-        len: body.len(),
-        limit: MAX_FRAME_LEN,
-    };
-    if body.len() > MAX_FRAME_LEN {
+    let too_large = || FrameError::TooLarge { len: body.len(), limit };
+    if body.len() > limit {
         return Err(too_large());
     }
     let len = u32::try_from(body.len()).map_err(|_| too_large())?;

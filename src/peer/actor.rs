@@ -307,7 +307,7 @@ impl PeerActor {
             Ok(report) => {
                 for problem in report.left_alone {
                     self.emit(PeerEvent::RuntimeFailed {
-                        component: "recovery",
+                        component: "recovery".into(),
                         error: problem,
                     })
                     .await;
@@ -316,7 +316,7 @@ impl PeerActor {
             Err(err) => {
                 let error = format!("startup recovery panicked: {err}");
                 self.emit(PeerEvent::RuntimeFailed {
-                    component: "recovery",
+                    component: "recovery".into(),
                     error,
                 })
                 .await;
@@ -359,7 +359,7 @@ impl PeerActor {
                     if let Err(err) = joined
                         && err.is_panic()
                     {
-                        self.emit(PeerEvent::RuntimeFailed { component: "task", error: format!("a runtime task panicked: {err}") }).await;
+                        self.emit(PeerEvent::RuntimeFailed { component: "task".into(), error: format!("a runtime task panicked: {err}") }).await;
                     }
                 }
             }
@@ -521,7 +521,7 @@ impl PeerActor {
     /// and nothing may run in the current one.
     async fn set_game_dir(&mut self, path: PathBuf) {
         let refuse = |error: String| PeerEvent::RuntimeFailed {
-            component: "library",
+            component: "library".into(),
             error,
         };
         let path = match crate::config::absolute(&path, None) {
@@ -1131,7 +1131,7 @@ impl PeerActor {
         let applied_stale = applied.stale;
         if let Some(error) = applied.error {
             self.emit(PeerEvent::RuntimeFailed {
-                component: "library",
+                component: "library".into(),
                 error,
             })
             .await;
@@ -1199,7 +1199,7 @@ impl PeerActor {
                 );
                 tracing::warn!(game = id, "{error}");
                 self.emit(PeerEvent::RuntimeFailed {
-                    component: "hashing",
+                    component: "hashing".into(),
                     error,
                 })
                 .await;
@@ -1307,7 +1307,7 @@ impl PeerActor {
                     ClientError::ProtocolMismatch { .. } => {
                         let error = err.to_string();
                         self.emit(PeerEvent::RuntimeFailed {
-                            component: "ping",
+                            component: "ping".into(),
                             error,
                         })
                         .await;

@@ -41,7 +41,7 @@ pub use download::DownloadSummary;
 pub use download::progress::{DownloadProgress, PeerProgress};
 
 /// One game being sent to one peer, and at what rate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Upload {
     pub id: String,
     pub to: SocketAddr,
@@ -49,7 +49,7 @@ pub struct Upload {
 }
 
 /// What callers ask the runtime to do. Answers arrive as [`PeerEvent`]s.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum PeerCommand {
     /// Rescan the local library and emit a fresh [`PeerEvent::LibraryUpdated`].
     ListGames,
@@ -96,7 +96,7 @@ pub enum PeerCommand {
 }
 
 /// Everything the runtime reports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum PeerEvent {
     /// The merged local + remote library; sent after every change.
     LibraryUpdated(LibrarySnapshot),
@@ -239,13 +239,13 @@ pub enum PeerEvent {
     },
     /// A part of the runtime failed; the runtime keeps going without it where it can.
     RuntimeFailed {
-        component: &'static str,
+        component: String,
         error: String,
     },
 }
 
 /// How far the hashing of local games has got, over everything queued since it started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HashingProgress {
     /// The games waiting for their hashes, the one being hashed first: not shared yet.
     pub games: Vec<String>,
@@ -253,13 +253,13 @@ pub struct HashingProgress {
     pub total_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActiveOperation {
     pub id: String,
     pub kind: OperationKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OperationKind {
     Download,
     Install,
@@ -291,7 +291,7 @@ impl OperationKind {
 }
 
 /// The library as the UI shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LibrarySnapshot {
     pub game_dir: PathBuf,
     /// Local and remote catalog games, sorted by name.
@@ -333,7 +333,7 @@ impl LibraryEntry {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LibraryEntry {
     pub id: String,
     pub name: String,
@@ -366,7 +366,7 @@ pub struct LibraryEntry {
     pub partial: Option<download::journal::PartialDownload>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum GameState {
     /// Only other peers have it.
     #[default]
@@ -396,7 +396,7 @@ impl GameState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerGameVersion {
     pub addr: SocketAddr,
     pub peer_name: String,
@@ -406,7 +406,7 @@ pub struct PeerGameVersion {
     pub expanded_size: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerSummary {
     pub addr: SocketAddr,
     pub peer_id: String,
@@ -421,7 +421,7 @@ pub struct PeerSummary {
 
 /// A peer that does not answer but is still listed, with why: one that left (its games
 /// stay visible for a while), or a configured `--peer` that was never reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AbsentPeer {
     pub addr: SocketAddr,
     /// Its name, when it ever answered.

@@ -30,7 +30,7 @@ use crate::proto::{GameDetails, GameFileDescription};
 const LISTS_IN_FLIGHT: usize = 8;
 
 /// What the payload was compared with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reference {
     /// The majority list of this many peers with the same version.
     Peers(usize),
@@ -41,13 +41,13 @@ pub enum Reference {
 }
 
 /// One damaged file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Damage {
     pub path: String,
     pub kind: DamageKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DamageKind {
     Missing,
     Size {
@@ -83,7 +83,7 @@ impl std::fmt::Display for Damage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub id: String,
     pub version: String,

@@ -113,7 +113,7 @@ pub fn load(state_dir: &Path, id: &str) -> Option<Recorded> {
 }
 
 /// How far an unfinished download got: `done` of `total` payload bytes verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartialDownload {
     pub version: String,
     pub done: u64,

@@ -76,7 +76,7 @@ pub struct DownloadPlan {
     pub excluded: Vec<(SocketAddr, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DownloadSummary {
     /// The payload's bytes, fetched or reused.
     pub bytes: u64,

@@ -25,7 +25,7 @@ const RATE_AFTER: Duration = Duration::from_secs(1);
 /// No ETA is given before transfer has been measured for this long.
 const ETA_AFTER: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DownloadProgress {
     pub id: String,
     pub bytes_done: u64,
@@ -54,7 +54,7 @@ impl DownloadProgress {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PeerProgress {
     pub addr: SocketAddr,
     /// A partial source (downloading the game too), not a full peer.

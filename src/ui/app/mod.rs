@@ -1348,7 +1348,7 @@ mod tests {
     fn runtime_failures_and_refusals_reach_the_status_line() {
         let mut app = app_with_library();
         app.update(PeerEvent::RuntimeFailed {
-            component: "discovery",
+            component: "discovery".into(),
             error: "no multicast".into(),
         });
         assert_eq!(status_text(&app), "discovery failed: no multicast");

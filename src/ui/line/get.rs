@@ -230,10 +230,7 @@ pub(super) async fn discover(
 fn fold_library(event: PeerEvent, snapshot: &mut LibrarySnapshot) -> Result<(), ExitCode> {
     match event {
         PeerEvent::LibraryUpdated(update) => *snapshot = update,
-        PeerEvent::RuntimeFailed {
-            component: "library",
-            error,
-        } if !snapshot.local_scanned => {
+        PeerEvent::RuntimeFailed { component, error } if component == "library" && !snapshot.local_scanned => {
             eprintln!("lanspread: cannot scan the game dir: {error}");
             return Err(ExitCode::FAILURE);
         }
