@@ -1,5 +1,6 @@
-//! The control socket (README, "Runtime and front ends"): one runtime per state dir, and
-//! every front end (the TUI, `get`, `status`, ...) talks to it. This step holds the wire:
-//! what a front end and a runtime say to each other. The socket itself comes next.
+//! The control socket: one runtime per state dir, and every front end (the TUI, `get`,
+//! `status`, ...) talks to it. `wire` is what a front end and a runtime say; `socket` is
+//! the socket's file (0600, stale ones replaced). Serving sessions on it comes next.
 
+pub mod socket;
 pub mod wire;
