@@ -49,7 +49,9 @@ impl Drop for ControlSocket {
 
 /// Binds `<state_dir>/control.sock`. The socket is made in a private folder (0700) and
 /// set to 0600 there, then renamed into place, so no other user can ever connect to it;
-/// the rename also replaces a stale socket, once nothing accepts on it.
+/// the rename also replaces a stale socket, once nothing accepts on it. Call it holding
+/// the state dir's owner lock: two runtimes starting at once would both find a stale
+/// socket, and the later rename would take the path from the first.
 pub fn bind(state_dir: &Path) -> Result<ControlSocket, SocketError> {
     let path = socket_path(state_dir);
     let io = |source| SocketError::Io {
