@@ -29,7 +29,8 @@ use crate::peer::swarm::{Availability, Bitmap};
 
 /// How long a partial source may hold an answer for its next verified block.
 const LONG_POLL: Duration = Duration::from_millis(crate::proto::MAX_AVAILABILITY_WAIT_MS as u64);
-/// A partial source is asked again at most this soon after it was last asked.
+/// A partial source is asked again at most this soon after it was last asked (asks go out
+/// on the download's progress tick, every 250 ms).
 const ASK_GAP: Duration = Duration::from_millis(200);
 
 /// How often one peer that is not a source is asked whether it downloads this list.
