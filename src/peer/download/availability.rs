@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::DownloadJob;
 use super::fetch::Fetcher;
 use super::queue::{RequestId, SourceKind, WorkQueue};
 use crate::peer::client::ClientError;
@@ -92,8 +91,8 @@ impl AvailabilityWatch {
             .collect()
     }
 
-    /// Asks the partial sources that are due, and probes a few peers that are due.
-    pub fn poll(&mut self, job: &DownloadJob, fetcher: &Arc<Fetcher>, queue: &WorkQueue) {
+    /// Asks the partial sources that are due, and probes a few of the `known` peers that are due.
+    pub fn poll(&mut self, known: &[SocketAddr], fetcher: &Arc<Fetcher>, queue: &WorkQueue) {
         let now = Instant::now();
         let due = |watch: &Self, addr: &SocketAddr, every: Duration| {
             !watch.in_flight.contains(addr)
@@ -114,8 +113,7 @@ impl AvailabilityWatch {
         if queue.partial_sources() >= MAX_PARTIAL_SOURCES {
             return;
         }
-        let peers = job.peers.borrow().clone();
-        let candidates: Vec<SocketAddr> = probe_order(peers, self.probe_start)
+        let candidates: Vec<SocketAddr> = probe_order(known.to_vec(), self.probe_start)
             .into_iter()
             .filter(|addr| !queue.knows(*addr) && due(self, addr, PROBE_INTERVAL))
             .take(PROBES_PER_ROUND)

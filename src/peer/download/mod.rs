@@ -450,7 +450,7 @@ async fn download_impl(
                 }
                 let known = job.peers.borrow().clone();
                 abort_requests(&mut aborts, AvailabilityWatch::drop_departed(&known, &mut queue));
-                availability.poll(job, &fetcher, &queue);
+                availability.poll(&known, &fetcher, &queue);
             }
             Some((request, picked)) = picks.recv() => queue.picked(request, &picked),
             Some(answer) = availability.next_answer() => {
