@@ -414,7 +414,15 @@ async fn a_paused_download_keeps_what_it_verified_and_the_next_one_fetches_only_
     let root = downloader.game_dir().join(GAME);
     let wanted = file_list(&mut downloader, "7", 1).await.files;
     downloader.start_download(GAME, wanted.clone()).await;
-    downloader.wait_for_download_progress(GAME).await;
+    // Half verified: requests have ended and been journaled by then. (At the first verified
+    // block, the request bringing it may still run: the pause drops it unjournaled, and
+    // nothing was kept.)
+    downloader
+        .wait_for("half of the download verified", |event| {
+            matches!(event, PeerEvent::DownloadProgress(sample) if sample.id == GAME && sample.bytes_done >= total / 2)
+                .then_some(())
+        })
+        .await;
 
     downloader.send(PeerCommand::PauseDownload { id: GAME.into() }).await;
     let ended = downloader.wait_for_download_end(GAME).await;
