@@ -49,6 +49,14 @@ fn seed(files: &[(&'static str, Vec<u8>)], slots: u32) -> TestPeer {
         .start()
 }
 
+/// How many blocks the game's payload is cut into.
+fn total_blocks(files: &[(&str, Vec<u8>)]) -> u32 {
+    files
+        .iter()
+        .map(|(_, bytes)| bytes.len().div_ceil(BLOCK_SIZE as usize) as u32)
+        .sum()
+}
+
 fn assert_same_files(peer: &TestPeer, files: &[(&str, Vec<u8>)]) {
     for (path, bytes) in files {
         let got = std::fs::read(peer.game_dir().join(GAME).join(path)).unwrap();
@@ -125,10 +133,7 @@ async fn a_partial_source_sending_a_corrupt_block_is_dropped_and_named() {
     // downloader meets it only as a partial source.
     let liar = {
         let (contents, block_requests) = (blocks_of_files.clone(), block_requests.clone());
-        let blocks: u32 = contents
-            .iter()
-            .map(|bytes| bytes.len().div_ceil(BLOCK_SIZE as usize) as u32)
-            .sum();
+        let blocks = total_blocks(&files);
         fake_peer(GAME, "1", move |request, mut send| {
             let (contents, block_requests) = (contents.clone(), block_requests.clone());
             async move {
@@ -229,14 +234,15 @@ async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
 }
 
 /// A relay in front of `honest` that passes the file list, block hashes and `version.ini`
-/// through, serves `GetBlocks` for the first `serve` requests and refuses every later one:
-/// a seed that breaks down part way through, always at the same point.
-fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::SocketAddr {
+/// through, serves `GetBlocks` with blocks below `serves` only, and refuses a request that
+/// offers none of those: a seed that breaks down part way through, always holding the same
+/// blocks. (It served its first two requests once: those held two blocks at one run, and
+/// the next downloader had both from its seed before it heard of the partial peer.)
+fn failing_relay(honest: std::net::SocketAddr, serves: u32) -> std::net::SocketAddr {
     let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
     let client = PeerClient::new(endpoint);
-    let served = Arc::new(AtomicUsize::new(0));
     fake_peer(GAME, VERSION, move |request, mut send| {
-        let (client, served) = (client.clone(), served.clone());
+        let client = client.clone();
         async move {
             match pass_through(&client, honest, request, &mut send).await {
                 None => {}
@@ -245,12 +251,13 @@ fn failing_relay(honest: std::net::SocketAddr, serve: usize) -> std::net::Socket
                     list,
                     offered,
                     want,
-                }) if served.fetch_add(1, Ordering::SeqCst) < serve => {
+                }) if offered.iter().any(|block| *block < serves) => {
                     let details = client.get_game(honest, &id).await.unwrap();
                     let layout = BlockLayout::new(&details.files).unwrap();
+                    let served: Vec<u32> = offered.into_iter().filter(|block| *block < serves).collect();
                     let offer = BlockOffer {
                         list: &list,
-                        offered: &offered,
+                        offered: &served,
                         want,
                     };
                     let (picked, mut reader) = client.open_blocks(honest, &id, &offer, &layout).await.unwrap();
@@ -279,9 +286,9 @@ async fn an_unfinished_download_that_is_not_running_serves_its_journaled_blocks(
     let mut honest = TestPeer::builder().game(GAME, VERSION, &files).start();
     // The relay asks the honest seed for the list at once: it must share the game by then.
     honest.wait_for_hashing_done().await;
-    // Two answers of at most 8 MiB, then refusals: the download fails part way and keeps
+    // The first half of the blocks, then refusals: the download fails part way and keeps
     // its verified blocks for a resume.
-    let breaking = failing_relay(honest.addr(), 2);
+    let breaking = failing_relay(honest.addr(), total_blocks(&files) / 2);
     let mut partial = TestPeer::builder().static_peers(&[breaking]).start();
     start_download(&mut partial, 1).await;
     let ended = partial.wait_for_download_end(GAME).await;
