@@ -234,31 +234,38 @@ async fn a_partial_source_that_vanishes_costs_only_its_blocks_in_flight() {
 }
 
 /// A relay in front of `honest` that passes the file list, block hashes and `version.ini`
-/// through, serves `GetBlocks` with blocks below `serves` only, and refuses a request that
-/// offers none of those: a seed that breaks down part way through, always holding the same
-/// blocks. (It served its first two requests once: those held two blocks at one run, and
-/// the next downloader had both from its seed before it heard of the partial peer.)
+/// through, serves `GetBlocks` until it has sent `serves` blocks and refuses every later
+/// request: a seed that breaks down part way through, always after as many blocks. (It
+/// served its first two requests once: those held two blocks at one run, and the next
+/// downloader had both from its seed before it heard of the partial peer.)
 fn failing_relay(honest: std::net::SocketAddr, serves: u32) -> std::net::SocketAddr {
     let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), &Limits::default()).unwrap();
     let client = PeerClient::new(endpoint);
+    let left = Arc::new(std::sync::atomic::AtomicU32::new(serves));
     fake_peer(GAME, VERSION, move |request, mut send| {
-        let client = client.clone();
+        let (client, left) = (client.clone(), left.clone());
         async move {
-            match pass_through(&client, honest, request, &mut send).await {
+            let request = pass_through(&client, honest, request, &mut send).await;
+            let granted = match &request {
+                Some(Request::GetBlocks { want, .. }) => {
+                    let before = left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                            Some(left.saturating_sub(*want))
+                        })
+                        .unwrap_or_default();
+                    before.min(*want)
+                }
+                _ => 0,
+            };
+            match request {
                 None => {}
-                Some(Request::GetBlocks {
-                    id,
-                    list,
-                    offered,
-                    want,
-                }) if offered.iter().any(|block| *block < serves) => {
+                Some(Request::GetBlocks { id, list, offered, .. }) if granted > 0 => {
                     let details = client.get_game(honest, &id).await.unwrap();
                     let layout = BlockLayout::new(&details.files).unwrap();
-                    let served: Vec<u32> = offered.into_iter().filter(|block| *block < serves).collect();
                     let offer = BlockOffer {
                         list: &list,
-                        offered: &served,
-                        want,
+                        offered: &offered,
+                        want: granted,
                     };
                     let (picked, mut reader) = client.open_blocks(honest, &id, &offer, &layout).await.unwrap();
                     let _ = write_frame(&mut send, &Response::Blocks { picked }).await;
