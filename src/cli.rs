@@ -142,8 +142,51 @@ pub enum Command {
         #[command(flatten)]
         peer: PeerArgs,
     },
+    /// Print what the running lanspread of this state dir is doing
+    ///
+    /// Attaches to the `serve` (or TUI, or `get`) that holds the state dir, through its
+    /// control socket (<state dir>/control.sock), and prints its library, peers, running
+    /// operations, transfers and last log lines. Exits 1 when nothing runs there.
+    Status {
+        /// Print {"runtime": {"pid", "runtime"}, "snapshot": {...}} as JSON (README, "Control socket")
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// Follow the events of the running lanspread of this state dir, until it stops
+    ///
+    /// Attaches like `status`, then prints one line per runtime event. Exits 0 when the
+    /// runtime stops, 1 when nothing runs there.
+    Events {
+        /// One JSON object per line, exactly as the control socket carries them: first
+        /// {"type": "snapshot", ...}, then {"type": "event", "body": {...}} (README, "Control socket")
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
     #[command(flatten)]
     Generated(Generated),
+}
+
+impl Command {
+    /// The command's name, as a runtime it starts tells attaching front ends.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Demo { .. } => "demo",
+            Command::Serve { .. } => "serve",
+            Command::List { .. } => "list",
+            Command::Install { .. } => "install",
+            Command::Uninstall { .. } => "uninstall",
+            Command::Remove { .. } => "remove",
+            Command::Verify { .. } => "verify",
+            Command::Get { .. } => "get",
+            Command::Status { .. } => "status",
+            Command::Events { .. } => "events",
+            Command::Generated(_) => "generated",
+        }
+    }
 }
 
 /// Written from the clap definitions, so they list exactly the flags that exist.
@@ -231,6 +274,7 @@ impl Cli {
             0
         };
         let mut config = Config::resolve(&self.peer_args(), SocketAddr::from(([0, 0, 0, 0], default_port)))?;
+        config.runtime_name = self.command.as_ref().map_or("tui", Command::name);
         match &self.command {
             // Short-lived commands that others need not find.
             Some(Command::List { .. }) => config.advertise = false,
@@ -290,7 +334,9 @@ impl Cli {
             Some(
                 Command::Install { local: args, .. }
                 | Command::Uninstall { local: args, .. }
-                | Command::Remove { local: args, .. },
+                | Command::Remove { local: args, .. }
+                | Command::Status { local: args, .. }
+                | Command::Events { local: args, .. },
             ) => local(args),
             Some(Command::Demo { log_dir }) => PeerArgs {
                 local: LocalArgs {
@@ -329,6 +375,8 @@ impl Cli {
             Command::Uninstall { id, .. } => line::local_operation(config, LocalOperation::Uninstall, id).await?,
             Command::Remove { id, .. } => line::local_operation(config, LocalOperation::Remove, id).await?,
             Command::Verify { id, repair, wait, .. } => line::verify(config, id, seconds(wait)?, repair).await?,
+            Command::Status { json, .. } => line::status(&config.state_dir, json).await?,
+            Command::Events { json, .. } => line::events(&config.state_dir, json).await?,
             Command::Get {
                 id,
                 no_install,

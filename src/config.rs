@@ -210,6 +210,9 @@ pub struct Config {
     /// Off for `verify`: its reference must be what was recorded before it ran, and hashes it
     /// computed itself from the bytes it checks would only agree with them.
     pub hash_library: bool,
+    /// What runs this runtime ("serve", "tui", "get", ...), as front ends that attach to
+    /// its control socket are told.
+    pub runtime_name: &'static str,
 }
 
 /// Four downloaders at full rate, as BitTorrent clients default to: more split the uplink
@@ -317,6 +320,7 @@ impl Config {
             fallback_scan_interval: seconds(file.fallback_scan_secs, 300.0, "fallback_scan_secs")?,
             limits: file.limits.resolve()?,
             hash_library: true,
+            runtime_name: "lanspread",
         })
     }
 
@@ -342,6 +346,7 @@ impl Config {
             fallback_scan_interval: Duration::from_secs(300),
             limits: Limits::default(),
             hash_library: true,
+            runtime_name: "test",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Logging: a daily-rolling file in the log dir (always, via tracing-appender)
 //! and optionally stderr. `RUST_LOG` overrides the default `info` filter.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tracing_appender::non_blocking::WorkerGuard;
 
@@ -47,10 +49,51 @@ pub fn init(log_dir: &Path, also_stderr: bool) -> Result<WorkerGuard, LoggingErr
             .with_ansi(colour_on_stderr())
             .with_filter(filter())
     });
+    let recent_layer = fmt::layer()
+        .with_writer(|| RecentLines)
+        .with_ansi(false)
+        .with_target(false)
+        .with_filter(filter());
     tracing_subscriber::registry()
         .with(file_layer)
         .with(stderr_layer)
+        .with(recent_layer)
         .try_init()
         .map_err(|err| failed(std::io::Error::other(err).into()))?;
     Ok(guard)
+}
+
+/// Log lines kept for a front end that attaches to the runtime (its snapshot's log).
+const RECENT_LINES: usize = 200;
+static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+
+/// The last lines logged, oldest first.
+pub fn recent_lines() -> Vec<String> {
+    RECENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Where the recent-lines layer writes: one formatted event per write.
+struct RecentLines;
+
+impl std::io::Write for RecentLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut recent = RECENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            if recent.len() == RECENT_LINES {
+                recent.pop_front();
+            }
+            recent.push_back(line.to_owned());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -321,6 +321,13 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
+    writer.write_all(&encode_frame_within(message, limit)?).await?;
+    Ok(())
+}
+
+/// One length-prefixed JSON frame of at most `limit` bytes, ready to write (to write the
+/// same frame to several readers).
+pub fn encode_frame_within<T: Serialize>(message: &T, limit: usize) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(message)?;
     let too_large = || FrameError::TooLarge { len: body.len(), limit };
     if body.len() > limit {
@@ -330,8 +337,7 @@ where
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&body);
-    writer.write_all(&frame).await?;
-    Ok(())
+    Ok(frame)
 }
 
 /// Reads one length-prefixed JSON frame of at most [`MAX_FRAME_LEN`] bytes (a response).

@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::peer::{ActiveOperation, DownloadProgress, LibrarySnapshot, PeerCommand, PeerEvent};
-use crate::proto::{FrameError, read_frame_within, write_frame_within};
+use crate::peer::{ActiveOperation, DownloadProgress, LibrarySnapshot, PeerCommand, PeerEvent, Upload};
+use crate::proto::{FrameError, encode_frame_within, read_frame_within, write_frame_within};
 
 /// The control protocol's version; a front end of another version is refused with both.
 pub const CONTROL_VERSION: u32 = 1;
@@ -60,8 +60,32 @@ pub struct Snapshot {
     pub active: Vec<ActiveOperation>,
     /// The latest progress of each running download.
     pub downloads: Vec<DownloadProgress>,
+    /// What this peer sends to others now.
+    pub uploads: Vec<Upload>,
     /// The last lines of the runtime's log, oldest first.
     pub log: Vec<String>,
+}
+
+impl Snapshot {
+    /// Follows the runtime's state with one of its events (the log is taken when sent).
+    pub fn apply(&mut self, event: &PeerEvent) {
+        match event {
+            PeerEvent::LibraryUpdated(library) => self.library = library.clone(),
+            PeerEvent::ActiveOperations(active) => self.active = active.clone(),
+            PeerEvent::Uploads(uploads) => self.uploads = uploads.clone(),
+            PeerEvent::DownloadProgress(progress) => {
+                match self.downloads.iter_mut().find(|known| known.id == progress.id) {
+                    Some(known) => *known = progress.clone(),
+                    None => self.downloads.push(progress.clone()),
+                }
+            }
+            PeerEvent::DownloadGameFilesFinished { id, .. }
+            | PeerEvent::DownloadGameFilesFailed { id, .. }
+            | PeerEvent::DownloadGameFilesCancelled { id }
+            | PeerEvent::DownloadGameFilesPaused { id } => self.downloads.retain(|known| known.id != *id),
+            _ => {}
+        }
+    }
 }
 
 /// Writes one control frame.
@@ -71,6 +95,11 @@ where
     T: Serialize,
 {
     write_frame_within(writer, message, MAX_CONTROL_FRAME).await
+}
+
+/// One control frame, encoded once to be written to every front end.
+pub fn encode(message: &FromRuntime) -> Result<Vec<u8>, FrameError> {
+    encode_frame_within(message, MAX_CONTROL_FRAME)
 }
 
 /// Reads one control frame; a malformed, oversized or unknown message is an error.

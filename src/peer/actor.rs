@@ -41,6 +41,7 @@ use super::{
 };
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::control;
 use crate::install;
 use crate::install::unpack::Unpacker;
 use crate::proto::{GameDetails, GameFileDescription, GameSummary, Hello, PROTOCOL_VERSION};
@@ -164,6 +165,8 @@ pub(super) fn start(
 ) -> Result<PeerRuntimeHandle, PeerError> {
     // Creates the state and game dirs when missing.
     let locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
+    // Bound holding the state dir's lock: only its owner replaces a stale socket.
+    let control_socket = control::socket::bind(&config.state_dir)?;
     let endpoint = make_endpoint(config.listen, &config.limits)?;
     let local_addr = endpoint.local_addr().map_err(PeerError::ListenAddress)?;
     let peer_id = uuid::Uuid::new_v4().simple().to_string();
@@ -208,6 +211,18 @@ pub(super) fn start(
     });
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (front_tx, front_rx) = mpsc::channel(EVENT_QUEUE);
+    let identity = control::hub::Identity {
+        pid: std::process::id(),
+        runtime: config.runtime_name.to_owned(),
+    };
+    let hub = tokio::spawn(control::hub::run(
+        control_socket,
+        identity,
+        events_rx,
+        front_tx,
+        commands_tx.clone(),
+    ));
     let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE);
     let candidates = config
         .static_peers
@@ -270,11 +285,12 @@ pub(super) fn start(
     tracing::info!(%local_addr, peer_id, "peer runtime started");
     Ok(PeerRuntimeHandle {
         commands: commands_tx,
-        events: Some(events_rx),
+        events: Some(front_rx),
         local_addr,
         peer_id,
         shutdown,
         actor: actor_task,
+        hub,
         upload_slots,
     })
 }

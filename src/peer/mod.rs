@@ -445,6 +445,8 @@ pub enum PeerError {
     Locked(#[from] crate::install::LockError),
     #[error("cannot start mDNS discovery: {0} (use --no-mdns and --peer to connect without it)")]
     Discovery(#[from] mdns_sd::Error),
+    #[error(transparent)]
+    ControlSocket(#[from] crate::control::socket::SocketError),
     #[error("the peer runtime has stopped")]
     Stopped,
 }
@@ -458,6 +460,8 @@ pub struct PeerRuntimeHandle {
     peer_id: String,
     shutdown: CancellationToken,
     actor: tokio::task::JoinHandle<()>,
+    /// Serves front ends on the control socket (`control::hub`).
+    hub: tokio::task::JoinHandle<()>,
     upload_slots: Arc<server::UploadSlots>,
 }
 
@@ -506,6 +510,9 @@ impl PeerRuntimeHandle {
         if let Err(err) = self.actor.await {
             tracing::warn!("peer actor ended abnormally: {err}");
         }
+        // Stopping the hub removes the control socket; attached front ends see it close.
+        self.hub.abort();
+        let _ = self.hub.await;
     }
 }
 

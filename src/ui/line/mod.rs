@@ -9,6 +9,7 @@ mod list;
 mod local;
 mod search;
 mod serve;
+mod status;
 mod verify;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ pub use get::{GetMode, GetPlan, get, plan};
 pub use list::list;
 pub use local::{LocalOperation, local_operation};
 pub use serve::serve;
+pub use status::{events, status};
 pub use verify::verify;
 
 use crate::catalog::CatalogError;
@@ -45,6 +47,10 @@ pub enum LineError {
     Json(#[from] serde_json::Error),
     #[error("a local operation panicked: {0}")]
     Panicked(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Attach(#[from] crate::control::client::AttachError),
+    #[error("the runtime's control socket: {0}")]
+    Control(#[from] crate::proto::FrameError),
 }
 
 /// What a local operation (`install`, `uninstall`, `remove`) reports as its failure.
