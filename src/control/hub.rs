@@ -252,3 +252,176 @@ async fn refuse(stream: UnixStream, reason: String) {
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::control::socket::{bind, socket_path};
+    use crate::control::wire::CONTROL_VERSION;
+
+    struct Hub {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        events: mpsc::Sender<PeerEvent>,
+        front: mpsc::Receiver<PeerEvent>,
+        commands: mpsc::Receiver<PeerCommand>,
+    }
+
+    fn start_hub() -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = bind(dir.path()).unwrap();
+        let (events, events_rx) = mpsc::channel(16);
+        let (front_tx, front) = mpsc::channel(16);
+        let (commands_tx, commands) = mpsc::channel(16);
+        let identity = Identity {
+            pid: 4242,
+            runtime: "serve".into(),
+        };
+        tokio::spawn(run(socket, identity, events_rx, front_tx, commands_tx));
+        Hub {
+            path: socket_path(dir.path()),
+            _dir: dir,
+            events,
+            front,
+            commands,
+        }
+    }
+
+    async fn hello(path: &std::path::Path) -> UnixStream {
+        let mut stream = UnixStream::connect(path).await.unwrap();
+        wire::send(
+            &mut stream,
+            &ToRuntime::Hello {
+                version: CONTROL_VERSION,
+            },
+        )
+        .await
+        .unwrap();
+        stream
+    }
+
+    fn unavailable(id: &str, reason_len: usize) -> PeerEvent {
+        PeerEvent::GameFilesUnavailable {
+            id: id.into(),
+            reason: "x".repeat(reason_len),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_front_end_that_stops_reading_never_holds_up_the_runtime_and_is_resynced() {
+        let mut hub = start_hub();
+        let mut stalled = hello(&hub.path).await;
+        let welcome: FromRuntime = wire::receive(&mut stalled).await.unwrap();
+        assert!(matches!(welcome, FromRuntime::Welcome { pid: 4242, .. }), "{welcome:?}");
+
+        // 600 events of 64 KiB, 39 MiB: more than the front end's buffer (256 frames) and
+        // its socket hold. The runtime's own front end gets every one, in order (a hub that
+        // waited for the stalled front end would stop here: the deadline fails the test).
+        const EVENTS: usize = 600;
+        let sender = hub.events.clone();
+        let pushing = tokio::spawn(async move {
+            for n in 0..EVENTS {
+                sender.send(unavailable(&n.to_string(), 64 << 10)).await.unwrap();
+            }
+        });
+        let front = &mut hub.front;
+        let all_arrive = async {
+            for n in 0..EVENTS {
+                match front.recv().await.unwrap() {
+                    PeerEvent::GameFilesUnavailable { id, .. } => assert_eq!(id, n.to_string()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), all_arrive)
+            .await
+            .expect("the runtime's front end got every event though another stopped reading");
+        pushing.await.unwrap();
+
+        // The stalled front end reads again: the snapshot it was sent first, some of the
+        // events, then, once it has drained, a fresh snapshot instead of what it missed.
+        let reading = tokio::spawn(async move {
+            let mut events = 0;
+            let mut snapshots = 0;
+            loop {
+                match wire::receive::<_, FromRuntime>(&mut stalled).await.unwrap() {
+                    FromRuntime::Snapshot(_) => {
+                        snapshots += 1;
+                        if snapshots == 2 {
+                            break;
+                        }
+                    }
+                    FromRuntime::Event(_) => events += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            let after: FromRuntime = wire::receive(&mut stalled).await.unwrap();
+            (events, after)
+        });
+        let mut ticks = 0;
+        while !reading.is_finished() {
+            assert!(ticks < 2000, "no resync after {ticks} more events");
+            hub.events.send(unavailable("tick", 10)).await.unwrap();
+            hub.front.recv().await.unwrap();
+            ticks += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (events, after) = reading.await.unwrap();
+        assert!(events < EVENTS, "it missed events while behind: got {events}");
+        assert!(
+            matches!(after, FromRuntime::Event(ref event) if matches!(**event, PeerEvent::GameFilesUnavailable { ref id, .. } if id == "tick")),
+            "live events follow the resync: {after:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_oversized_and_unknown_messages_get_an_error_and_the_hub_keeps_serving() {
+        let mut hub = start_hub();
+        let refusal = |message: FromRuntime| match message {
+            FromRuntime::Refused { reason } => reason,
+            other => panic!("refused, not {other:?}"),
+        };
+
+        let mut garbage = UnixStream::connect(&hub.path).await.unwrap();
+        garbage.write_all(&5u32.to_be_bytes()).await.unwrap();
+        garbage.write_all(b"{nope").await.unwrap();
+        let reason = refusal(wire::receive(&mut garbage).await.unwrap());
+        assert!(reason.contains("not a control message"), "{reason}");
+
+        let mut oversized = UnixStream::connect(&hub.path).await.unwrap();
+        oversized.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        let reason = refusal(wire::receive(&mut oversized).await.unwrap());
+        assert!(reason.contains("exceeds"), "{reason}");
+
+        // Unknown after a good hello: the session gets its error and ends.
+        let mut unknown = hello(&hub.path).await;
+        let _welcome: FromRuntime = wire::receive(&mut unknown).await.unwrap();
+        let _snapshot: FromRuntime = wire::receive(&mut unknown).await.unwrap();
+        let body = br#"{"type":"command","body":"FormatDisk"}"#;
+        unknown.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
+        unknown.write_all(body).await.unwrap();
+        let reason = refusal(wire::receive(&mut unknown).await.unwrap());
+        assert!(reason.contains("not a control message"), "{reason}");
+
+        // And the hub still serves: a front end attaches, its command reaches the runtime,
+        // and it gets the runtime's events.
+        let mut good = hello(&hub.path).await;
+        assert!(matches!(
+            wire::receive(&mut good).await.unwrap(),
+            FromRuntime::Welcome { .. }
+        ));
+        assert!(matches!(
+            wire::receive(&mut good).await.unwrap(),
+            FromRuntime::Snapshot(_)
+        ));
+        wire::send(&mut good, &ToRuntime::Command(PeerCommand::ListGames))
+            .await
+            .unwrap();
+        assert!(matches!(hub.commands.recv().await, Some(PeerCommand::ListGames)));
+        hub.events.send(unavailable("openarena", 3)).await.unwrap();
+        hub.front.recv().await.unwrap();
+        assert!(matches!(wire::receive(&mut good).await.unwrap(), FromRuntime::Event(_)));
+    }
+}
