@@ -18,5 +18,6 @@ pub mod library;
 pub mod logging;
 pub mod peer;
 pub mod proto;
+pub mod systemd;
 pub mod ui;
 pub mod untrusted;

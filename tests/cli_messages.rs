@@ -3,10 +3,12 @@
 //! own text and only the flags it uses, and the completions and man page come from the
 //! same definitions.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lanspread");
+use support::process::{BIN, as_unprivileged};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -104,26 +106,6 @@ fn a_file_where_the_game_dir_or_state_dir_should_be_is_named() {
         "the file is left alone"
     );
     assert!(!games.exists(), "nothing is made after the refusal");
-}
-
-/// Root may write anywhere: the permission case runs the binary as `nobody` then.
-fn as_unprivileged(command: Command) -> Command {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to this process's effective user.
-    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
-        return command;
-    }
-    let mut wrapped = Command::new("setpriv");
-    wrapped.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
-    wrapped.arg(command.get_program());
-    wrapped.args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    wrapped
 }
 
 #[test]

@@ -27,19 +27,39 @@ pub async fn serve(config: Config) -> Result<ExitCode, LineError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(LineError::Signal)?;
     let mut previous = LibrarySnapshot::default();
     let mut hashing = HashingLog::default();
+    let mut ready = false;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             event = runtime.next_event() => match event {
-                Some(event) => log_event(event, &mut previous, &mut hashing),
+                Some(event) => {
+                    // Ready for systemd (`Type=notify`) once the first scan of the game
+                    // dir is published: peers and front ends then see what is here.
+                    if let PeerEvent::LibraryUpdated(library) = &event
+                        && library.local_scanned
+                        && !ready
+                    {
+                        ready = true;
+                        let games = library.games.iter().filter(|game| game.local_version.is_some()).count();
+                        tell_systemd(&format!("READY=1\nSTATUS=serving {games} game(s) from {}", library.game_dir.display()));
+                    }
+                    log_event(event, &mut previous, &mut hashing);
+                }
                 None => break,
             },
         }
     }
     tracing::info!("shutting down");
+    tell_systemd("STOPPING=1");
     runtime.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn tell_systemd(state: &str) {
+    if let Err(err) = crate::systemd::notify(state) {
+        tracing::warn!("{err}");
+    }
 }
 
 /// Logs what a headless operator wants to see; the runtime logs membership itself.

@@ -36,14 +36,12 @@ pub async fn status(state_dir: &Path, json: bool) -> Result<ExitCode, LineError>
 /// Prints the runtime's messages as they come, until it stops.
 pub async fn events(state_dir: &Path, json: bool) -> Result<ExitCode, LineError> {
     let mut session = attach(state_dir).await?;
-    if !json {
-        eprintln!(
-            "attached to {} (pid {}) on {}; Ctrl-C stops following",
-            session.runtime,
-            session.pid,
-            state_dir.display()
-        );
-    }
+    eprintln!(
+        "attached to {} (pid {}) on {}; Ctrl-C stops following",
+        session.runtime,
+        session.pid,
+        state_dir.display()
+    );
     loop {
         let message = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
@@ -52,9 +50,7 @@ pub async fn events(state_dir: &Path, json: bool) -> Result<ExitCode, LineError>
         let message = match message {
             Ok(message) => message,
             Err(FrameError::Truncated) => {
-                if !json {
-                    eprintln!("the runtime stopped");
-                }
+                eprintln!("the runtime stopped");
                 return Ok(ExitCode::SUCCESS);
             }
             Err(err) => return Err(err.into()),
