@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Output;
 
-use support::process::{BIN, Lanspread, as_unprivileged, command, free_addr, spawn_get_download};
+use support::process::{BIN, Lanspread, as_unprivileged, command, free_addr, running_as_root, spawn_get_download};
 use support::write_game;
 
 fn socket(root: &Path) -> std::path::PathBuf {
@@ -205,11 +205,6 @@ fn the_socket_is_0600_and_refused_to_another_user() {
         "serve",
         "its owner still attaches"
     );
-}
-
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
 #[test]

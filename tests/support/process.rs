@@ -208,9 +208,7 @@ impl std::fmt::Display for Finished {
 /// `command` as `nobody` when this runs as root (root may write and connect anywhere);
 /// as it is otherwise.
 pub fn as_unprivileged(command: Command) -> Command {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to this process's effective user.
-    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+    if !running_as_root() {
         return command;
     }
     let mut wrapped = Command::new("setpriv");
@@ -224,4 +222,10 @@ pub fn as_unprivileged(command: Command) -> Command {
         };
     }
     wrapped
+}
+
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to this process's effective user.
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
