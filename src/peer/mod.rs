@@ -244,6 +244,49 @@ pub enum PeerEvent {
     },
 }
 
+impl PeerEvent {
+    /// The game an event is about; `None` for events about the runtime or the library.
+    pub fn game_id(&self) -> Option<&str> {
+        use PeerEvent::*;
+        match self {
+            GotGameFiles { id, .. }
+            | GameFilesUnavailable { id, .. }
+            | DownloadGameFilesBegin { id, .. }
+            | DownloadGameFilesFinished { id, .. }
+            | DownloadGameFilesFailed { id, .. }
+            | DownloadGameFilesCancelled { id }
+            | DownloadGameFilesPaused { id }
+            | StreamInstallAttemptFailed { id, .. }
+            | DownloadPeersExcluded { id, .. }
+            | InstallGameBegin { id }
+            | InstallGameProgress { id, .. }
+            | InstallGameFinished { id, .. }
+            | InstallGameFailed { id, .. }
+            | UninstallGameBegin { id }
+            | UninstallGameFinished { id }
+            | UninstallGameFailed { id, .. }
+            | RemoveDownloadedGameBegin { id }
+            | RemoveDownloadedGameFinished { id }
+            | RemoveDownloadedGameFailed { id, .. }
+            | OperationRefused { id, .. }
+            | VerifyProgress { id, .. }
+            | VerifyFailed { id, .. } => Some(id),
+            DownloadProgress(progress) => Some(&progress.id),
+            VerifyFinished(report) => Some(&report.id),
+            LibraryUpdated(_)
+            | LocalLibraryChanged { .. }
+            | PeerJoined { .. }
+            | PeerLeft { .. }
+            | PeerCount(_)
+            | Uploads(_)
+            | ActiveOperations(_)
+            | HashingProgress(_)
+            | HashingFinished { .. }
+            | RuntimeFailed { .. } => None,
+        }
+    }
+}
+
 /// How far the hashing of local games has got, over everything queued since it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HashingProgress {

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::library::Version;
-use crate::peer::{LibraryEntry, LibrarySnapshot, PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle, start_peer};
+use crate::peer::{LibraryEntry, LibrarySnapshot, PeerCommand, PeerEvent, PeerRuntimeHandle, start_peer};
 use crate::ui::format::{format_rate, format_size, progress_line};
 
+use super::link::Link;
 use super::search::PeerSearch;
 use super::{LineError, exit_code, next_event_or_cancel};
 
@@ -27,19 +28,33 @@ pub enum GetMode {
     Stream,
 }
 
-/// Runs `get` on a peer of its own; `wait` bounds the search for peers that have `id`.
+/// Runs `get` through the runtime that runs on the state dir, or else on a peer of its
+/// own; `wait` bounds the search for peers that have `id`.
 pub async fn get(config: Config, id: String, wait: Duration, mode: GetMode) -> Result<ExitCode, LineError> {
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
     if !catalog.contains(&id) {
         return Err(LineError::NotInCatalog(id));
     }
     let search = PeerSearch::of(&config, wait);
-    let mut runtime = start_peer(config, catalog)?;
-    let code = get_with(&mut runtime, &id, &search, mode).await;
-    if matches!(code, Ok(code) if code == ExitCode::SUCCESS) {
-        finish_uploads(&mut runtime).await;
+    if let Some(mut attached) = Link::attach_if_running(&config).await? {
+        if mode == GetMode::Download {
+            // Its config decides what follows a download, and it installs.
+            eprintln!(
+                "lanspread: --no-install cannot be kept: the lanspread running on this state dir installs \
+                 what it downloads; get without --no-install, or stop it first"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        return get_with(&mut attached, &id, &search, mode).await;
     }
-    runtime.shutdown().await;
+    let mut runtime = Link::Own(start_peer(config, catalog)?);
+    let code = get_with(&mut runtime, &id, &search, mode).await;
+    if let (Ok(code), Link::Own(own)) = (&code, &mut runtime)
+        && *code == ExitCode::SUCCESS
+    {
+        finish_uploads(own).await;
+    }
+    runtime.finish().await;
     code
 }
 
@@ -115,12 +130,7 @@ pub fn plan(entry: &LibraryEntry, mode: GetMode) -> GetPlan {
     }
 }
 
-async fn get_with(
-    runtime: &mut PeerRuntimeHandle,
-    id: &str,
-    search: &PeerSearch,
-    mode: GetMode,
-) -> Result<ExitCode, LineError> {
+async fn get_with(runtime: &mut Link, id: &str, search: &PeerSearch, mode: GetMode) -> Result<ExitCode, LineError> {
     // 1. Find the peers that have the game's latest version, and learn what is here.
     let snapshot = match discover(runtime, id, search).await? {
         Ok(snapshot) => snapshot,
@@ -164,7 +174,7 @@ async fn get_with(
             // The file list, then the download.
             runtime.send(PeerCommand::GetGame { id: id.to_owned() }).await?;
             let files = loop {
-                match runtime.next_event().await.ok_or(PeerError::Stopped)? {
+                match runtime.event().await? {
                     PeerEvent::GotGameFiles { id: got, files, .. } if got == id => break files,
                     PeerEvent::GameFilesUnavailable { id: got, reason } if got == id => {
                         eprintln!("lanspread: cannot get {id}: {reason}");
@@ -189,7 +199,7 @@ async fn get_with(
 /// is off; then for the local scan.
 /// A failed local scan ends the command with its exit code (the `Err`).
 pub(super) async fn discover(
-    runtime: &mut PeerRuntimeHandle,
+    runtime: &mut Link,
     id: &str,
     search: &PeerSearch,
 ) -> Result<Result<LibrarySnapshot, ExitCode>, LineError> {
@@ -200,7 +210,7 @@ pub(super) async fn discover(
         let until = settle_until.map_or(deadline, |settle| settle.min(deadline));
         let event = tokio::select! {
             () = tokio::time::sleep_until(until) => break,
-            event = runtime.next_event() => event.ok_or(PeerError::Stopped)?,
+            event = runtime.event() => event?,
         };
         if let Err(code) = fold_library(event, &mut snapshot) {
             return Ok(Err(code));
@@ -217,7 +227,7 @@ pub(super) async fn discover(
     }
     // Deciding before the local scan would download again what is already here.
     while !snapshot.local_scanned {
-        let event = runtime.next_event().await.ok_or(PeerError::Stopped)?;
+        let event = runtime.event().await?;
         if let Err(code) = fold_library(event, &mut snapshot) {
             return Ok(Err(code));
         }
@@ -240,11 +250,7 @@ fn fold_library(event: PeerEvent, snapshot: &mut LibrarySnapshot) -> Result<(), 
 }
 
 /// Prints the progress and the outcome of a download and/or install of `id` until it ends.
-async fn follow_download_and_install(
-    runtime: &mut PeerRuntimeHandle,
-    id: &str,
-    mode: GetMode,
-) -> Result<ExitCode, LineError> {
+async fn follow_download_and_install(runtime: &mut Link, id: &str, mode: GetMode) -> Result<ExitCode, LineError> {
     let show_progress = std::io::stderr().is_terminal();
     let mut cancelled = false;
     loop {
@@ -341,7 +347,7 @@ pub(super) fn clear_progress(show_progress: bool) {
 }
 
 /// `get --stream`: the same progress line and summary, for a streamed install.
-async fn stream_install_with(runtime: &mut PeerRuntimeHandle, id: &str, version: &str) -> Result<ExitCode, LineError> {
+async fn stream_install_with(runtime: &mut Link, id: &str, version: &str) -> Result<ExitCode, LineError> {
     runtime
         .send(PeerCommand::StreamInstallGame { id: id.to_owned() })
         .await?;

@@ -1,5 +1,6 @@
 //! `install`, `uninstall` and `remove`: install-side transactions on the local
-//! game dir, without the network.
+//! game dir, without the network; through the runtime that runs on the state dir, when
+//! one does (it owns the game dir then).
 
 use std::process::ExitCode;
 
@@ -7,7 +8,9 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::install::{self, InstallError, unpack::ArchiveUnpacker};
 
+use super::link::Link;
 use super::{LineError, LocalError};
+use crate::peer::{PeerCommand, PeerEvent};
 
 #[derive(Clone, Copy)]
 pub enum LocalOperation {
@@ -16,8 +19,12 @@ pub enum LocalOperation {
     Remove,
 }
 
-/// Like every command, it first takes the state-dir lock and runs startup recovery.
+/// Like every command, it first takes the state-dir lock and runs startup recovery; or,
+/// when a runtime holds the state dir, asks it.
 pub async fn local_operation(config: Config, operation: LocalOperation, id: String) -> Result<ExitCode, LineError> {
+    if let Some(mut runtime) = Link::attach_if_running(&config).await? {
+        return through_runtime(&mut runtime, operation, &id).await;
+    }
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
     let outcome = tokio::task::spawn_blocking(move || -> Result<(String, install::Completed), LocalError> {
         let _locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
@@ -80,5 +87,48 @@ pub async fn local_operation(config: Config, operation: LocalOperation, id: Stri
             eprintln!("lanspread: {err}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The operation done by the runtime this command is attached to, with the same lines and
+/// exit codes as done here.
+async fn through_runtime(runtime: &mut Link, operation: LocalOperation, id: &str) -> Result<ExitCode, LineError> {
+    // An attached runtime's first event is its library: where its game dir is.
+    let game_dir = match runtime.event().await? {
+        PeerEvent::LibraryUpdated(library) => library.game_dir,
+        _ => Default::default(),
+    };
+    let root = game_dir.join(id);
+    let command = match operation {
+        LocalOperation::Install => PeerCommand::InstallGame { id: id.to_owned() },
+        LocalOperation::Uninstall => PeerCommand::UninstallGame { id: id.to_owned() },
+        LocalOperation::Remove => PeerCommand::RemoveDownloadedGame { id: id.to_owned() },
+    };
+    runtime.send(command).await?;
+    loop {
+        let event = runtime.event().await?;
+        if event.game_id() != Some(id) {
+            continue;
+        }
+        let done = match event {
+            PeerEvent::InstallGameFinished { updated, .. } => {
+                let verb = if updated { "updated" } else { "installed" };
+                format!("{verb} {id} into {}", root.join("local").display())
+            }
+            PeerEvent::UninstallGameFinished { .. } => {
+                format!("uninstalled {id} (removed {})", root.join("local").display())
+            }
+            PeerEvent::RemoveDownloadedGameFinished { .. } => format!("removed {id} ({})", root.display()),
+            PeerEvent::InstallGameFailed { reason, .. }
+            | PeerEvent::UninstallGameFailed { reason, .. }
+            | PeerEvent::RemoveDownloadedGameFailed { reason, .. }
+            | PeerEvent::OperationRefused { reason, .. } => {
+                eprintln!("lanspread: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => continue,
+        };
+        println!("{done}");
+        return Ok(ExitCode::SUCCESS);
     }
 }

@@ -5,6 +5,7 @@
 //! code says how it went: 0 done, 1 failed, 2 nothing to get, 130 cancelled.
 
 mod get;
+mod link;
 mod list;
 mod local;
 mod search;
@@ -23,7 +24,8 @@ pub use verify::verify;
 
 use crate::catalog::CatalogError;
 use crate::install::{InstallError, LockError};
-use crate::peer::{PeerCommand, PeerError, PeerEvent, PeerRuntimeHandle};
+use crate::peer::{PeerCommand, PeerError, PeerEvent};
+use link::Link;
 
 /// The exit code of an operation that Ctrl-C cancelled, as shells report a SIGINT.
 const CANCELLED: u8 = 130;
@@ -62,21 +64,22 @@ enum LocalError {
     Install(#[from] InstallError),
 }
 
-/// The next runtime event. The first Ctrl-C cancels the operation on `id`;
-/// its end then still arrives as an event.
-async fn next_event_or_cancel(
-    runtime: &mut PeerRuntimeHandle,
-    id: &str,
-    cancelled: &mut bool,
-) -> Result<PeerEvent, LineError> {
+/// The next runtime event about `id` (events about other games, of a runtime this command
+/// is attached to, are skipped). The first Ctrl-C cancels the operation on `id`, and only
+/// that; its end then still arrives as an event.
+async fn next_event_or_cancel(runtime: &mut Link, id: &str, cancelled: &mut bool) -> Result<PeerEvent, LineError> {
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             _ = tokio::signal::ctrl_c(), if !*cancelled => {
                 *cancelled = true;
                 eprintln!("\ncancelling...");
                 runtime.send(PeerCommand::CancelDownload { id: id.to_owned() }).await?;
+                continue;
             }
-            event = runtime.next_event() => return event.ok_or(LineError::Peer(PeerError::Stopped)),
+            event = runtime.next_event() => event.ok_or(LineError::Peer(PeerError::Stopped))?,
+        };
+        if event.game_id().is_none_or(|of| of == id) {
+            return Ok(event);
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::peer::{PeerCommand, PeerEvent, start_peer};
 use crate::ui::format::{format_size, format_size_of, progress_line, verify_lines};
 
 use super::get::{clear_progress, discover};
+use super::link::Link;
 use super::search::PeerSearch;
 use super::{LineError, exit_code, next_event_or_cancel};
 
@@ -25,11 +26,14 @@ pub async fn verify(config: Config, id: String, wait: Duration, repair: bool) ->
         return Err(LineError::NotInCatalog(id));
     }
     let search = PeerSearch::of(&config, wait);
-    let mut runtime = start_peer(config, catalog)?;
+    let mut runtime = match Link::attach_if_running(&config).await? {
+        Some(attached) => attached,
+        None => Link::Own(start_peer(config, catalog)?),
+    };
     let snapshot = match discover(&mut runtime, &id, &search).await? {
         Ok(snapshot) => snapshot,
         Err(code) => {
-            runtime.shutdown().await;
+            runtime.finish().await;
             return Ok(code);
         }
     };
@@ -39,7 +43,7 @@ pub async fn verify(config: Config, id: String, wait: Duration, repair: bool) ->
         .is_none()
     {
         eprintln!("lanspread: {id} is not downloaded here; nothing to verify");
-        runtime.shutdown().await;
+        runtime.finish().await;
         return Ok(ExitCode::FAILURE);
     }
     runtime.send(PeerCommand::VerifyGame { id: id.clone(), repair }).await?;
@@ -101,6 +105,6 @@ pub async fn verify(config: Config, id: String, wait: Duration, repair: bool) ->
             _ => {}
         }
     };
-    runtime.shutdown().await;
+    runtime.finish().await;
     Ok(code)
 }
