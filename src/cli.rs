@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError, DEFAULT_PORT, LocalArgs, NetworkArgs, P
 use crate::demo::{Demo, DemoError};
 use crate::peer::{PeerError, start_peer};
 use crate::ui::line::{self, GetMode, LineError, LocalOperation};
-use crate::ui::{TuiContext, TuiError, require_terminal, run_tui};
+use crate::ui::{Attachment, TuiContext, TuiError, require_terminal, run_tui, run_tui_on};
 
 /// Share PC games across a LAN: peers find each other with mDNS and transfer over QUIC.
 #[derive(Parser)]
@@ -261,6 +261,8 @@ pub enum CliError {
     ManPages { dir: PathBuf, source: std::io::Error },
     #[error("--wait must be a positive number of seconds")]
     BadWait,
+    #[error(transparent)]
+    Attach(#[from] crate::control::client::AttachError),
 }
 
 impl Cli {
@@ -406,6 +408,28 @@ fn seconds(wait: f64) -> Result<Duration, CliError> {
 /// The terminal UI on a peer. Logs go to the log file only: the TUI owns the terminal.
 async fn tui(config: Config) -> Result<ExitCode, CliError> {
     require_terminal()?;
+    // A runtime on this state dir already (a `serve`): drive that one.
+    match crate::control::client::attach(&config.state_dir).await {
+        Ok(session) => {
+            let attached = Attachment {
+                runtime: session.runtime.clone(),
+                pid: session.pid,
+            };
+            tracing::info!(
+                pid = session.pid,
+                runtime = session.runtime,
+                "the TUI attached to the running runtime"
+            );
+            let context = TuiContext::new(config.game_dir.clone(), session.listen)
+                .with_log_dir(config.log_dir.clone())
+                .attached_to(attached);
+            let (events, commands) = session.into_channels();
+            run_tui_on(events, commands, context).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(crate::control::client::AttachError::NoRuntime { .. }) => {}
+        Err(err) => return Err(err.into()),
+    }
     let catalog = Catalog::load(config.catalog_file.as_deref())?;
     let (game_dir, log_dir, state_dir, downloads_at_once) = (
         config.game_dir.clone(),

@@ -500,3 +500,63 @@ fn the_queue_and_a_paused_download_survive_a_restart() {
         assert!(finished.contains(" reused)"), "{name} started over: {finished}");
     }
 }
+
+#[test]
+fn a_tui_attaches_to_a_running_serve_shows_what_it_does_and_q_leaves_it_running() {
+    if !has_tmux("a_tui_attaches_to_a_running_serve_shows_what_it_does_and_q_leaves_it_running") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_root, root) = (dir.path().join("seed"), dir.path().join("box"));
+    support::write_game(
+        &seed_root.join("games"),
+        "openarena",
+        "20240301",
+        &[("oa.zip", support::pseudo_random_bytes(72, 24_000_000))],
+    );
+    let seed_addr = free_addr();
+    // 2 MB/s: the download still runs when the TUI detaches.
+    let mut seed = Lanspread::serve(
+        &seed_root,
+        seed_addr,
+        &[],
+        &["--upload-limit", "2", "--name", "seedbox"],
+    );
+    seed.wait_for_line(&["hashed 1 game(s)"]);
+    let mut service = Lanspread::serve(&root, free_addr(), &[seed_addr], &["--name", "thebox"]);
+    service.wait_for_line(&["library: openarena"]);
+
+    let session = start_sized_session(
+        &format!("lanspread-attached-{}", std::process::id()),
+        &format!(
+            "env TERM=xterm-256color {BIN} --game-dir {} --state-dir {}",
+            root.join("games").display(),
+            root.join("state").display()
+        ),
+        (80, 24),
+    );
+    let attached = format!("attached to serve, pid {}", service.pid());
+    session.wait_for(
+        "the status bar saying it is attached, the serve's library and peer",
+        |screen| screen.contains(&attached) && screen.contains("OpenArena") && screen.contains("seedbox"),
+    );
+    session.keys(&["d"]);
+    session.wait_for("the serve's download shown", |screen| screen.contains("downloading"));
+    session.keys(&["q"]);
+    let screen = session.wait_for("the TUI to exit", |screen| screen.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+
+    // Detaching stopped nothing: the serve runs, and so does its download.
+    assert!(service.child.try_wait().unwrap().is_none(), "the serve still runs");
+    let status = support::process::command(&root, &["status", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let downloading = status["snapshot"]["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|operation| operation["id"] == "openarena" && operation["kind"] == "Download");
+    let downloaded = root.join("games/openarena/version.ini").exists();
+    assert!(downloading || downloaded, "the download goes on: {status}");
+}

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::socket::ControlSocket;
+pub use super::wire::Identity;
 use super::wire::{self, FromRuntime, Snapshot, ToRuntime};
 use crate::peer::{PeerCommand, PeerEvent};
 use crate::proto::FrameError;
@@ -29,14 +30,6 @@ const MAX_CLIENTS: usize = 16;
 const HELLO_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a front end may take to read one frame before it is dropped.
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Who runs the runtime, as a welcome tells it.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub pid: u32,
-    /// "serve", "tui", "get", ...
-    pub runtime: String,
-}
 
 /// An encoded frame, shared by every front end it goes to.
 type Frame = Arc<[u8]>;
@@ -178,7 +171,7 @@ async fn session(
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let answer = match tokio::time::timeout(HELLO_DEADLINE, wire::receive::<_, ToRuntime>(&mut reader)).await {
-        Ok(Ok(first)) => wire::welcome(&first, identity.pid, &identity.runtime),
+        Ok(Ok(first)) => wire::welcome(&first, &identity),
         Ok(Err(err)) => FromRuntime::Refused {
             reason: not_a_message(&err),
         },
@@ -278,6 +271,7 @@ mod tests {
         let identity = Identity {
             pid: 4242,
             runtime: "serve".into(),
+            listen: "127.0.0.1:47474".parse().unwrap(),
         };
         tokio::spawn(run(socket, identity, events_rx, front_tx, commands_tx));
         Hub {

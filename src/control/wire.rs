@@ -10,6 +10,8 @@
 //! runtime answers [`FromRuntime::Welcome`] (or [`FromRuntime::Refused`] and closes),
 //! then a [`FromRuntime::Snapshot`], then live events; the front end sends commands.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -40,8 +42,10 @@ pub enum FromRuntime {
     Welcome {
         version: u32,
         pid: u32,
-        /// What runs the runtime: "serve" or "tui".
+        /// What runs the runtime: "serve", "tui", "get", ...
         runtime: String,
+        /// The address its QUIC endpoint listens on.
+        listen: SocketAddr,
     },
     /// The session is refused (another version, a bad first frame); the socket closes.
     Refused {
@@ -67,6 +71,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The events that would have told a front end what this snapshot says.
+    pub fn into_events(self) -> Vec<PeerEvent> {
+        let mut events = vec![
+            PeerEvent::LibraryUpdated(self.library),
+            PeerEvent::ActiveOperations(self.active),
+            PeerEvent::Uploads(self.uploads),
+        ];
+        events.extend(self.downloads.into_iter().map(PeerEvent::DownloadProgress));
+        events
+    }
+
     /// Follows the runtime's state with one of its events (the log is taken when sent).
     pub fn apply(&mut self, event: &PeerEvent) {
         match event {
@@ -111,13 +126,24 @@ where
     read_frame_within(reader, MAX_CONTROL_FRAME).await
 }
 
+/// Who runs a runtime, as its welcome tells front ends.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub pid: u32,
+    /// "serve", "tui", "get", ...
+    pub runtime: String,
+    pub listen: SocketAddr,
+}
+
 /// The runtime's answer to a front end's first frame.
-pub fn welcome(first: &ToRuntime, pid: u32, runtime: &str) -> FromRuntime {
+pub fn welcome(first: &ToRuntime, identity: &Identity) -> FromRuntime {
+    let pid = identity.pid;
     match first {
         ToRuntime::Hello { version } if *version == CONTROL_VERSION => FromRuntime::Welcome {
             version: CONTROL_VERSION,
             pid,
-            runtime: runtime.to_owned(),
+            runtime: identity.runtime.clone(),
+            listen: identity.listen,
         },
         ToRuntime::Hello { version } => FromRuntime::Refused {
             reason: format!(
@@ -222,7 +248,12 @@ mod tests {
 
     #[test]
     fn a_session_begins_with_a_hello_of_this_version() {
-        let welcome_of = |first| welcome(&first, 4242, "serve");
+        let identity = Identity {
+            pid: 4242,
+            runtime: "serve".into(),
+            listen: "127.0.0.1:47474".parse().unwrap(),
+        };
+        let welcome_of = |first| welcome(&first, &identity);
         assert!(matches!(
             welcome_of(ToRuntime::Hello { version: CONTROL_VERSION }),
             FromRuntime::Welcome { pid: 4242, ref runtime, .. } if runtime == "serve"

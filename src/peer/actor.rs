@@ -215,6 +215,7 @@ pub(super) fn start(
     let identity = control::hub::Identity {
         pid: std::process::id(),
         runtime: config.runtime_name.to_owned(),
+        listen: local_addr,
     };
     let hub = tokio::spawn(control::hub::run(
         control_socket,

@@ -21,4 +21,5 @@ pub mod terminal;
 mod test_support;
 pub mod text;
 
-pub use run::{TuiContext, TuiError, require_terminal, run_tui};
+pub use app::Attachment;
+pub use run::{TuiContext, TuiError, require_terminal, run_tui, run_tui_on};

@@ -109,9 +109,14 @@ fn render_status_bar(frame: &mut Frame, area: Rect, app: &App) {
     let peers = app.peer_count();
     let bar = Style::new().add_modifier(Modifier::REVERSED);
     // Hashing stands in for the address while it runs: at 80 columns there is room for one.
-    let activity = app
-        .hashing()
-        .map_or_else(|| format!("listening on {}", app.listen_addr()), hashing_line);
+    // Attached, what runs the runtime says more than its address: the operator quits
+    // knowing the service keeps running.
+    let activity = match app.attached() {
+        Some(attached) => format!("attached to {}, pid {}; q detaches", attached.runtime, attached.pid),
+        None => app
+            .hashing()
+            .map_or_else(|| format!("listening on {}", app.listen_addr()), hashing_line),
+    };
     let rest = format!(
         "  {free} │ {peers} peer{} │ {activity} │ ? help",
         if peers == 1 { "" } else { "s" },

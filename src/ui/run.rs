@@ -25,7 +25,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use super::app::{App, Level};
+use super::app::{App, Attachment, Level};
 use super::input::action_for;
 use super::render::render;
 use super::terminal::{TerminalGuard, colour_wanted};
@@ -59,6 +59,8 @@ pub struct TuiContext {
     pub free_space: FreeSpaceProbe,
     /// Downloads run at once; more wait in the queue.
     pub downloads_at_once: usize,
+    /// The runtime is another process's, reached on its control socket.
+    pub attached: Option<Attachment>,
 }
 
 /// The disk work the loop hands to blocking threads: free-space readings of the game dir,
@@ -78,7 +80,16 @@ impl TuiContext {
             state_dir: None,
             free_space: Arc::new(free_space),
             downloads_at_once: crate::config::DEFAULT_DOWNLOADS_AT_ONCE,
+            attached: None,
         }
+    }
+
+    /// The TUI drives the runtime of another process; it keeps nothing in that process's
+    /// state dir (the queue and view stay with the runtime's own front end).
+    pub fn attached_to(mut self, attached: Attachment) -> TuiContext {
+        self.attached = Some(attached);
+        self.state_dir = None;
+        self
     }
 
     pub fn with_downloads_at_once(mut self, downloads: usize) -> TuiContext {
@@ -134,18 +145,27 @@ pub fn require_terminal() -> Result<(), TuiError> {
     Ok(())
 }
 
-/// Runs the TUI until the user quits, SIGTERM / SIGHUP arrives or input ends.
-/// Takes the runtime's event receiver; the caller shuts the runtime down afterwards.
-/// The terminal is restored before this returns, whatever happened.
+/// Runs the TUI on a runtime of its own until the user quits, SIGTERM / SIGHUP arrives or
+/// input ends. Takes the runtime's event receiver; the caller shuts the runtime down
+/// afterwards. The terminal is restored before this returns, whatever happened.
 pub async fn run_tui(runtime: &mut PeerRuntimeHandle, context: TuiContext) -> Result<(), TuiError> {
     let events = runtime.take_events().ok_or(TuiError::EventsTaken)?;
-    let commands = runtime.commands();
+    run_tui_on(events, runtime.commands(), context).await
+}
+
+/// Runs the TUI on a runtime's channels: its own, or those of one it attached to.
+pub async fn run_tui_on(
+    events: mpsc::Receiver<PeerEvent>,
+    commands: mpsc::Sender<PeerCommand>,
+    context: TuiContext,
+) -> Result<(), TuiError> {
     // A fresh snapshot, in case the caller consumed the first one before the TUI started.
     let _ = commands.try_send(PeerCommand::ListGames);
     let view = context.state_dir.as_deref().map(SavedView::load).unwrap_or_default();
     let queue = context.state_dir.as_deref().map(SavedQueue::load).unwrap_or_default();
     let mut app = App::new(context.game_dir, context.listen_addr)
         .with_log_dir(context.log_dir)
+        .with_attached(context.attached)
         .with_view(view)
         .with_queue(queue.downloads, context.downloads_at_once);
     let env = |name| std::env::var(name).ok();

@@ -376,7 +376,8 @@ impl App {
             self.quit = true;
             return;
         }
-        if self.runtime_stopped {
+        // Detaching stops nothing: the runtime is the other process's.
+        if self.runtime_stopped || self.attached.is_some() {
             self.quit = true;
             return;
         }

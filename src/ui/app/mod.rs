@@ -187,6 +187,14 @@ struct DownloadInfo {
     progress: Option<DownloadProgress>,
 }
 
+/// The runtime a TUI is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// What runs it: "serve", ...
+    pub runtime: String,
+    pub pid: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct App {
     game_dir: PathBuf,
@@ -238,6 +246,8 @@ pub struct App {
     screen: (u16, u16),
     quit: bool,
     runtime_stopped: bool,
+    /// The runtime is another process's (a `serve`), reached on its control socket.
+    attached: Option<Attachment>,
     spinner: usize,
     /// The terminal is below `MIN_WIDTH` x `MIN_HEIGHT` (see [`App::set_screen_size`]).
     too_small: bool,
@@ -287,6 +297,7 @@ impl App {
             screen: (MIN_WIDTH, MIN_HEIGHT),
             quit: false,
             runtime_stopped: false,
+            attached: None,
             spinner: 0,
             too_small: false,
             dirty: true,
@@ -317,6 +328,23 @@ impl App {
     pub fn with_log_dir(mut self, log_dir: Option<PathBuf>) -> App {
         self.log_dir = log_dir;
         self
+    }
+
+    /// Drives the runtime of another process: `q` detaches, and never stops it.
+    pub fn with_attached(mut self, attached: Option<Attachment>) -> App {
+        if let Some(attached) = &attached {
+            let text = format!(
+                "attached to {}, pid {}; q detaches, the service keeps running",
+                attached.runtime, attached.pid
+            );
+            self.report(Level::Info, text);
+        }
+        self.attached = attached;
+        self
+    }
+
+    pub fn attached(&self) -> Option<&Attachment> {
+        self.attached.as_ref()
     }
 
     /// Draw without colour (`NO_COLOR`, or a terminal without colours): selection and focus
@@ -927,7 +955,13 @@ impl App {
             self.starting.clear();
             self.downloads.clear();
             self.installs.clear();
-            let text = "the peer runtime stopped (see the log file); press q to quit".to_owned();
+            let text = match &self.attached {
+                Some(attached) => format!(
+                    "the {} (pid {}) stopped or dropped this TUI (see its log); press q to quit",
+                    attached.runtime, attached.pid
+                ),
+                None => "the peer runtime stopped (see the log file); press q to quit".to_owned(),
+            };
             self.report(Level::Error, text);
         }
     }

@@ -84,12 +84,7 @@ impl Attached {
                 Ok(FromRuntime::Event(event)) => return Some(*event),
                 // The state at attach time, or after we fell behind: what it says, as the
                 // events that would have said it.
-                Ok(FromRuntime::Snapshot(snapshot)) => {
-                    self.pending.push_back(PeerEvent::LibraryUpdated(snapshot.library));
-                    self.pending.push_back(PeerEvent::ActiveOperations(snapshot.active));
-                    self.pending
-                        .extend(snapshot.downloads.into_iter().map(PeerEvent::DownloadProgress));
-                }
+                Ok(FromRuntime::Snapshot(snapshot)) => self.pending.extend(snapshot.into_events()),
                 Ok(FromRuntime::Refused { reason }) => {
                     eprintln!("lanspread: the runtime dropped this command: {reason}");
                     return None;
