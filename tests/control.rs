@@ -288,3 +288,27 @@ fn the_systemd_unit_parses() {
         "systemd-analyze verify: {stderr}"
     );
 }
+
+#[test]
+fn a_front_end_that_asks_serve_to_stop_ends_it_cleanly_and_its_socket_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("seed");
+    let (mut serve, _) = serve_game(&root);
+    let follower = follow(&root);
+    let mut stream = UnixStream::connect(socket(&root)).unwrap();
+    for message in [
+        &br#"{"type":"hello","body":{"version":1}}"#[..],
+        br#"{"type":"command","body":"Shutdown"}"#,
+    ] {
+        stream.write_all(&(message.len() as u32).to_be_bytes()).unwrap();
+        stream.write_all(message).unwrap();
+    }
+    serve.wait_for_line(&["a front end asked this runtime to stop"]);
+    let finished = serve.finish();
+    assert_eq!(finished.code(), Some(0), "{finished}");
+    assert!(!socket(&root).exists(), "the socket is removed");
+    // Every attached front end sees the runtime go.
+    let follower = follower.finish();
+    assert_eq!(follower.code(), Some(0), "{follower}");
+    assert!(follower.stderr.contains("the runtime stopped"), "{follower}");
+}

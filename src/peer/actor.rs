@@ -363,6 +363,11 @@ impl PeerActor {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 command = commands.recv() => match command {
+                    Some(PeerCommand::Shutdown) => {
+                        tracing::info!("a front end asked this runtime to stop");
+                        shutdown.cancel();
+                        break;
+                    }
                     Some(command) => self.handle_command(command).await,
                     None => break,
                 },
@@ -506,6 +511,8 @@ impl PeerActor {
             PeerCommand::SetGameDir { path } => self.set_game_dir(path).await,
             PeerCommand::VerifyGame { id, repair } => self.start_verify(id, repair).await,
             PeerCommand::GetPeerCount => self.emit(PeerEvent::PeerCount(self.db.len())).await,
+            // Taken by the loop, which stops.
+            PeerCommand::Shutdown => {}
             PeerCommand::DownloadGameFiles { id, files } => self.start_download(id, files).await,
             PeerCommand::UninstallGame { id } => self.start_install_side(id, OperationKind::Uninstall).await,
             PeerCommand::RemoveDownloadedGame { id } => {

@@ -93,6 +93,9 @@ pub enum PeerCommand {
     SetGameDir { path: PathBuf },
     /// Answered by [`PeerEvent::PeerCount`].
     GetPeerCount,
+    /// Stop the runtime, as its owner's shutdown does (downloads pause; its front ends see
+    /// their events end). A front end attached to another process's runtime asks first.
+    Shutdown,
 }
 
 /// Everything the runtime reports.
@@ -545,6 +548,13 @@ impl PeerRuntimeHandle {
     /// Receives the next event (while the receiver has not been taken).
     pub async fn next_event(&mut self) -> Option<PeerEvent> {
         self.events.as_mut()?.recv().await
+    }
+
+    /// Resolves once a [`PeerCommand::Shutdown`] asked the runtime to stop (the owner then
+    /// calls [`Self::shutdown`], as for a signal).
+    pub fn stop_requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let token = self.shutdown.clone();
+        async move { token.cancelled().await }
     }
 
     /// Stops advertising, closes the endpoint, and waits for the actor to finish.

@@ -52,6 +52,8 @@ pub enum Action {
     /// Esc: close whatever is open (help, dialog, filter) or clear the status line.
     Back,
     Quit,
+    /// Stop the runtime this TUI is attached to (asks first).
+    StopRuntime,
 }
 
 /// Which keys are live: the help overlay and dialogs capture the keyboard.
@@ -249,6 +251,7 @@ pub const KEY_TABLE: &[KeyBinding] = &[
         Action::Quit,
         "quit (asks while busy)",
     ),
+    bind(Normal, &[Key::char('Q')], Action::StopRuntime, "stop an attached serve"),
     bind(
         Filter,
         &[Key::Code(KeyCode::Enter)],

@@ -392,11 +392,42 @@ impl App {
         });
     }
 
+    /// Asks whether to stop the runtime this TUI is attached to; a TUI of its own runtime
+    /// stops it by quitting.
+    pub(super) fn ask_stop_runtime(&mut self) {
+        let Some(attached) = &self.attached else {
+            self.say(Level::Info, "this TUI runs its own peer: q quits it".to_owned());
+            return;
+        };
+        let running = match self.running_labels() {
+            labels if labels.is_empty() => String::new(),
+            labels => format!(" Running now: {}.", labels.join(", ")),
+        };
+        self.dialog = Some(Dialog {
+            title: format!("Stop the {} (pid {})?", attached.runtime, attached.pid),
+            message: format!(
+                "It stops serving the LAN, and every front end attached to it detaches. \
+                 Its downloads pause and resume at its next start; an install is rolled back.{running}"
+            ),
+            confirm: Confirmed::StopRuntime,
+        });
+    }
+
     /// What quitting would stop, as it is now (the dialog shows it live), or `None` when
     /// nothing runs.
     pub(super) fn quit_question(&self) -> Option<String> {
-        let running: Vec<String> = self
-            .running_transfers()
+        let running = self.running_labels();
+        (!running.is_empty()).then(|| {
+            format!(
+                "Still running: {}. Quitting stops it: a download keeps what it verified and resumes at the next start, an install is rolled back.",
+                running.join(", ")
+            )
+        })
+    }
+
+    /// What runs, for people: "download of Xonotic 25%".
+    fn running_labels(&self) -> Vec<String> {
+        self.running_transfers()
             .iter()
             .map(|row| {
                 let percent = row
@@ -406,13 +437,7 @@ impl App {
                     .unwrap_or_default();
                 format!("{} of {}{percent}", row.label, row.name)
             })
-            .collect();
-        (!running.is_empty()).then(|| {
-            format!(
-                "Still running: {}. Quitting stops it: a download keeps what it verified and resumes at the next start, an install is rolled back.",
-                running.join(", ")
-            )
-        })
+            .collect()
     }
 
     /// Runs a failed operation again: the selected ended transfer's, or in the library the
@@ -472,6 +497,7 @@ impl App {
                 self.quit = true;
                 Vec::new()
             }
+            Confirmed::StopRuntime => vec![PeerCommand::Shutdown],
         }
     }
 }
@@ -493,7 +519,7 @@ fn no_source(game: &LibraryEntry) -> String {
 mod tests {
     use super::super::tests::{state_of, status_text};
     use crate::peer::{OperationKind, PeerCommand, PeerEvent};
-    use crate::ui::app::Pane;
+    use crate::ui::app::{Attachment, Pane};
     use crate::ui::input::{Action, InputMode};
     use crate::ui::test_support::*;
 
@@ -734,6 +760,36 @@ mod tests {
         );
         let commands = app.apply(Action::Confirm);
         assert!(matches!(commands.as_slice(), [PeerCommand::RemoveDownloadedGame { id }] if id == "xonotic"));
+    }
+
+    #[test]
+    fn attached_q_detaches_at_once_and_shift_q_stops_the_serve_after_asking() {
+        let attached = || {
+            app_with_library().with_attached(Some(Attachment {
+                runtime: "serve".into(),
+                pid: 4242,
+            }))
+        };
+        // Detaching stops nothing, so nothing is asked, even while something runs.
+        let mut app = attached();
+        app.update(active("xonotic", OperationKind::Download));
+        assert!(app.apply(Action::Quit).is_empty());
+        assert!(app.should_quit());
+
+        let mut app = attached();
+        assert!(app.apply(Action::StopRuntime).is_empty(), "it asks first");
+        let dialog = app.dialog().unwrap();
+        assert_eq!(dialog.title, "Stop the serve (pid 4242)?");
+        app.apply(Action::Back);
+        assert!(app.dialog().is_none());
+        app.apply(Action::StopRuntime);
+        assert!(matches!(app.apply(Action::Confirm)[..], [PeerCommand::Shutdown]));
+        assert!(!app.should_quit(), "the TUI stays until the serve has stopped");
+
+        // A TUI of its own runtime stops it by quitting: Q only says so.
+        let mut app = app_with_library();
+        assert!(app.apply(Action::StopRuntime).is_empty());
+        assert!(app.dialog().is_none());
     }
 
     #[test]

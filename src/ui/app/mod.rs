@@ -155,6 +155,8 @@ pub enum Confirmed {
     /// Verify again and fetch the damaged blocks.
     Repair(String),
     Quit,
+    /// Stop the runtime of the process this TUI is attached to.
+    StopRuntime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -915,6 +917,7 @@ impl App {
                 } else if let Some(dialog) = self.dialog.take() {
                     let text = match dialog.confirm {
                         Confirmed::Quit => "not quitting; everything goes on",
+                        Confirmed::StopRuntime => "not stopped; it goes on",
                         _ => "nothing was changed",
                     };
                     self.say(Level::Info, text.to_owned());
@@ -926,6 +929,7 @@ impl App {
                 }
             }
             Action::Quit => self.ask_quit(),
+            Action::StopRuntime => self.ask_stop_runtime(),
         }
         Vec::new()
     }

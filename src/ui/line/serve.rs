@@ -28,10 +28,13 @@ pub async fn serve(config: Config) -> Result<ExitCode, LineError> {
     let mut previous = LibrarySnapshot::default();
     let mut hashing = HashingLog::default();
     let mut ready = false;
+    let stop_requested = runtime.stop_requested();
+    tokio::pin!(stop_requested);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            () = &mut stop_requested => break,
             event = runtime.next_event() => match event {
                 Some(event) => {
                     // Ready for systemd (`Type=notify`) once the first scan of the game
