@@ -1,4 +1,4 @@
-//! `get`, `install`, `uninstall` and `remove` on a state dir that a running `serve` holds:
+//! `get`, `verify`, `install`, `uninstall` and `remove` on a state dir that a running `serve` holds:
 //! they go through it (its control socket), with their usual lines and exit codes, and
 //! Ctrl-C in an attached `get` cancels that download only. Real processes.
 
@@ -55,6 +55,10 @@ fn get_install_uninstall_and_remove_go_through_a_running_serve() {
     let again = run(&root, &["get", "openarena", "--no-mdns", "--wait", "15"]);
     assert_eq!(again.code(), Some(0), "{again}");
     assert!(again.stdout.contains("openarena 20240301 is up to date"), "{again}");
+
+    let verified = run(&root, &["verify", "openarena", "--no-mdns", "--wait", "15"]);
+    assert_eq!(verified.code(), Some(0), "intact, checked by the serve: {verified}");
+    assert!(verified.stderr.contains("attached to the serve"), "{verified}");
 
     let uninstalled = run(&root, &["uninstall", "openarena"]);
     assert_eq!(uninstalled.code(), Some(0), "{uninstalled}");
