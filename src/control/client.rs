@@ -45,6 +45,12 @@ pub struct Session {
 /// snapshot.
 pub async fn attach(state_dir: &Path) -> Result<Session, AttachError> {
     let socket = socket_path(state_dir);
+    if !super::socket::fits(state_dir) {
+        return Err(AttachError::NoRuntime {
+            state_dir: state_dir.to_owned(),
+            socket,
+        });
+    }
     let stream = match UnixStream::connect(&socket).await {
         Ok(stream) => stream,
         Err(err)

@@ -44,24 +44,26 @@ struct Client {
 /// Runs the hub until the runtime's events end (the runtime stopped); the socket file is
 /// removed then. `front` is the event channel of the front end that started the runtime.
 pub async fn run(
-    socket: ControlSocket,
+    socket: Option<ControlSocket>,
     identity: Identity,
     mut events: mpsc::Receiver<PeerEvent>,
     front: mpsc::Sender<PeerEvent>,
     commands: mpsc::Sender<PeerCommand>,
 ) {
-    let listener = match socket
-        .listener
-        .try_clone()
-        .and_then(|std| std.set_nonblocking(true).map(|()| std))
-        .and_then(UnixListener::from_std)
-    {
-        Ok(listener) => Some(listener),
-        Err(err) => {
-            tracing::error!("control socket: cannot listen: {err}; front ends cannot attach");
-            None
+    let listener = socket.as_ref().and_then(|socket| {
+        match socket
+            .listener
+            .try_clone()
+            .and_then(|std| std.set_nonblocking(true).map(|()| std))
+            .and_then(UnixListener::from_std)
+        {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::error!("control socket: cannot listen: {err}; front ends cannot attach");
+                None
+            }
         }
-    };
+    });
     let mut state = Snapshot::default();
     let mut clients: Vec<Client> = Vec::new();
     let mut sessions = JoinSet::new();
@@ -273,7 +275,7 @@ mod tests {
             runtime: "serve".into(),
             listen: "127.0.0.1:47474".parse().unwrap(),
         };
-        tokio::spawn(run(socket, identity, events_rx, front_tx, commands_tx));
+        tokio::spawn(run(Some(socket), identity, events_rx, front_tx, commands_tx));
         Hub {
             path: socket_path(dir.path()),
             _dir: dir,

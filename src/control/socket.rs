@@ -17,6 +17,12 @@ pub enum SocketError {
     InUse { path: PathBuf },
     #[error("{} is not a socket; move it away (lanspread keeps its control socket there)", path.display())]
     NotASocket { path: PathBuf },
+    #[error(
+        "the control socket {} would be longer than a Unix socket path may be ({MAX_SOCKET_PATH} bytes); \
+         front ends cannot attach (a shorter --state-dir lets them)",
+        path.display()
+    )]
+    PathTooLong { path: PathBuf },
     #[error("cannot make the control socket {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -27,6 +33,22 @@ pub enum SocketError {
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)
+}
+
+/// The longest path a Unix socket may have on Linux (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+/// The private folder the socket is made in, and its name there: short, since the staged
+/// path must fit [`MAX_SOCKET_PATH`] too (`<state dir>/.cXXXXXX/s`).
+const STAGING_PREFIX: &str = ".c";
+const STAGED_NAME: &str = "s";
+/// How much longer than the state dir the staged path is.
+const STAGING_EXTRA: usize = 1 + STAGING_PREFIX.len() + 6 + 1 + STAGED_NAME.len();
+
+/// Whether a runtime of `state_dir` can have a control socket (a front end that finds it
+/// cannot knows that no runtime listens there).
+pub fn fits(state_dir: &Path) -> bool {
+    let len = state_dir.as_os_str().len();
+    len + 1 + SOCKET_NAME.len() <= MAX_SOCKET_PATH && len + STAGING_EXTRA <= MAX_SOCKET_PATH
 }
 
 /// A bound control socket; dropping it removes the file, if it is still this one.
@@ -54,6 +76,9 @@ impl Drop for ControlSocket {
 /// socket, and the later rename would take the path from the first.
 pub fn bind(state_dir: &Path) -> Result<ControlSocket, SocketError> {
     let path = socket_path(state_dir);
+    if !fits(state_dir) {
+        return Err(SocketError::PathTooLong { path });
+    }
     let io = |source| SocketError::Io {
         path: path.clone(),
         source,
@@ -70,11 +95,12 @@ pub fn bind(state_dir: &Path) -> Result<ControlSocket, SocketError> {
         Err(err) => return Err(io(err)),
     }
     let private = tempfile::Builder::new()
-        .prefix(".control-")
+        .prefix(STAGING_PREFIX)
+        .rand_bytes(6)
         .tempdir_in(state_dir)
         .map_err(io)?;
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    let staged = private.path().join(SOCKET_NAME);
+    let staged = private.path().join(STAGED_NAME);
     let listener = UnixListener::bind(&staged).map_err(io)?;
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     std::fs::rename(&staged, &path).map_err(io)?;
@@ -117,6 +143,27 @@ mod tests {
         std::fs::write(socket_path(state.path()), b"not mine").unwrap();
         assert!(matches!(bind(state.path()), Err(SocketError::NotASocket { .. })));
         assert_eq!(std::fs::read(socket_path(state.path())).unwrap(), b"not mine");
+    }
+
+    #[test]
+    fn a_state_dir_too_long_for_a_socket_is_named_and_nothing_is_made() {
+        let root = tempfile::tempdir().unwrap();
+        let fitting = MAX_SOCKET_PATH - STAGING_EXTRA.max(1 + SOCKET_NAME.len());
+        let name = |len: usize| "d".repeat(len - root.path().as_os_str().len() - 1);
+        let longest = root.path().join(name(fitting));
+        std::fs::create_dir(&longest).unwrap();
+        let socket = bind(&longest).unwrap();
+        assert!(
+            UnixStream::connect(socket_path(&longest)).is_ok(),
+            "the longest that fits works"
+        );
+        drop(socket);
+
+        let too_long = root.path().join(name(fitting + 1));
+        std::fs::create_dir(&too_long).unwrap();
+        assert!(!fits(&too_long));
+        assert!(matches!(bind(&too_long), Err(SocketError::PathTooLong { .. })));
+        assert_eq!(std::fs::read_dir(&too_long).unwrap().count(), 0, "nothing made");
     }
 
     #[test]

@@ -165,8 +165,16 @@ pub(super) fn start(
 ) -> Result<PeerRuntimeHandle, PeerError> {
     // Creates the state and game dirs when missing.
     let locks = install::OwnerLocks::acquire(&config.state_dir, &config.game_dir)?;
-    // Bound holding the state dir's lock: only its owner replaces a stale socket.
-    let control_socket = control::socket::bind(&config.state_dir)?;
+    // Bound holding the state dir's lock: only its owner replaces a stale socket. A state
+    // dir too long for a socket path runs without one, as before there were front ends.
+    let control_socket = match control::socket::bind(&config.state_dir) {
+        Ok(socket) => Some(socket),
+        Err(err @ control::socket::SocketError::PathTooLong { .. }) => {
+            tracing::warn!("{err}");
+            None
+        }
+        Err(err) => return Err(err.into()),
+    };
     let endpoint = make_endpoint(config.listen, &config.limits)?;
     let local_addr = endpoint.local_addr().map_err(PeerError::ListenAddress)?;
     let peer_id = uuid::Uuid::new_v4().simple().to_string();
