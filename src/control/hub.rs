@@ -28,6 +28,8 @@ const CLIENT_BUFFER: usize = 256;
 const MAX_CLIENTS: usize = 16;
 /// How long a front end has for its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the hub waits after a failed accept before it accepts again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a front end may take to read one frame before it is dropped.
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -85,7 +87,11 @@ pub async fn run(
                     clients.push(Client { frames, behind: false });
                     sessions.spawn(session(stream, outgoing, commands.clone(), identity.clone()));
                 }
-                Err(err) => tracing::warn!("control socket: accept failed: {err}"),
+                Err(err) => {
+                    // E.g. out of file descriptors: wait a little rather than spin on it.
+                    tracing::warn!("control socket: accept failed: {err}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             },
             event = events.recv() => {
                 let Some(event) = event else { break };
