@@ -35,6 +35,11 @@ pub async fn status(state_dir: &Path, json: bool) -> Result<ExitCode, LineError>
 
 /// Prints the runtime's messages as they come, until it stops.
 pub async fn events(state_dir: &Path, json: bool) -> Result<ExitCode, LineError> {
+    // Listened to once, for the whole run: a Ctrl-C that came while a line was printed,
+    // with no `ctrl_c()` future alive, was lost (CI: `events` ran on after SIGINT);
+    // made before "attached" is said, which is when a script may interrupt it.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(LineError::Signal)?;
     let mut session = attach(state_dir).await?;
     eprintln!(
         "attached to {} (pid {}) on {}; Ctrl-C stops following",
@@ -44,7 +49,7 @@ pub async fn events(state_dir: &Path, json: bool) -> Result<ExitCode, LineError>
     );
     loop {
         let message = tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
             message = session.next() => message,
         };
         let message = match message {
